@@ -1,0 +1,7 @@
+import type { Migration } from 'kysely/migration'
+import * as m001 from './001_init.js'
+
+/** Every index migration, in order. Add a numbered file and list it here. */
+export const migrations: Record<string, Migration> = {
+  '001_init': m001,
+}

@@ -1,0 +1,18 @@
+import { kidlisp } from './kidlisp.js'
+import { mood } from './mood.js'
+import { painting } from './painting.js'
+import { piece } from './piece.js'
+import { tape } from './tape.js'
+import type { Collection, Kind } from './types.js'
+
+export * from './types.js'
+export { readDoc } from './source.js'
+
+/** Every AC kind, in the order feeds and summaries list them. Adding a kind = adding a module here. */
+export const collections: Collection[] = [painting, mood, piece, kidlisp, tape]
+
+export const byKind = new Map<Kind, Collection>(collections.map((c) => [c.kind, c]))
+export const byNsid = new Map<string, Collection>(collections.map((c) => [c.nsid, c]))
+export const byCodePrefix = new Map<string, Collection>(
+  collections.filter((c) => c.codePrefix).map((c) => [c.codePrefix!, c]),
+)

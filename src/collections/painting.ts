@@ -1,0 +1,77 @@
+import { z } from 'zod'
+import type { Collection, SourceItem, WriterContext } from './types.js'
+import { blobUrlOf, bucketSchema, codeSchema, ownerFolder, pathSegment, permalink } from './types.js'
+
+const fields = z.object({
+  code: codeSchema,
+  slug: z.string().min(1).max(128),
+  bucket: bucketSchema,
+})
+type Fields = z.infer<typeof fields>
+
+/** Lexicon maxSize of `thumbnail` (lexicons/computer/aesthetic/painting.json). */
+const THUMBNAIL_MAX_BYTES = 1_048_576
+
+/** `imageSlug:recordingSlug` when a recording exists (ac-data-model.md). */
+function slugParts(slug: string): { image: string; recording?: string } {
+  const [image, recording] = slug.split(':')
+  return { image, recording: recording || undefined }
+}
+
+/** The folder of the PNG in storage: `{userBucket}/{user}/painting/` or `{artBucket}/`. */
+function storageFolder(item: SourceItem<Fields>, ctx: WriterContext): string {
+  const folder = ownerFolder(item.owner, item.fields.bucket, ctx)
+  return item.owner ? `${folder}/painting` : folder
+}
+
+function imageStorageUrl(item: SourceItem<Fields>, ctx: WriterContext): string {
+  return `${storageFolder(item, ctx)}/${pathSegment(slugParts(item.fields.slug).image)}.png`
+}
+
+async function hasRecording(item: SourceItem<Fields>, ctx: WriterContext): Promise<boolean> {
+  const { recording } = slugParts(item.fields.slug)
+  return recording !== undefined && (await ctx.exists(`${storageFolder(item, ctx)}/${pathSegment(recording)}.zip`))
+}
+
+/** `computer.aesthetic.painting`: AC's `paintings`, `#code`, deleted by `nuked: true`. */
+export const painting: Collection<Fields> = {
+  kind: 'painting',
+  nsid: 'computer.aesthetic.painting',
+  mongo: 'paintings',
+  codePrefix: '#',
+  anonymous: true,
+  fieldsSchema: fields,
+  isLive: (doc) => doc.nuked !== true,
+  async toRecord(item, ctx) {
+    const { code, slug } = item.fields
+    const media = `${ctx.publicUrl}/media/paintings/${pathSegment(code)}`
+    return {
+      $type: this.nsid,
+      slug,
+      code,
+      imageUrl: `${media}.png`,
+      ...((await hasRecording(item, ctx)) ? { recordingUrl: `${media}.zip` } : {}),
+      acUrl: permalink(ctx.publicUrl, '#', code),
+      when: item.when.toISOString(),
+      ref: item.id,
+    }
+  },
+  blobs: [
+    {
+      field: 'thumbnail',
+      required: false,
+      async make(item, ctx) {
+        return ctx.thumbnail(await ctx.fetchBytes(imageStorageUrl(item, ctx)), THUMBNAIL_MAX_BYTES)
+      },
+    },
+  ],
+  normalize: (record) => record,
+  view: (did, r, ctx) => ({
+    code: r.code,
+    slug: r.slug,
+    acUrl: permalink(ctx.publicUrl, '#', r.code),
+    imageUrl: r.imageUrl,
+    recordingUrl: r.recordingUrl,
+    thumb: blobUrlOf(did, r.thumbnail, ctx),
+  }),
+}

@@ -1,0 +1,146 @@
+import { ObjectId } from 'mongodb'
+import { z } from 'zod'
+
+/** The five AC kinds; each is the last segment of its record NSID `computer.aesthetic.<kind>`. */
+export const KINDS = ['painting', 'mood', 'piece', 'kidlisp', 'tape'] as const
+export type Kind = (typeof KINDS)[number]
+
+/** Where a mirrored record lives, as AC's MongoDB remembers it (any of AC's three shapes). */
+export interface Backref {
+  rkey: string
+  uri?: string
+  cid?: string
+}
+
+/** A MongoDB document read and checked by its collection module. */
+export interface SourceItem<F = Record<string, unknown>> {
+  /** MongoDB ObjectId as 24 hex characters; the record's `ref`. */
+  id: string
+  /** Auth0 subject of the owner; null for anonymous items (AC stores no `user` field). */
+  owner: string | null
+  when: Date
+  /** False when AC nuked or deleted the item: its record must not exist. */
+  live: boolean
+  backref: Backref | null
+  fields: F
+}
+
+/** A blob to upload before the record is written. */
+export interface BlobInput {
+  bytes: Uint8Array
+  mimeType: string
+}
+
+/** What a collection module needs from the writer to build a record. */
+export interface WriterContext {
+  /** AC's public site, e.g. https://aesthetic.computer (permalinks, public media routes). */
+  publicUrl: string
+  /** Base URL of an object-storage bucket (AC_STORAGE_URL with {bucket} filled in). */
+  bucketUrl(bucket: string): string
+  /** HEAD on a storage URL: true when it exists. Only configured storage origins are reachable. */
+  exists(url: string): Promise<boolean>
+  /** GET a storage URL with the configured size cap and timeout. */
+  fetchBytes(url: string, maxBytes?: number): Promise<Uint8Array>
+  /** 512×512 contain-on-black thumbnail of an image (see src/writer/thumbnail.ts). */
+  thumbnail(image: Uint8Array, maxBytes: number): Promise<BlobInput>
+}
+
+/** What a collection module needs from the AppView to build a view. */
+export interface ViewContext {
+  publicUrl: string
+  /** URL that serves a blob of `did` (the author's PDS getBlob, or the CDN template). */
+  blobUrl(did: string, cid: string): string
+}
+
+/** A blob field of lexicon JSON, as stored in the index. */
+export interface JsonBlob {
+  $type: 'blob'
+  ref: { $link: string }
+  mimeType: string
+  size: number
+}
+
+/** Raised when a MongoDB document cannot be mirrored; names the field and why. */
+export class DocError extends Error {
+  constructor(
+    readonly field: string,
+    readonly reason: string,
+  ) {
+    super(`${field}: ${reason}`)
+  }
+}
+
+/** Raised when an item is valid but cannot be mirrored yet (e.g. a tape whose MP4 is pending). */
+export class NotReady extends Error {}
+
+/**
+ * One AC kind: the single place that knows how its MongoDB documents become records,
+ * how records are normalised for the index, and how they become views.
+ */
+export interface Collection<F = any> {
+  kind: Kind
+  /** Record collection NSID, from lexicons/computer/aesthetic/<kind>.json. */
+  nsid: string
+  /** AC's MongoDB collection. */
+  mongo: string
+  /** Short-code prefix in AC's URLs, if the kind has codes. */
+  codePrefix?: '#' | '$' | '!'
+  /** Whether AC has items of this kind without an owner (moods are never anonymous). */
+  anonymous: boolean
+  /** Kind-specific document fields; AC's other fields are ignored. */
+  fieldsSchema: z.ZodType<F>
+  /** Whether AC still shows the document (not nuked or deleted). */
+  isLive(doc: Record<string, unknown>): boolean
+  /** The record without its blobs; must be deterministic for unchanged input. */
+  toRecord(item: SourceItem<F>, ctx: WriterContext): Promise<Record<string, unknown>>
+  /** Blob fields and how to make each; a null result leaves an optional blob out. */
+  blobs: Array<{ field: string; required: boolean; make(item: SourceItem<F>, ctx: WriterContext): Promise<BlobInput | null> }>
+  /** Rewrites AC's known legacy record shapes into the lexicon's (ac-data-model.md). */
+  normalize(record: Record<string, unknown>): Record<string, unknown>
+  /** Kind-specific view fields (design.md, itemView). */
+  view(did: string, record: Record<string, any>, ctx: ViewContext): Record<string, unknown>
+}
+
+// ---- helpers shared by the modules ----
+
+/** Zod for AC's short codes: 1-10 letters or digits, case-sensitive (ac-data-model.md). */
+export const codeSchema = z.string().regex(/^[A-Za-z0-9]{1,10}$/, 'must be 1-10 letters or digits')
+
+/** Reads a string field that may be absent. */
+export const optionalString = z.string().optional()
+
+/** Normalises an ObjectId or hex string to 24 hex characters. */
+export function objectIdHex(value: unknown): string {
+  if (value instanceof ObjectId) return value.toHexString()
+  if (typeof value === 'string' && /^[0-9a-f]{24}$/i.test(value)) return value.toLowerCase()
+  throw new DocError('_id', 'is not an ObjectId')
+}
+
+/** URL of a blob in the view: null-safe accessor for a lexicon JSON blob field. */
+export function blobUrlOf(did: string, blob: unknown, ctx: ViewContext): string | undefined {
+  const cid = (blob as JsonBlob | undefined)?.ref?.$link
+  return typeof cid === 'string' ? ctx.blobUrl(did, cid) : undefined
+}
+
+/** AC's permalink for a code: https://aesthetic.computer/#abc, /$abc or /!abc. */
+export function permalink(publicUrl: string, prefix: string, code: string): string {
+  return `${publicUrl}/${prefix}${code}`
+}
+
+/** AC's default buckets when a document names none (ac-data-model.md, media locations). */
+const USER_BUCKET = 'user-aesthetic-computer'
+const GUEST_BUCKET = 'art-aesthetic-computer'
+
+/** Zod for a document's `bucket`: an S3 bucket name (it becomes part of a URL). */
+export const bucketSchema = z.string().min(3).max(63).regex(/^[a-z0-9.-]+$/, 'is not a bucket name').optional()
+
+/** `{bucket}/{user}` for an owner's media, `{bucket}` for a guest's; the owner is URL-encoded. */
+export function ownerFolder(owner: string | null, bucket: string | undefined, ctx: WriterContext): string {
+  const base = ctx.bucketUrl(bucket ?? (owner ? USER_BUCKET : GUEST_BUCKET))
+  return owner ? `${base}/${pathSegment(owner)}` : base
+}
+
+/** URL-encodes one path segment, dot segments included, so no value can climb out of its folder. */
+export function pathSegment(value: string): string {
+  return encodeURIComponent(value).replace(/^\.{1,2}$/, (dots) => '%2E'.repeat(dots.length))
+}

@@ -1,0 +1,94 @@
+import { z } from 'zod'
+
+/**
+ * Every environment variable ac-appview reads, validated once at start-up.
+ * The README's configuration table lists the same variables; keep the two in step.
+ */
+const bool = z
+  .enum(['true', 'false', '1', '0', ''])
+  .transform((v) => v === 'true' || v === '1')
+
+const url = z.url({ protocol: /^https?$/ })
+const wsUrl = z.url({ protocol: /^(https?|wss?)$/ })
+
+const list = z
+  .string()
+  .transform((v) =>
+    v
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  )
+
+const schema = z.object({
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  DATA_DIR: z.string().min(1).default('.data'),
+
+  // Writer: AC's MongoDB and PDS
+  MONGODB_URI: z.string().regex(/^mongodb(\+srv)?:\/\//, 'must start with mongodb:// or mongodb+srv://').optional(),
+  MONGODB_DB: z.string().min(1).default('aesthetic'),
+  PDS_URL: url.optional(),
+  AC_PUBLIC_URL: url.default('https://aesthetic.computer'),
+  AC_STORAGE_URL: z
+    .string()
+    .refine((v) => v.includes('{bucket}'), 'must contain {bucket}')
+    .default('https://{bucket}.sfo3.digitaloceanspaces.com'),
+  AC_GUEST_USER: z.string().min(1).default('art-guest'),
+  WRITER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
+  MEDIA_MAX_BYTES: z.coerce.number().int().min(1024).default(64 * 1024 * 1024),
+  MEDIA_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
+
+  // Ingest
+  FIREHOSE_URL: wsUrl.optional(),
+  INDEX_DB_PATH: z.string().min(1).optional(),
+  PLC_URL: url.default('https://plc.directory'),
+  HANDLE_RESOLVER_URL: url.optional(),
+  TRUSTED_PDS: list.optional(),
+  ALLOW_PRIVATE_NETWORK: bool.default(false),
+
+  // AppView
+  HOST: z.string().min(1).default('127.0.0.1'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  BLOB_CDN_TEMPLATE: z
+    .string()
+    .refine((v) => v.includes('{did}') && v.includes('{cid}'), 'must contain {did} and {cid}')
+    .optional(),
+  HEALTH_MAX_LAG_SECONDS: z.coerce.number().int().min(1).default(300),
+})
+
+export type Env = z.infer<typeof schema>
+
+/** Resolved configuration: the validated environment plus derived values. */
+export interface Config extends Env {
+  indexDbPath: string
+  firehoseUrl: string | undefined
+  trustedPds: string[]
+}
+
+export class ConfigError extends Error {}
+
+/**
+ * Reads and validates configuration from `env` (default `process.env`).
+ * @throws ConfigError naming each bad variable and why, e.g. `PORT: Too big: expected number to be <=65535`.
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const input = Object.fromEntries(Object.keys(schema.shape).map((k) => [k, env[k] === '' ? undefined : env[k]]))
+  const parsed = schema.safeParse(input)
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`)
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`)
+  }
+  const e = parsed.data
+  return {
+    ...e,
+    indexDbPath: e.INDEX_DB_PATH ?? `${e.DATA_DIR}/index.sqlite`,
+    firehoseUrl: e.FIREHOSE_URL ?? e.PDS_URL,
+    trustedPds: (e.TRUSTED_PDS ?? (e.PDS_URL ? [e.PDS_URL] : [])).map((u) => new URL(u).origin),
+  }
+}
+
+/** Throws ConfigError unless each named variable is set; used by commands that need them. */
+export function requireConfig<K extends keyof Config>(cfg: Config, ...keys: K[]): asserts cfg is Config & Required<Pick<Config, K>> {
+  const missing = keys.filter((k) => cfg[k] === undefined)
+  if (missing.length) throw new ConfigError(`missing configuration: ${missing.join(', ')} must be set`)
+}

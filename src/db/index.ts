@@ -1,0 +1,86 @@
+import fs from 'node:fs'
+import path from 'node:path'
+import SqliteDb from 'better-sqlite3'
+import { Kysely, SqliteDialect } from 'kysely'
+import { Migrator } from 'kysely/migration'
+import { migrations } from '../../migrations/index.js'
+
+/** Index schema (see migrations/). Times are ISO 8601 UTC strings. */
+export interface ActorTable {
+  did: string
+  handle: string | null
+  /** Origin of the actor's PDS, from its DID document. */
+  pds: string | null
+  /** 1 when `pds` is one of TRUSTED_PDS: only such actors can own a short code. */
+  trusted: number
+  /** ATProto account status (takendown, suspended, deactivated…); null when active. */
+  status: string | null
+  updatedAt: string
+}
+
+export interface ItemTable {
+  uri: string
+  did: string
+  kind: string
+  rkey: string
+  cid: string
+  /** Repo revision of the commit that wrote this version; replays never go backwards. */
+  rev: string
+  code: string | null
+  /** The record's `when`, normalised to ISO UTC; feeds sort by it. */
+  sortAt: string
+  indexedAt: string
+  /** The normalised record as lexicon JSON. */
+  record: string
+}
+
+export interface QuarantineTable {
+  uri: string
+  cid: string
+  did: string
+  collection: string
+  reason: string
+  record: string
+  firstSeen: string
+  lastSeen: string
+}
+
+export interface CursorTable {
+  service: string
+  seq: number
+  updatedAt: string
+}
+
+export interface IndexSchema {
+  actor: ActorTable
+  item: ItemTable
+  quarantine: QuarantineTable
+  cursor: CursorTable
+}
+
+export type IndexDb = Kysely<IndexSchema>
+
+/**
+ * Opens (creating if needed) the SQLite index at `file` (':memory:' allowed) in WAL mode.
+ * Does not migrate: call {@link migrateIndex}.
+ */
+export function openIndex(file: string): IndexDb {
+  if (file !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true })
+  const sqlite = new SqliteDb(file)
+  sqlite.pragma('journal_mode = WAL')
+  sqlite.pragma('synchronous = NORMAL')
+  sqlite.pragma('busy_timeout = 5000')
+  return new Kysely<IndexSchema>({ dialect: new SqliteDialect({ database: sqlite }) })
+}
+
+/**
+ * Applies every pending migration in migrations/.
+ * @throws the failing migration's error, naming it.
+ */
+export async function migrateIndex(db: IndexDb): Promise<string[]> {
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } })
+  const { error, results } = await migrator.migrateToLatest()
+  const failed = results?.find((r) => r.status === 'Error')
+  if (error) throw new Error(`index migration ${failed?.migrationName ?? ''} failed: ${String(error)}`)
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName)
+}
