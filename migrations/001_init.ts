@@ -48,6 +48,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .createTable('cursor')
     .addColumn('service', 'text', (c) => c.primaryKey())
     .addColumn('seq', 'integer', (c) => c.notNull())
+    .addColumn('eventTime', 'text')
     .addColumn('updatedAt', 'text', (c) => c.notNull())
     .execute()
 }

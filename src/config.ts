@@ -88,7 +88,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 }
 
 /** Throws ConfigError unless each named variable is set; used by commands that need them. */
-export function requireConfig<K extends keyof Config>(cfg: Config, ...keys: K[]): asserts cfg is Config & Required<Pick<Config, K>> {
+export function requireConfig<K extends keyof Config>(cfg: Config, ...keys: K[]): asserts cfg is Config & { [P in K]-?: NonNullable<Config[P]> } {
   const missing = keys.filter((k) => cfg[k] === undefined)
   if (missing.length) throw new ConfigError(`missing configuration: ${missing.join(', ')} must be set`)
 }

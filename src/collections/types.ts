@@ -48,8 +48,8 @@ export interface WriterContext {
 /** What a collection module needs from the AppView to build a view. */
 export interface ViewContext {
   publicUrl: string
-  /** URL that serves a blob of `did` (the author's PDS getBlob, or the CDN template). */
-  blobUrl(did: string, cid: string): string
+  /** URL that serves a blob of `did` (the author's PDS getBlob, or the CDN template); undefined when unknown. */
+  blobUrl(did: string, cid: string): string | undefined
 }
 
 /** A blob field of lexicon JSON, as stored in the index. */

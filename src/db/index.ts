@@ -46,8 +46,13 @@ export interface QuarantineTable {
 }
 
 export interface CursorTable {
+  /** The firehose host (PDS or relay) this cursor belongs to. */
   service: string
+  /** Last `seq` whose events are all in the index. */
   seq: number
+  /** `time` of that event, as the host stamped it. */
+  eventTime: string | null
+  /** Last time the ingest wrote this row: events or its heartbeat while connected. */
   updatedAt: string
 }
 

@@ -11,11 +11,21 @@ up_to_date() {
 }
 
 if ! up_to_date; then
+  # Serialise concurrent callers (parallel test workers on a fresh machine).
+  mkdir -p "$here/target"
+  if command -v flock >/dev/null 2>&1; then
+    exec 9>"$here/target/.build.lock"
+    flock 9
+  fi
+fi
+
+if ! up_to_date; then
   command -v mvn >/dev/null 2>&1 || { echo "build.sh: mvn (Maven) not found on PATH" >&2; exit 1; }
   command -v java >/dev/null 2>&1 || { echo "build.sh: java not found on PATH" >&2; exit 1; }
   echo "building $jar" >&2
-  # Maven's own progress goes to stderr so stdout carries only the jar path.
-  (cd "$here" && mvn -q -B -Dstyle.color=never package -DskipTests) >&2
+  # Maven's output goes to stderr so stdout carries only the jar path; Maven 3.8 prints bare colour-reset
+  # sequences even with -q -B, so strip those and the blank lines they leave.
+  (cd "$here" && mvn -q -B package -DskipTests) 2>&1 | sed -e 's/\x1b\[[0-9;]*m//g' -e '/^[[:space:]]*$/d' >&2
   [ -s "$jar" ] || { echo "build.sh: maven finished but $jar is missing" >&2; exit 1; }
   touch "$jar"
 fi

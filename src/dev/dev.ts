@@ -1,0 +1,96 @@
+import fs from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { MongoClient } from 'mongodb'
+import { onShutdown, printReport } from '../cli-support.js'
+import { loadConfig } from '../config.js'
+import type { Logger } from '../log.js'
+import { openMigratedIndex, runAppView, runBackfill, runIngest } from '../services.js'
+import { startMediaServer } from './media-server.js'
+import { startMongo } from './mongo-server.js'
+import { startNetwork } from './network.js'
+import { waitFor } from '../wait.js'
+import { seedSample } from './sample.js'
+
+/** The database `dev` seeds; dropped at start, so a real MONGODB_URI's `aesthetic` is never touched. */
+export const DEV_DB = 'ac_appview_dev'
+
+/**
+ * `ac-appview dev`: starts MongoDB (mongo-java-server unless MONGODB_URI is set), PLC, PDS and
+ * a media server on loopback; seeds AC-shaped sample data; runs the writer backfill; starts the
+ * ingest and the AppView; prints the AppView URL and codes to try. Stops on SIGINT/SIGTERM.
+ */
+export async function runDev(opts: { scale: 'small' | 'ac'; port: number; log: Logger }): Promise<void> {
+  const { log } = opts
+  const work = await fs.mkdtemp(path.join(os.tmpdir(), 'ac-appview-dev-'))
+  const stops: Array<() => Promise<unknown>> = []
+  onShutdown(log, async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => {})
+    await fs.rm(work, { recursive: true, force: true })
+  })
+
+  const mongo = await startMongo({ dbName: DEV_DB })
+  stops.push(() => mongo.stop())
+  const net = await startNetwork()
+  stops.push(() => net.close())
+  const media = await startMediaServer({ dir: path.join(work, 'media') })
+  stops.push(() => media.close())
+  log.info({ mongo: mongo.external ? 'MONGODB_URI' : 'mongo-java-server', pds: net.pdsUrl, plc: net.plcUrl, media: media.url }, 'local network up')
+
+  const client = await MongoClient.connect(mongo.uri)
+  stops.push(() => client.close())
+  const mongoDb = client.db(DEV_DB)
+  await mongoDb.dropDatabase()
+  const seeded = Date.now()
+  await seedSample({ db: mongoDb, mediaDir: path.join(work, 'media'), storageUrl: media.storageUrl, pdsUrl: net.pdsUrl, createAccount: net.createAccount, scale: opts.scale, log: (m) => log.info(m) })
+  log.info({ seconds: (Date.now() - seeded) / 1000 }, 'sample data seeded')
+
+  const cfg = loadConfig({
+    ...process.env,
+    MONGODB_URI: mongo.uri,
+    MONGODB_DB: DEV_DB,
+    PDS_URL: net.pdsUrl,
+    PLC_URL: net.plcUrl,
+    HANDLE_RESOLVER_URL: net.pdsUrl,
+    ALLOW_PRIVATE_NETWORK: 'true',
+    AC_STORAGE_URL: `${media.url}/{bucket}`,
+    INDEX_DB_PATH: path.join(work, 'index.sqlite'),
+    PORT: String(opts.port),
+  })
+  const index = await openMigratedIndex(cfg, log)
+  stops.push(() => index.destroy())
+  const ingest = await runIngest(cfg, log, index)
+  stops.push(() => ingest.stop())
+  const report = await runBackfill(cfg, log)
+  printReport(report)
+  const { app, url } = await runAppView(cfg, log, index)
+  stops.push(() => app.close())
+
+  const written = Object.values(report.counts).reduce((n, c) => n + c.create + c.update + c.unchanged, 0)
+  await waitFor('the index to catch up', async () => Number((await index.selectFrom('item').select((eb) => eb.fn.countAll().as('n')).executeTakeFirst())?.n) >= written, 60_000).catch((err) =>
+    log.warn(err.message),
+  )
+  const codes = await index
+    .selectFrom('item')
+    .select(['kind', 'code'])
+    .where('code', 'is not', null)
+    .orderBy('sortAt', 'desc')
+    .execute()
+  const pick = (kind: string, prefix: string) => codes.filter((c) => c.kind === kind).slice(0, 3).map((c) => prefix + c.code)
+  const tryCodes = [...pick('painting', '#'), ...pick('kidlisp', '$'), ...pick('tape', '!')]
+  process.stdout.write(
+    [
+      '',
+      `AppView: ${url}`,
+      `PDS:     ${net.pdsUrl}`,
+      `Codes to try: ${tryCodes.join('  ')}`,
+      '',
+      `  curl '${url}/xrpc/computer.aesthetic.media.resolveCode?code=${encodeURIComponent(tryCodes[0] ?? '#abc')}'`,
+      `  curl '${url}/xrpc/computer.aesthetic.media.getFeed?kind=painting&limit=5'`,
+      `  curl '${url}/xrpc/_health'`,
+      '',
+      'Ctrl-C stops everything.',
+      '',
+    ].join('\n'),
+  )
+}

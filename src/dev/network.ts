@@ -1,0 +1,60 @@
+import type { TestNetworkNoAppView } from '@atproto/dev-env'
+
+/** A local ATProto network: a PLC directory and a PDS on loopback (`@atproto/dev-env`). */
+export interface LocalNetwork {
+  plcUrl: string
+  pdsUrl: string
+  /** Creates an account `<name>.test` with a random password; returns its credentials. */
+  createAccount(name: string): Promise<{ did: string; handle: string; password: string }>
+  /** The dev-env network, for tests that need the PDS internals (admin auth, takedowns). */
+  network: TestNetworkNoAppView
+  close(): Promise<void>
+}
+
+/** Longest pause of the PDS sequencer between outbox polls when idle (the PDS default is 1 s). */
+const SEQUENCER_MAX_IDLE_MS = 20
+
+/**
+ * Starts PLC and PDS in-process on free loopback ports. Dev and tests only: `@atproto/dev-env`
+ * is a dev dependency. Rate limits are off, as in dev-env.
+ */
+export async function startNetwork(opts: { pdsPort?: number } = {}): Promise<LocalNetwork> {
+  const { TestNetworkNoAppView } = await import('@atproto/dev-env')
+  const network = await TestNetworkNoAppView.create({ pds: opts.pdsPort ? { port: opts.pdsPort } : {} })
+  tuneSequencer(network)
+  const agent = network.pds.getAgent()
+  let n = 0
+  return {
+    plcUrl: network.plc.url,
+    pdsUrl: network.pds.url,
+    network,
+    async createAccount(name) {
+      const handle = `${toHandleLabel(name)}.test`
+      const password = `dev-${crypto.randomUUID()}`
+      const res = await agent.com.atproto.server.createAccount({ handle, password, email: `${toHandleLabel(name)}-${++n}@example.com` })
+      return { did: res.data.did, handle: res.data.handle, password }
+    },
+    close: () => network.close(),
+  }
+}
+
+/** AC's rule for PDS handles: lowercase, `.` and `_` become `-` (ac-data-model.md); at most 18 characters here. */
+export function toHandleLabel(name: string): string {
+  const label = name
+    .toLowerCase()
+    .replace(/[._]/g, '-')
+    .replace(/[^a-z0-9-]/g, '')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 18)
+    .replace(/-+$/, '')
+  return label.length >= 3 ? label : `${label}-ac`.padEnd(3, 'x')
+}
+
+/** The PDS sequencer backs off up to 1 s when idle; cap it so firehose latency stays in milliseconds. */
+function tuneSequencer(network: TestNetworkNoAppView) {
+  const seq = network.pds.ctx.sequencer as unknown as { triesWithNoResults: number; exponentialBackoff: () => Promise<void> }
+  seq.exponentialBackoff = async function () {
+    this.triesWithNoResults++
+    await new Promise((r) => setTimeout(r, Math.min(2 ** this.triesWithNoResults, SEQUENCER_MAX_IDLE_MS)))
+  }
+}

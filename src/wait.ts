@@ -1,0 +1,12 @@
+/**
+ * Polls `check` every 100 ms until it returns true.
+ * @throws Error `timed out waiting for <what>` after `timeoutMs`.
+ */
+export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
+  const until = Date.now() + timeoutMs
+  while (Date.now() < until) {
+    if (await check()) return
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}

@@ -1,0 +1,98 @@
+import fs from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { MongoClient, type Db } from 'mongodb'
+import { loadConfig, type Config } from '../../src/config.js'
+import type { IndexDb } from '../../src/db/index.js'
+import { startMediaServer } from '../../src/dev/media-server.js'
+import { startMongo } from '../../src/dev/mongo-server.js'
+import { startNetwork, type LocalNetwork } from '../../src/dev/network.js'
+import type { Ingest } from '../../src/ingest/firehose.js'
+import { createLogger } from '../../src/log.js'
+import { openMigratedIndex, runAppView, runIngest } from '../../src/services.js'
+export { waitFor } from '../../src/wait.js'
+
+/** Everything a test needs, all real: MongoDB protocol server, PLC, PDS, object storage over HTTP. */
+export interface Stack {
+  cfg: Config
+  net: LocalNetwork
+  mongo: Db
+  mediaDir: string
+  storageUrl(bucket: string): string
+  work: string
+  log: ReturnType<typeof createLogger>
+  close(): Promise<void>
+}
+
+export async function startStack(): Promise<Stack> {
+  const work = await fs.mkdtemp(path.join(os.tmpdir(), 'ac-appview-test-'))
+  const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent')
+  const dbName = `test_${process.pid}_${Date.now()}`
+  const mongo = await startMongo({ dbName })
+  const client = await MongoClient.connect(mongo.uri)
+  const net = await startNetwork()
+  const mediaDir = path.join(work, 'media')
+  await fs.mkdir(mediaDir, { recursive: true })
+  const media = await startMediaServer({ dir: mediaDir })
+  const cfg = loadConfig({
+    MONGODB_URI: mongo.uri,
+    MONGODB_DB: dbName,
+    PDS_URL: net.pdsUrl,
+    PLC_URL: net.plcUrl,
+    HANDLE_RESOLVER_URL: net.pdsUrl,
+    ALLOW_PRIVATE_NETWORK: 'true',
+    AC_STORAGE_URL: `${media.url}/{bucket}`,
+    INDEX_DB_PATH: path.join(work, 'index.sqlite'),
+    HOST: '127.0.0.1',
+    PORT: '0',
+    LOG_LEVEL: 'silent',
+  })
+  return {
+    cfg,
+    net,
+    mongo: client.db(dbName),
+    mediaDir,
+    storageUrl: media.storageUrl,
+    work,
+    log,
+    async close() {
+      await media.close()
+      await client.db(dbName).dropDatabase().catch(() => {})
+      await client.close()
+      await net.close()
+      await mongo.stop()
+      await fs.rm(work, { recursive: true, force: true })
+    },
+  }
+}
+
+/** The index, the ingest and the AppView on a free port, as `ac-appview ingest` and `serve` run them. */
+export async function startIndexing(stack: Stack): Promise<{ index: IndexDb; ingest: Ingest; url: string; stopIngest(): Promise<void>; restartIngest(): Promise<void>; close(): Promise<void> }> {
+  const index = await openMigratedIndex(stack.cfg, stack.log)
+  let ingest = await runIngest(stack.cfg, stack.log, index)
+  const { app, url } = await runAppView(stack.cfg, stack.log, index)
+  return {
+    index,
+    get ingest() {
+      return ingest
+    },
+    url,
+    stopIngest: () => ingest.stop(),
+    async restartIngest() {
+      ingest = await runIngest(stack.cfg, stack.log, index)
+    },
+    async close() {
+      await app.close()
+      await ingest.stop()
+      await index.destroy()
+    },
+  }
+}
+
+/** GET an XRPC query over real HTTP; returns status and parsed JSON body. */
+export async function xrpc(base: string, nsid: string, params: Record<string, string | number | undefined> = {}) {
+  const url = new URL(`/xrpc/${nsid}`, base)
+  for (const [k, v] of Object.entries(params)) if (v !== undefined) url.searchParams.set(k, String(v))
+  const res = await fetch(url)
+  return { status: res.status, body: (await res.json()) as any }
+}
