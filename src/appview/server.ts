@@ -1,5 +1,5 @@
 import cors from '@fastify/cors'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify'
 import { Registry, collectDefaultMetrics, Histogram } from 'prom-client'
 import { KINDS, byCodePrefix, type Kind } from '../collections/index.js'
 import type { IndexDb } from '../db/index.js'
@@ -30,7 +30,7 @@ export function createAppView(opts: AppViewOptions): FastifyInstance {
   const { db } = opts
   const app = Fastify({
     loggerInstance: opts.log.child({ component: 'appview' }) as FastifyBaseLogger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 64 * 1024,
   })
   void app.register(cors, { origin: true, methods: ['GET', 'HEAD', 'OPTIONS'] })

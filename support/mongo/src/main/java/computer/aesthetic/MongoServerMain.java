@@ -80,6 +80,8 @@ import io.netty.channel.socket.nio.NioServerSocketChannel;
  *       rescans the whole, unbounded oplog on every getMore.</li>
  *   <li>An empty change-stream getMore is held (awaitData) until something is written or {@code maxTimeMS}
  *       (default 1000 ms) passes, without blocking a Netty thread. Responses carry {@code postBatchResumeToken}.</li>
+ *   <li>Failed commands (duplicate key, ...) are not logged: the client gets the error. Unexpected server errors
+ *       are logged at ERROR.</li>
  *   <li>The change log keeps the last {@code -Dac.changelog.maxEntries} (default 100000) events; resuming from an
  *       older token fails with ChangeStreamHistoryLost (286), as on a real server whose oplog rolled over.</li>
  * </ul>
@@ -156,9 +158,6 @@ public final class MongoServerMain {
         setDefault("org.slf4j.simpleLogger.defaultLogLevel", "warn");
         setDefault("org.slf4j.simpleLogger.showDateTime", "true");
         setDefault("org.slf4j.simpleLogger.dateTimeFormat", "HH:mm:ss.SSS");
-        // Logs every failed command (duplicate key, cursor not found, ...) at ERROR with a stack trace, although
-        // the client gets the error anyway.
-        setDefault("org.slf4j.simpleLogger.log.de.bwaldvogel.mongo.wire.MongoDatabaseHandler", "off");
         // Warns once per createIndexes of a non-unique index ("not yet implemented. ignoring").
         setDefault("org.slf4j.simpleLogger.log.de.bwaldvogel.mongo.backend.AbstractMongoDatabase", "error");
     }
@@ -812,10 +811,14 @@ public final class MongoServerMain {
     }
 
     /**
-     * {@link MongoDatabaseHandler} that holds an empty change-stream getMore reply until the change log grows or
-     * the await time passes. Everything for one request runs on the channel's event loop; nothing blocks.
+     * {@link MongoDatabaseHandler} that answers OP_MSG requests itself: an empty change-stream getMore reply is
+     * held until the change log grows or the await time passes (everything for one request runs on the channel's
+     * event loop; nothing blocks), and command errors the client receives anyway (duplicate key, ...) are not
+     * logged. OP_QUERY (legacy) requests go to the library's handler.
      */
     static final class AwaitDataHandler extends MongoDatabaseHandler {
+        private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(MongoServerMain.class);
+
         private final AcMemoryBackend backend;
         private final AtomicInteger responseIds = new AtomicInteger(1 << 30);
 
@@ -828,11 +831,9 @@ public final class MongoServerMain {
         protected void channelRead0(ChannelHandlerContext ctx, ClientRequest request) {
             if (request instanceof MongoMessage message) {
                 long awaitMs = changeStreamGetMoreAwaitMs(message.getDocument());
-                if (awaitMs >= 0) {
-                    long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(awaitMs);
-                    new PendingGetMore(ctx, message, deadline).attempt();
-                    return;
-                }
+                long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(Math.max(0, awaitMs));
+                new PendingRequest(ctx, message, deadline).attempt();
+                return;
             }
             super.channelRead0(ctx, request);
         }
@@ -854,7 +855,7 @@ public final class MongoServerMain {
             return DEFAULT_AWAIT_MS;
         }
 
-        private final class PendingGetMore {
+        private final class PendingRequest {
             private final ChannelHandlerContext ctx;
             private final MongoMessage message;
             private final long deadlineNanos;
@@ -862,7 +863,7 @@ public final class MongoServerMain {
             private Runnable waiter;
             private ScheduledFuture<?> timer;
 
-            PendingGetMore(ChannelHandlerContext ctx, MongoMessage message, long deadlineNanos) {
+            PendingRequest(ChannelHandlerContext ctx, MongoMessage message, long deadlineNanos) {
                 this.ctx = ctx;
                 this.message = message;
                 this.deadlineNanos = deadlineNanos;
@@ -879,14 +880,16 @@ public final class MongoServerMain {
                 try {
                     response = backend.handleMessage(message);
                 } catch (MongoServerException e) {
+                    LOG.debug("command failed: {}", message.getDocument(), e);
                     reply(errorResponse(e));
                     return;
                 } catch (RuntimeException e) {
+                    LOG.error("unexpected error handling {}", message.getDocument(), e);
                     reply(errorResponse(new MongoServerException("Unknown error: " + e.getMessage(), e)));
                     return;
                 }
                 long remainingNanos = deadlineNanos - System.nanoTime();
-                if (!isEmptyLiveBatch(response) || remainingNanos <= 0) {
+                if (remainingNanos <= 0 || !isEmptyLiveBatch(response)) {
                     reply(response);
                     return;
                 }
