@@ -5,6 +5,7 @@ import { KINDS, byCodePrefix, type Kind } from '../collections/index.js'
 import type { IndexDb } from '../db/index.js'
 import type { Logger } from '../log.js'
 import { decodeCursor, encodeCursor } from './cursor.js'
+import { health } from './health.js'
 import { countsByKind, feedPage, findActor, itemByCode, type FeedRow } from './queries.js'
 import { itemView, type ViewOptions } from './views.js'
 import { decodeParams, XrpcError } from './xrpc.js'
@@ -98,19 +99,7 @@ export function createAppView(opts: AppViewOptions): FastifyInstance {
     })
   }
 
-  app.get('/xrpc/_health', async (_req, reply) => {
-    const rows = await db.selectFrom('cursor').selectAll().execute()
-    const now = Date.now()
-    const ingest = rows.map((r) => ({
-      service: r.service,
-      cursor: r.seq,
-      lastEventTime: r.eventTime,
-      secondsBehind: r.eventTime ? Math.max(0, Math.round((now - Date.parse(r.eventTime)) / 1000)) : null,
-      secondsSinceUpdate: Math.round((now - Date.parse(r.updatedAt)) / 1000),
-    }))
-    const healthy = ingest.length > 0 && ingest.every((i) => i.secondsSinceUpdate <= opts.healthMaxLagSeconds)
-    return reply.code(healthy ? 200 : 503).header('cache-control', 'no-store').send({ status: healthy ? 'ok' : 'stale', ingest })
-  })
+  app.get('/xrpc/_health', (_req, reply) => health(db, opts.healthMaxLagSeconds, reply))
 
   app.get('/metrics', async (_req, reply) => reply.header('content-type', registry.contentType).send(await registry.metrics()))
 

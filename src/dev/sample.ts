@@ -851,7 +851,9 @@ function planItems(rng: Rng, spec: ScaleSpec, users: PlanUser[]): Plan {
     const cands = lr.shuffle(items.filter((it) => eligible(it) && !it.legacy && (opts.extra?.(it) ?? true)));
     const anon = cands.filter((it) => !it.owner).slice(0, opts.anon ?? 0);
     const owned = cands.filter((it) => it.owner).slice(0, count - anon.length);
-    return [...anon, ...owned];
+    // too few owned candidates: fill up with more anonymous ones (art-guest)
+    const more = cands.filter((it) => !it.owner && !anon.includes(it)).slice(0, count - anon.length - owned.length);
+    return [...anon, ...owned, ...more];
   };
   // paintings: atproto { rkey, uri }, one with { rkey } only, one with a legacy code, one
   // without thumbnail; plus one nuked painting whose record is still on the PDS

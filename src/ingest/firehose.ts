@@ -33,7 +33,9 @@ export async function startIngest(opts: IngestOptions): Promise<Ingest> {
   const service = wsUrl(opts.service)
   const indexer = new Indexer({ db: opts.db, identity: opts.identity, trustedPds: opts.trustedPds, log: opts.log })
   const stored = await opts.db.selectFrom('cursor').select('seq').where('service', '=', service).executeTakeFirst()
-  const runner = new BatchRunner(indexer, service, stored?.seq, opts.batchSize ?? 500, opts.log)
+  // No stored cursor: replay the host's whole retained window from seq 0 rather than start at
+  // the live tail, so records written before the first start are indexed too.
+  const runner = new BatchRunner(indexer, service, stored?.seq ?? 0, opts.batchSize ?? 500, opts.log)
   opts.log.info({ service, cursor: stored?.seq ?? null }, 'ingest starting')
 
   const firehose = new Firehose({
