@@ -33,6 +33,7 @@ export async function runDev(opts: { scale: 'small' | 'ac'; port: number; log: L
   stops.push(() => mongo.stop())
   const net = await startNetwork()
   stops.push(() => net.close())
+  await fs.mkdir(path.join(work, 'media'))
   const media = await startMediaServer({ dir: path.join(work, 'media') })
   stops.push(() => media.close())
   log.info({ mongo: mongo.external ? 'MONGODB_URI' : 'mongo-java-server', pds: net.pdsUrl, plc: net.plcUrl, media: media.url }, 'local network up')
