@@ -1,4 +1,5 @@
 import type { Logger } from './log.js'
+import type { AuditReport } from './writer/audit.js'
 import { ACTIONS, type BackfillReport } from './writer/backfill.js'
 
 /** Stops cleanly on SIGINT/SIGTERM; a second signal exits at once. */
@@ -33,4 +34,17 @@ export function printReport(report: BackfillReport) {
   if (report.dryRun) for (const c of report.changes) out.push(`would ${c.action} ${c.kind} ${c.id} in ${c.repo}${c.uri ? ` (${c.uri})` : ''}`)
   for (const p of report.problems) out.push(`${p.action}: ${p.kind} ${p.id} (${p.repo}): ${p.reason}`)
   process.stdout.write(out.join('\n') + '\n')
+}
+
+/** The audit's findings, one line each, then counts; with --fix, the repair and the audit after it. */
+export function printAudit(report: AuditReport) {
+  const out = report.findings.map((f) => `${f.type}: ${f.kind} ${f.id} in ${f.repo}${f.uri ? ` (${f.uri})` : ''}${f.detail ? `: ${f.detail}` : ''}`)
+  out.push(`${report.repos} repos audited: ${report.clean ? 'clean' : Object.entries(report.counts).map(([t, n]) => `${n} ${t}`).join(', ')}`)
+  process.stdout.write(out.join('\n') + '\n')
+  if (report.fix) {
+    process.stdout.write('\nrepair:\n')
+    printReport(report.fix.repair)
+    process.stdout.write('\naudit after repair:\n')
+    printAudit(report.fix.after)
+  }
 }

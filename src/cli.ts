@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-import { Command, Option } from 'commander'
+import { Command, InvalidArgumentError, Option } from 'commander'
 import cliProgress from 'cli-progress'
 import { ConfigError, loadConfig, type Config } from './config.js'
 import { createLogger, type Logger } from './log.js'
-import { openMigratedIndex, parseKinds, runAppView, runBackfill, runIngest } from './services.js'
-import { onShutdown, printReport } from './cli-support.js'
+import type { Kind } from './collections/index.js'
+import { openMigratedIndex, parseKinds, runAppView, runAudit, runBackfill, runIngest, runWipe } from './services.js'
+import { onShutdown, printAudit, printReport } from './cli-support.js'
 
 const program = new Command()
   .name('ac-appview')
@@ -23,49 +24,151 @@ program
 
 const writer = program.command('writer').description('Mirror AC media from MongoDB into users\' repos on the PDS (needs MONGODB_URI and PDS_URL).')
 
+/** Options shared by the writer commands that select items. */
+interface SelectOptions {
+  user?: string[]
+  anonymous?: boolean
+  only?: Kind[]
+  since?: Date
+  limit?: number
+  concurrency?: number
+  json?: boolean
+}
+
+function selectOptions(cmd: Command): Command {
+  return cmd
+    .option('--user <handles...>', 'only these users (@handle from AC, PDS handle, or users._id)')
+    .option('--anonymous', 'only anonymous items (the guest repo)')
+    .option('--only <kinds>', 'only these kinds, comma-separated (painting,mood,piece,kidlisp,tape)', parseKinds)
+    .option('--since <date>', 'only items whose when is at or after this date (ISO 8601); orphans are then not judged', parseDate)
+    .option('--limit <n>', 'at most n items, oldest first; orphans are then not judged', parsePositive)
+    .option('--concurrency <n>', 'repos handled at once (default WRITER_CONCURRENCY)', parsePositive)
+    .option('--json', 'print the report as JSON on stdout')
+}
+
+function writerRequest(o: SelectOptions, log: Logger) {
+  return { handles: o.user, anonymous: o.anonymous, only: o.only, since: o.since, limit: o.limit, concurrency: o.concurrency, onProgress: o.json ? undefined : progress(log) }
+}
+
+selectOptions(
+  writer
+    .command('backfill')
+    .description('Create, update and delete records so every repo matches MongoDB; adopts records AC made earlier. Safe to re-run and to kill: a second run changes nothing. Exit code 1 when any item failed.')
+    .option('--dry-run', 'print what would be created, updated and deleted, per kind and user; write nothing anywhere'),
+).action(async (o: SelectOptions & { dryRun?: boolean }) => {
+  const cfg = config()
+  const log = logger(cfg)
+  const report = await runBackfill(cfg, log, { ...writerRequest(o, log), dryRun: o.dryRun })
+  if (o.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n')
+  else printReport(report)
+  process.exitCode = Object.values(report.counts).some((c) => c.failed > 0) ? 1 : 0
+})
+
+selectOptions(
+  writer
+    .command('audit')
+    .description('Compare MongoDB with each repo: missing, orphaned, duplicated (by ref), drifted, dangling back-references. Exit code 0 only when clean.')
+    .option('--fix', 'repair everything found, then audit again'),
+).action(async (o: SelectOptions & { fix?: boolean }) => {
+  const cfg = config()
+  const log = logger(cfg)
+  const report = await runAudit(cfg, log, { ...writerRequest(o, log), fix: o.fix })
+  if (o.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n')
+  else printAudit(report)
+  process.exitCode = (report.fix?.after ?? report).clean ? 0 : 1
+})
+
 writer
-  .command('backfill')
-  .description('Create, update and delete records so every repo matches MongoDB. Safe to re-run: a second run changes nothing. Exit code 1 when any item failed.')
-  .option('--dry-run', 'print what would be created, updated and deleted; write nothing anywhere')
-  .option('--user <handles...>', 'only these AC handles (@name)')
-  .option('--anonymous', 'only anonymous items (the guest repo)')
-  .option('--only <kinds>', 'only these kinds, comma-separated (painting,mood,piece,kidlisp,tape)', parseKinds)
-  .option('--concurrency <n>', 'repos written at once (default WRITER_CONCURRENCY)', (v) => Number(v))
+  .command('wipe')
+  .description("Delete a user's records (all five kinds, or --only) from their repo and clear the back-references in MongoDB. Undo with restore.")
+  .requiredOption('--handle <handle>', 'the user (@handle from AC, PDS handle, or users._id such as art-guest)')
+  .option('--only <kinds>', 'only these kinds, comma-separated', parseKinds)
   .option('--json', 'print the report as JSON on stdout')
-  .action(async (o: { dryRun?: boolean; user?: string[]; anonymous?: boolean; only?: ReturnType<typeof parseKinds>; concurrency?: number; json?: boolean }) => {
+  .action(async (o: { handle: string; only?: Kind[]; json?: boolean }) => {
+    const cfg = config()
+    const report = await runWipe(cfg, logger(cfg), o.handle, o.only)
+    process.stdout.write(o.json ? JSON.stringify(report, null, 2) + '\n' : `wiped ${report.did}: ${Object.entries(report.deleted).map(([k, n]) => `${n} ${k}`).join(', ')}; ${report.backrefsCleared} back-references cleared\n`)
+  })
+
+writer
+  .command('restore')
+  .description("Mirror a user's items again (a backfill for that user), e.g. after wipe.")
+  .requiredOption('--handle <handle>', 'the user (@handle from AC, PDS handle, or users._id)')
+  .option('--only <kinds>', 'only these kinds, comma-separated', parseKinds)
+  .option('--json', 'print the report as JSON on stdout')
+  .action(async (o: { handle: string; only?: Kind[]; json?: boolean }) => {
     const cfg = config()
     const log = logger(cfg)
-    const bar = process.stderr.isTTY && !o.json ? new cliProgress.SingleBar({ format: 'repos {bar} {value}/{total} | {eta_formatted} left' }, cliProgress.Presets.shades_classic) : undefined
-    const report = await runBackfill(cfg, log, {
-      dryRun: o.dryRun,
-      handles: o.user,
-      anonymous: o.anonymous,
-      only: o.only,
-      concurrency: o.concurrency,
-      onProgress(done, total) {
-        if (!bar) return log.info({ done, total }, 'repos done')
-        if (done === 1) bar.start(total, 0)
-        bar.update(done)
-        if (done === total) bar.stop()
-      },
-    })
+    const report = await runBackfill(cfg, log, { handles: [o.handle], only: o.only, onProgress: o.json ? undefined : progress(log) })
     if (o.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n')
     else printReport(report)
     process.exitCode = Object.values(report.counts).some((c) => c.failed > 0) ? 1 : 0
   })
 
-program
+/** A progress bar with rate and ETA on a terminal; plain log lines otherwise. */
+function progress(log: Logger) {
+  if (!process.stderr.isTTY) return (done: number, total: number, items: number, itemsTotal: number) => log.info({ repos: `${done}/${total}`, items: `${items}/${itemsTotal}` }, 'progress')
+  const bar = new cliProgress.SingleBar({ format: 'items {bar} {value}/{total} | {rate}/s | ETA {eta_formatted} | repos {repos}', etaBuffer: 50 }, cliProgress.Presets.shades_classic)
+  const started = Date.now()
+  return (done: number, total: number, items: number, itemsTotal: number) => {
+    if (done === 1) bar.start(itemsTotal, 0, { rate: '0', repos: '' })
+    bar.update(items, { rate: (items / Math.max(0.001, (Date.now() - started) / 1000)).toFixed(0), repos: `${done}/${total}` })
+    if (done === total) bar.stop()
+  }
+}
+
+function parseDate(v: string): Date {
+  const d = new Date(v)
+  if (Number.isNaN(d.getTime())) throw new InvalidArgumentError(`not a date: ${v}`)
+  return d
+}
+
+function parsePositive(v: string): number {
+  const n = Number(v)
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`not a positive integer: ${v}`)
+  return n
+}
+
+const ingestCmd = program
   .command('ingest')
-  .description('Subscribe to the firehose (FIREHOSE_URL, default PDS_URL) and index computer.aesthetic.* records into INDEX_DB_PATH. Resumes from its stored cursor.')
-  .action(async () => {
+  .description(
+    'Subscribe to the firehose (FIREHOSE_URL, default PDS_URL; comma-separated for several hosts) and index computer.aesthetic.* records into INDEX_DB_PATH. Resumes from its stored cursor; backfills on first start and when the cursor is outside the host\'s window. Serves /metrics on INGEST_METRICS_PORT when set.',
+  )
+  .option('--backfill', 'also backfill now: list every repo of each host, fetch and verify it, and make the index match it (resumable)')
+  .option('--cursor <seq>', 'replay from this firehose seq instead of the stored cursor', (v) => parseSeq(v))
+  .action(async (o: { backfill?: boolean; cursor?: number }) => {
     const cfg = config()
     const log = logger(cfg)
     const db = await openMigratedIndex(cfg, log)
-    const ingest = await runIngest(cfg, log, db)
+    const ingest = await runIngest(cfg, log, db, { backfill: o.backfill, startCursor: o.cursor })
+    const { serveMetrics } = await import('./ingest/metrics.js')
+    const metricsServer = cfg.INGEST_METRICS_PORT === undefined ? undefined : await serveMetrics(cfg.HOST, cfg.INGEST_METRICS_PORT)
+    if (metricsServer) log.info({ address: metricsServer.address() }, 'ingest metrics at /metrics')
     onShutdown(log, async () => {
+      metricsServer?.close()
       await ingest.stop()
       await db.destroy()
     })
+  })
+
+ingestCmd
+  .command('quarantine')
+  .description('List the records held in quarantine (failed their lexicon after normalising): uri, reason, first and last seen.')
+  .option('--json', 'print the list as JSON on stdout, with each raw record')
+  .action(async (o: { json?: boolean }) => {
+    const cfg = config()
+    const db = await openMigratedIndex(cfg, logger(cfg))
+    const { listQuarantine, formatQuarantine } = await import('./ingest/quarantine.js')
+    const entries = await listQuarantine(db)
+    process.stdout.write(o.json ? JSON.stringify(entries, null, 2) + '\n' : formatQuarantine(entries))
+    await db.destroy()
+  })
+
+/** A firehose seq: a non-negative integer. @throws Error otherwise. */
+function parseSeq(value: string): number {
+  if (!/^\d+$/.test(value)) throw new Error(`--cursor must be a non-negative integer, got ${value}`)
+  return Number(value)
+}
   })
 
 program

@@ -1,13 +1,9 @@
-import { MongoClient } from 'mongodb'
-import { KINDS, type Kind } from './collections/index.js'
 import { requireConfig, type Config } from './config.js'
 import { migrateIndex, openIndex, type IndexDb } from './db/index.js'
 import { createAppView } from './appview/server.js'
 import { startIngest, type Ingest } from './ingest/firehose.js'
 import { Identity } from './ingest/identity.js'
 import type { Logger } from './log.js'
-import { backfill, type BackfillOptions, type BackfillReport } from './writer/backfill.js'
-import { createWriterContext } from './writer/context.js'
 
 /** Opens the index at INDEX_DB_PATH and applies pending migrations. */
 export async function openMigratedIndex(cfg: Config, log: Logger): Promise<IndexDb> {
@@ -17,57 +13,14 @@ export async function openMigratedIndex(cfg: Config, log: Logger): Promise<Index
   return db
 }
 
-export type BackfillRequest = Pick<BackfillOptions, 'dryRun' | 'only' | 'anonymous' | 'onProgress'> & {
-  /** AC handles (with or without `@`), resolved through the `@handles` collection. */
-  handles?: string[]
-  concurrency?: number
-}
+export { parseKinds, runAudit, runBackfill, runWipe } from './writer/commands.js'
 
 /**
- * Runs the writer backfill against MONGODB_URI and PDS_URL.
- * @throws ConfigError when either is unset; Error when a handle is unknown.
+ * Starts the ingest from FIREHOSE_URL (default PDS_URL; several hosts when comma-separated) into
+ * the index, with the INGEST_* settings. `backfill` runs a backfill of every host now;
+ * `startCursor` replays from that seq instead of the stored cursor.
  */
-export async function runBackfill(cfg: Config, log: Logger, req: BackfillRequest = {}): Promise<BackfillReport> {
-  requireConfig(cfg, 'MONGODB_URI', 'PDS_URL')
-  const client = await MongoClient.connect(cfg.MONGODB_URI)
-  try {
-    const db = client.db(cfg.MONGODB_DB)
-    let users: string[] | undefined
-    if (req.handles?.length) {
-      const names = req.handles.map((h) => h.replace(/^@/, ''))
-      const found = await db.collection<{ _id: string; handle: string }>('@handles').find({ handle: { $in: names } }).toArray()
-      const missing = names.filter((n) => !found.some((f) => f.handle === n))
-      if (missing.length) throw new Error(`unknown AC handle(s): ${missing.map((m) => '@' + m).join(', ')}`)
-      users = found.map((f) => f._id)
-    }
-    return await backfill({
-      db,
-      pdsUrl: cfg.PDS_URL,
-      ctx: createWriterContext(cfg),
-      log: log.child({ component: 'writer' }),
-      concurrency: req.concurrency ?? cfg.WRITER_CONCURRENCY,
-      guestUser: cfg.AC_GUEST_USER,
-      dryRun: req.dryRun,
-      only: req.only,
-      users,
-      anonymous: req.anonymous,
-      onProgress: req.onProgress,
-    })
-  } finally {
-    await client.close()
-  }
-}
-
-/** Parses `--only painting,mood`. @throws Error naming an unknown kind. */
-export function parseKinds(value: string): Kind[] {
-  const kinds = value.split(',').map((k) => k.trim()).filter(Boolean)
-  const bad = kinds.filter((k) => !(KINDS as readonly string[]).includes(k))
-  if (bad.length) throw new Error(`unknown kind(s) ${bad.join(', ')}; expected ${KINDS.join(', ')}`)
-  return kinds as Kind[]
-}
-
-/** Starts the ingest from FIREHOSE_URL (default PDS_URL) into the index. */
-export async function runIngest(cfg: Config, log: Logger, db: IndexDb): Promise<Ingest> {
+export async function runIngest(cfg: Config, log: Logger, db: IndexDb, opts: { backfill?: boolean; startCursor?: number } = {}): Promise<Ingest> {
   requireConfig(cfg, 'firehoseUrl')
   const identity = new Identity({
     plcUrl: cfg.PLC_URL,
@@ -75,17 +28,40 @@ export async function runIngest(cfg: Config, log: Logger, db: IndexDb): Promise<
     allowPrivateNetwork: cfg.ALLOW_PRIVATE_NETWORK,
     log: log.child({ component: 'identity' }),
   })
-  return startIngest({ db, identity, service: cfg.firehoseUrl, trustedPds: cfg.trustedPds, log: log.child({ component: 'ingest' }) })
+  return startIngest({
+    db,
+    identity,
+    services: cfg.firehoseUrls,
+    trustedPds: cfg.trustedPds,
+    log: log.child({ component: 'ingest' }),
+    verify: cfg.INGEST_VERIFY,
+    batchSize: cfg.INGEST_BATCH_SIZE,
+    watchdogMs: cfg.INGEST_WATCHDOG_SECONDS * 1000,
+    backfillConcurrency: cfg.INGEST_BACKFILL_CONCURRENCY,
+    ...opts,
+  })
 }
 
-/** Starts the AppView on HOST:PORT; resolves to its base URL. */
+/**
+ * Starts the AppView on HOST:PORT over the index `db` (which must be the file INDEX_DB_PATH: the
+ * read path opens its own read-only connection to it); resolves to the app and its base URL.
+ * `app.close()` drains in-flight requests (graceful shutdown).
+ */
 export async function runAppView(cfg: Config, log: Logger, db: IndexDb) {
-  const app = createAppView({
+  const app = await createAppView({
     db,
+    indexPath: cfg.indexDbPath,
     log,
     publicUrl: cfg.AC_PUBLIC_URL.replace(/\/+$/, ''),
     blobCdnTemplate: cfg.BLOB_CDN_TEMPLATE,
     healthMaxLagSeconds: cfg.HEALTH_MAX_LAG_SECONDS,
+    dataDir: cfg.DATA_DIR,
+    dashboard: cfg.DASHBOARD,
+    viewCacheSize: cfg.VIEW_CACHE_SIZE,
+    corsOrigins: cfg.corsOrigins,
+    rateLimitMax: cfg.RATE_LIMIT_MAX,
+    rateLimitWindowMs: cfg.RATE_LIMIT_WINDOW_MS,
+    trustProxy: cfg.TRUST_PROXY,
   })
   const address = await app.listen({ host: cfg.HOST, port: cfg.PORT })
   return { app, url: address.replace('[::1]', 'localhost') }

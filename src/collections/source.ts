@@ -19,7 +19,7 @@ export function readDoc<F>(col: Collection<F>, doc: Record<string, unknown>): So
     const issue = parsed.error.issues[0]
     throw new DocError(issue.path.join('.') || '(document)', issue.message)
   }
-  return { id, owner, when, live: col.isLive(doc), backref: readBackref(doc), fields: parsed.data }
+  return { id, owner, when, live: col.isLive(doc), backref: readBackref(doc), backrefShapes: readShapes(doc), fields: parsed.data }
 }
 
 function readOwner(user: unknown): string | null {
@@ -28,11 +28,30 @@ function readOwner(user: unknown): string | null {
   return user
 }
 
+/** Dates before 2000 are corrupt (AC began in 2020; a BSON NaN date reads back as 1970). */
+const EARLIEST = Date.UTC(2000, 0, 1)
+
 function readDate(value: unknown, field: string): Date {
   const date = value instanceof Date ? value : typeof value === 'string' ? new Date(value) : null
   if (!date || Number.isNaN(date.getTime())) throw new DocError(field, 'is not a valid date')
-  if (date.getTime() < 0 || date.getTime() > Date.now() + 86_400_000) throw new DocError(field, `is out of range (${date.toISOString()})`)
+  if (date.getTime() < EARLIEST || date.getTime() > Date.now() + 86_400_000) throw new DocError(field, `is out of range (${date.toISOString()})`)
   return date
+}
+
+function readShapes(doc: Record<string, unknown>): SourceItem['backrefShapes'] {
+  const shapes: SourceItem['backrefShapes'] = {}
+  for (const key of ['atproto', 'at'] as const) {
+    const ref = doc[key]
+    if (ref && typeof ref === 'object') {
+      const { rkey, uri, cid } = ref as Record<string, unknown>
+      shapes[key] = { rkey: asString(rkey), uri: asString(uri), cid: asString(cid) }
+    }
+  }
+  return shapes
+}
+
+function asString(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined
 }
 
 /** The back-reference in any of AC's shapes; `atproto` wins over `at` when both hold an rkey. */

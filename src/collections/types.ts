@@ -21,7 +21,10 @@ export interface SourceItem<F = Record<string, unknown>> {
   when: Date
   /** False when AC nuked or deleted the item: its record must not exist. */
   live: boolean
+  /** The back-reference to follow: `atproto` when it holds an rkey, else `at`. */
   backref: Backref | null
+  /** Every back-reference shape the document carries, as stored (to detect stale ones). */
+  backrefShapes: { atproto?: Partial<Backref>; at?: Partial<Backref> }
   fields: F
 }
 

@@ -2,20 +2,21 @@ import { isDeepStrictEqual } from 'node:util'
 import { jsonToLex } from '@atproto/lexicon'
 import { ObjectId, type AnyBulkWriteOperation, type Db, type Document, type Filter } from 'mongodb'
 import PQueue from 'p-queue'
-import { DocError, NotReady, collections, readDoc, type Collection, type Kind, type SourceItem, type WriterContext } from '../collections/index.js'
+import { DocError, collections, readDoc, type Collection, type Kind, type SourceItem, type WriterContext } from '../collections/index.js'
 import { lexicons } from '../lexicon/lexicons.js'
 import type { Logger } from '../log.js'
 import { loadAccounts, type Account } from './accounts.js'
-import { MAX_WRITES_PER_CALL, RepoClient, type RepoRecord, type RepoWrite } from './repo.js'
-import { deterministicRkey } from './rkey.js'
+import type { Ledger } from './ledger.js'
+import { backrefUpdate, idOf, planRepo, type Planned } from './plan.js'
+import { MAX_WRITES_PER_CALL, RepoClient, type RepoRecord, type RepoWrite, type WriteResult } from './repo.js'
 
 export type Action = 'create' | 'update' | 'delete' | 'unchanged' | 'skipped' | 'invalid' | 'failed'
 export const ACTIONS: Action[] = ['create', 'update', 'delete', 'unchanged', 'skipped', 'invalid', 'failed']
 
-/** What happened to one MongoDB document (or one duplicate record on the PDS). */
+/** What happened to one MongoDB document (or one record on the PDS). */
 export interface Outcome {
   kind: Kind
-  /** MongoDB `_id` as hex (or as found, for a document whose `_id` is not an ObjectId). */
+  /** MongoDB `_id` as hex (as found for a malformed document; the record's `ref` for an orphan). */
   id: string
   /** Handle or DID of the repo, or the owner's Auth0 subject when it has no PDS account. */
   repo: string
@@ -24,24 +25,36 @@ export interface Outcome {
   uri?: string
 }
 
-export interface BackfillOptions {
-  db: Db
-  pdsUrl: string
-  ctx: WriterContext
-  log: Logger
-  /** Repos written at once. */
-  concurrency: number
-  /** `users._id` of AC's guest account, which owns anonymous items (AC: `art-guest`). */
-  guestUser: string
-  /** Plan only: nothing is uploaded, written to the PDS or written to MongoDB. */
-  dryRun?: boolean
+/** Which MongoDB items to consider. */
+export interface Selection {
   only?: Kind[]
   /** Only these owners (Auth0 subjects). */
   users?: string[]
   /** Only anonymous items (the guest repo). */
   anonymous?: boolean
-  /** Called after each repo with the outcomes so far, for progress displays. */
-  onProgress?(done: number, total: number): void
+  /** Only items whose `when` is at or after this date. */
+  since?: Date
+  /** At most this many items, oldest first. */
+  limit?: number
+}
+
+export interface WriterOptions extends Selection {
+  db: Db
+  pdsUrl: string
+  ctx: WriterContext
+  log: Logger
+  /** Repos handled at once. */
+  concurrency: number
+  /** `users._id` of AC's guest account, which owns anonymous items (AC: `art-guest`). */
+  guestUser: string
+  ledger?: Ledger
+  /** Called after each repo, for progress displays. */
+  onProgress?(done: number, total: number, itemsDone: number, itemsTotal: number): void
+}
+
+export interface BackfillOptions extends WriterOptions {
+  /** Plan only: nothing is uploaded, written to the PDS or written to MongoDB. */
+  dryRun?: boolean
 }
 
 export interface BackfillReport {
@@ -52,77 +65,119 @@ export interface BackfillReport {
   problems: Outcome[]
   /** Every change made (or planned, in a dry run). */
   changes: Outcome[]
+  /** MongoDB documents whose back-references were written or cleared. */
+  backrefsWritten: number
   durationMs: number
 }
 
-interface Owned {
-  col: Collection
-  item: SourceItem
-}
-
-interface RepoJob {
+/** One repo's owner and items. */
+export interface RepoJob {
   account: Account
-  items: Owned[]
+  items: Array<{ col: Collection; item: SourceItem }>
 }
 
 /**
- * Mirrors AC's MongoDB items into their owners' repos (anonymous items into the guest repo).
- * Per repo: list what the PDS holds, adopt AC's earlier records (by back-reference or `ref`),
- * create missing records at their deterministic rkey, update drifted ones in place, delete
- * records of nuked/deleted items and duplicates by `ref`, then write back-references to
- * MongoDB with `$set` on sub-fields. Running it twice changes nothing the second time.
- * A bad document or a failing item is reported in the result and never stops the run.
+ * Makes every selected repo match MongoDB: creates missing records at their rkeys, updates
+ * drifted ones in place, deletes records of nuked/deleted items, duplicates by `ref` and (for
+ * unfiltered runs) orphans, then writes back-references. Blobs are uploaded before the writes;
+ * writes go in `applyWrites` batches of up to 200 per repo, several repos at once. Running it
+ * twice changes nothing the second time. A bad document or failing item is reported in the
+ * result and never stops the run.
  */
 export async function backfill(opts: BackfillOptions): Promise<BackfillReport> {
   const started = Date.now()
-  const report: BackfillReport = { dryRun: !!opts.dryRun, repos: 0, counts: emptyCounts(), problems: [], changes: [], durationMs: 0 }
+  const report: BackfillReport = { dryRun: !!opts.dryRun, repos: 0, counts: emptyCounts(), problems: [], changes: [], backrefsWritten: 0, durationMs: 0 }
+  const runId = opts.dryRun ? undefined : opts.ledger?.startRun('backfill')
   const record = (o: Outcome) => {
     report.counts[o.kind][o.action]++
     if (o.action === 'create' || o.action === 'update' || o.action === 'delete') report.changes.push(o)
-    else if (o.action !== 'unchanged') report.problems.push(o)
+    else if (o.action !== 'unchanged') {
+      report.problems.push(o)
+      if (runId !== undefined) opts.ledger!.problem(runId, o)
+    }
   }
+  report.repos = await forEachRepo(opts, record, async (job, client, records) => {
+    const planned = await planRepo(job.items, records, opts.ctx, isComplete(opts))
+    report.backrefsWritten += await applyPlan(job, client, planned, opts, record, !!opts.dryRun)
+    if (runId !== undefined) opts.ledger!.updateRun(runId, flatCounts(report.counts))
+  })
+  report.durationMs = Date.now() - started
+  if (runId !== undefined) opts.ledger!.updateRun(runId, flatCounts(report.counts), { finished: true })
+  return report
+}
 
+/** Unfiltered runs see every item of an owner, so a record with no live item is an orphan. */
+export function isComplete(sel: Selection): boolean {
+  return !sel.since && !sel.limit
+}
+
+/**
+ * Loads accounts and items, then runs `work` for each repo with a logged-in client and every
+ * record of the selected kinds, `concurrency` repos at once. A repo that fails as a whole
+ * (login refused, PDS down past the retries) marks its items failed; the others go on.
+ */
+export async function forEachRepo(
+  opts: WriterOptions,
+  record: (o: Outcome) => void,
+  work: (job: RepoJob, client: RepoClient, records: Map<Collection, Map<string, RepoRecord>>) => Promise<void>,
+): Promise<number> {
   const accounts = await loadAccounts(opts.db, opts.log)
   const jobs = await collectJobs(opts, accounts, record)
-  report.repos = jobs.length
-  opts.log.info({ repos: jobs.length, items: jobs.reduce((n, j) => n + j.items.length, 0), dryRun: !!opts.dryRun }, 'backfill planned')
-
-  const media = new PQueue({ concurrency: 4 })
-  const repos = new PQueue({ concurrency: opts.concurrency })
+  const itemsTotal = jobs.reduce((n, j) => n + j.items.length, 0)
+  opts.log.info({ repos: jobs.length, items: itemsTotal }, 'repos to compare')
+  const queue = new PQueue({ concurrency: opts.concurrency })
   let done = 0
+  let itemsDone = 0
   for (const job of jobs) {
-    void repos.add(async () => {
+    void queue.add(async () => {
       try {
-        await syncRepo(job, opts, media, record)
+        const client = await RepoClient.login(opts.pdsUrl, job.account, opts.log)
+        const kinds = selectedKinds(opts, job.account.user === opts.guestUser)
+        const records = new Map<Collection, Map<string, RepoRecord>>()
+        for (const col of kinds) records.set(col, new Map((await client.listRecords(col.nsid)).map((r) => [r.rkey, r])))
+        await work(job, client, records)
       } catch (err) {
         const reason = (err as Error).message
         opts.log.error({ repo: job.account.did, err: reason }, 'repo failed')
         for (const { col, item } of job.items) record({ kind: col.kind, id: item.id, repo: repoName(job.account), action: 'failed', reason })
       }
-      opts.onProgress?.(++done, jobs.length)
+      itemsDone += job.items.length
+      opts.onProgress?.(++done, jobs.length, itemsDone, itemsTotal)
     })
   }
-  await repos.onIdle()
-  report.durationMs = Date.now() - started
-  return report
+  await queue.onIdle()
+  return jobs.length
+}
+
+function selectedKinds(sel: Selection, guest: boolean): Collection[] {
+  return collections.filter((c) => (!sel.only || sel.only.includes(c.kind)) && (!guest || c.anonymous))
 }
 
 function emptyCounts(): Record<Kind, Record<Action, number>> {
   return Object.fromEntries(collections.map((c) => [c.kind, Object.fromEntries(ACTIONS.map((a) => [a, 0]))])) as Record<Kind, Record<Action, number>>
 }
 
-function repoName(account: Account): string {
+/** Counts summed over kinds, for the ledger. */
+export function flatCounts(counts: Record<Kind, Record<Action, number>>): Record<string, number> {
+  const flat: Record<string, number> = {}
+  for (const byAction of Object.values(counts)) for (const [a, n] of Object.entries(byAction)) flat[a] = (flat[a] ?? 0) + n
+  return flat
+}
+
+export function repoName(account: Account): string {
   return account.handle ?? account.did
 }
 
 /** Reads every selected document, checks it, and groups it under its repo. */
-async function collectJobs(opts: BackfillOptions, accounts: Map<string, Account>, record: (o: Outcome) => void): Promise<RepoJob[]> {
+async function collectJobs(opts: WriterOptions, accounts: Map<string, Account>, record: (o: Outcome) => void): Promise<RepoJob[]> {
   const jobs = new Map<string, RepoJob>()
   const guest = accounts.get(opts.guestUser)
-  const selected = collections.filter((c) => !opts.only || opts.only.includes(c.kind))
-  for (const col of selected) {
-    const filter: Filter<Document> = opts.anonymous ? { user: { $exists: false } } : opts.users ? { user: { $in: opts.users } } : {}
-    if (opts.anonymous && !col.anonymous) continue
+  const wanted: Array<{ col: Collection; item: SourceItem; account: Account }> = []
+  for (const col of selectedKinds(opts, !!opts.anonymous)) {
+    const filter: Filter<Document> = {
+      ...(opts.anonymous ? { user: { $exists: false } } : opts.users ? { user: { $in: opts.users } } : {}),
+      ...(opts.since ? { when: { $gte: opts.since } } : {}),
+    }
     for await (const doc of opts.db.collection(col.mongo).find(filter).batchSize(1000)) {
       let item: SourceItem
       try {
@@ -138,135 +193,68 @@ async function collectJobs(opts: BackfillOptions, accounts: Map<string, Account>
         if (item.live) record({ kind: col.kind, id: item.id, repo: owner, action: 'skipped', reason: `owner ${owner} has no PDS account` })
         continue
       }
-      const job = jobs.get(account.did) ?? { account, items: [] }
-      job.items.push({ col, item })
-      jobs.set(account.did, job)
+      wanted.push({ col, item, account })
     }
+  }
+  if (opts.limit) wanted.sort((a, b) => a.item.when.getTime() - b.item.when.getTime()).splice(opts.limit)
+  for (const { col, item, account } of wanted) {
+    const job = jobs.get(account.did) ?? { account, items: [] }
+    job.items.push({ col, item })
+    jobs.set(account.did, job)
   }
   return [...jobs.values()]
 }
 
-/** One planned change to a repo, with what it needs from MongoDB afterwards. */
-interface Planned {
-  col: Collection
-  item: SourceItem
-  rkey: string
-  existing?: RepoRecord
-  /** Record without blobs (creates and updates). */
-  fields?: Record<string, unknown>
-  /** `failed` once building or writing it failed (already reported). */
-  action: 'create' | 'update' | 'delete' | 'unchanged' | 'failed'
-}
+/**
+ * Carries out one repo's plan: builds records (uploading blobs), applies writes in batches,
+ * writes back-references. In a dry run only reports. Returns the back-references written.
+ */
+export async function applyPlan(job: RepoJob, client: RepoClient, planned: Planned[], opts: WriterOptions, record: (o: Outcome) => void, dryRun: boolean): Promise<number> {
+  const repo = repoName(job.account)
+  const outcome = (p: Planned, action: Action, extra: Partial<Outcome> = {}) =>
+    record({ kind: p.col.kind, id: idOf(p), repo, action, ...extra })
 
-async function syncRepo(job: RepoJob, opts: BackfillOptions, media: PQueue, record: (o: Outcome) => void): Promise<void> {
-  const { account } = job
-  const repo = repoName(account)
-  const client = await RepoClient.login(opts.pdsUrl, account, opts.log)
-  const kinds = new Set(job.items.map((o) => o.col))
-  const existing = new Map<Collection, Map<string, RepoRecord>>()
-  for (const col of kinds) existing.set(col, new Map((await client.listRecords(col.nsid)).map((r) => [r.rkey, r])))
-
-  const planned: Planned[] = []
-  for (const col of kinds) {
-    const onPds = existing.get(col)!
-    const byRef = indexByRef(col, onPds)
-    for (const { item } of job.items.filter((o) => o.col === col)) {
-      const matches = byRef.get(item.id) ?? []
-      const rkey = chooseRkey(item, onPds, matches)
-      // Duplicates by `ref` (AC's crash fault): keep one, delete the rest.
-      for (const dup of matches.filter((r) => r !== rkey)) {
-        planned.push({ col, item, rkey: dup, existing: onPds.get(dup), action: 'delete' })
-      }
-      const current = onPds.get(rkey)
-      if (!item.live) {
-        if (current) planned.push({ col, item, rkey, existing: current, action: 'delete' })
-        continue
-      }
-      let fields: Record<string, unknown>
-      try {
-        fields = await col.toRecord(item, opts.ctx)
-      } catch (err) {
-        const action = err instanceof NotReady ? 'skipped' : 'failed'
-        record({ kind: col.kind, id: item.id, repo, action, reason: (err as Error).message })
-        continue
-      }
-      const action = !current ? 'create' : sameContent(col, current.value, fields) ? 'unchanged' : 'update'
-      planned.push({ col, item, rkey, existing: current, fields, action })
-    }
+  for (const p of planned) {
+    if (p.finding === 'not-ready') outcome(p, 'skipped', { reason: p.detail })
+    if (p.finding === 'unbuildable') outcome(p, 'failed', { reason: p.detail })
+  }
+  const changing = planned.filter((p) => p.action === 'create' || p.action === 'update' || p.action === 'delete')
+  if (dryRun) {
+    for (const p of changing) outcome(p, p.action as Action, { uri: `at://${job.account.did}/${p.col.nsid}/${p.rkey}`, reason: p.detail })
+    for (const p of planned.filter((p) => p.action === 'unchanged')) outcome(p, 'unchanged')
+    return 0
   }
 
   const writes: Array<{ plan: Planned; write: RepoWrite }> = []
   await Promise.all(
-    planned.map((plan) =>
-      media.add(async () => {
-        if (plan.action === 'unchanged') return
-        if (opts.dryRun) {
-          record({ kind: plan.col.kind, id: plan.item.id, repo, action: plan.action as Action, uri: uriOf(account.did, plan.col, plan.rkey) })
+    changing.map(async (plan) => {
+      if (plan.action === 'delete') return writes.push({ plan, write: { action: 'delete', collection: plan.col.nsid, rkey: plan.rkey } })
+      try {
+        const value = await buildRecord(plan, opts.ctx, client, (reason) => outcome(plan, 'failed', { reason }))
+        if (plan.existing && isDeepStrictEqual(plan.existing.value, value)) {
+          plan.action = 'unchanged'
           return
         }
-        if (plan.action === 'delete') {
-          writes.push({ plan, write: { action: 'delete', collection: plan.col.nsid, rkey: plan.rkey } })
-          return
-        }
-        try {
-          const value = await buildRecord(plan, opts.ctx, client, (reason) => record({ kind: plan.col.kind, id: plan.item.id, repo, action: 'failed', reason }))
-          if (plan.existing && isDeepStrictEqual(plan.existing.value, value)) {
-            plan.action = 'unchanged'
-            return
-          }
-          writes.push({ plan, write: { action: plan.action as 'create' | 'update', collection: plan.col.nsid, rkey: plan.rkey, value } })
-        } catch (err) {
-          plan.action = 'failed'
-          record({ kind: plan.col.kind, id: plan.item.id, repo, action: 'failed', reason: (err as Error).message })
-        }
-      }),
-    ),
+        writes.push({ plan, write: { action: plan.action as 'create' | 'update', collection: plan.col.nsid, rkey: plan.rkey, value } })
+      } catch (err) {
+        plan.action = 'failed'
+        outcome(plan, 'failed', { reason: (err as Error).message })
+      }
+    }),
   )
-  if (opts.dryRun) {
-    for (const p of planned) if (p.action === 'unchanged') record({ kind: p.col.kind, id: p.item.id, repo, action: 'unchanged' })
-    return
-  }
-
-  const written = await applyInBatches(client, writes, repo, record)
+  const written = await applyInBatches(client, writes, (p, action, extra) => outcome(p, action, extra))
   for (const p of planned) {
-    if (p.action === 'unchanged' && p.existing) written.set(p, { uri: p.existing.uri, cid: p.existing.cid })
-    if (p.action === 'unchanged') record({ kind: p.col.kind, id: p.item.id, repo, action: 'unchanged', uri: p.existing?.uri })
+    if (p.action !== 'unchanged') continue
+    outcome(p, 'unchanged', { uri: p.existing?.uri })
+    if (p.existing) written.set(p, { uri: p.existing.uri, cid: p.existing.cid })
   }
-  await writeBackrefs(opts.db, written, opts.log)
-}
-
-/** Records on the PDS by the MongoDB id they mirror (`ref`, or legacy `mongoId`), oldest rkey first. */
-function indexByRef(col: Collection, records: Map<string, RepoRecord>): Map<string, string[]> {
-  const byRef = new Map<string, string[]>()
-  for (const r of records.values()) {
-    const ref = col.normalize(r.value).ref
-    if (typeof ref !== 'string') continue
-    byRef.set(ref, [...(byRef.get(ref) ?? []), r.rkey].sort())
-  }
-  return byRef
+  return writeBackrefs(opts.db, planned, written)
 }
 
 /**
- * Where an item's record lives: its back-reference when that record exists, else the record
- * AC made for it (found by `ref`), else the back-reference's key, else the deterministic key.
- */
-function chooseRkey(item: SourceItem, onPds: Map<string, RepoRecord>, matches: string[]): string {
-  if (item.backref && onPds.has(item.backref.rkey)) return item.backref.rkey
-  if (matches.length) return matches[0]
-  return item.backref?.rkey ?? deterministicRkey(item.id, item.when)
-}
-
-/** True when the PDS record holds exactly `fields` plus every blob the kind needs. */
-function sameContent(col: Collection, value: Record<string, unknown>, fields: Record<string, unknown>): boolean {
-  const blobFields = new Set(col.blobs.map((b) => b.field))
-  for (const [k, v] of Object.entries(fields)) if (!isDeepStrictEqual(value[k], v)) return false
-  for (const k of Object.keys(value)) if (!(k in fields) && !blobFields.has(k)) return false
-  return col.blobs.every((b) => value[b.field] !== undefined)
-}
-
-/**
- * The full record: fields plus uploaded blobs, validated against the kind's lexicon.
- * An optional blob that cannot be made is reported through `warn` and left out.
+ * The full record: fields plus uploaded blobs, validated against the kind's lexicon (the PDS
+ * does not validate custom lexicons). An optional blob that cannot be made is reported
+ * through `warn` and left out.
  * @throws when a required blob cannot be made or the record fails lexicon validation.
  */
 async function buildRecord(plan: Planned, ctx: WriterContext, client: RepoClient, warn: (reason: string) => void): Promise<Record<string, unknown>> {
@@ -274,7 +262,7 @@ async function buildRecord(plan: Planned, ctx: WriterContext, client: RepoClient
   for (const blob of plan.col.blobs) {
     let input
     try {
-      input = await blob.make(plan.item, ctx)
+      input = await blob.make(plan.item!, ctx)
     } catch (err) {
       if (blob.required) throw new Error(`${blob.field}: ${(err as Error).message}`)
       warn(`${blob.field} left out: ${(err as Error).message}`)
@@ -282,7 +270,7 @@ async function buildRecord(plan: Planned, ctx: WriterContext, client: RepoClient
     }
     if (input) value[blob.field] = await client.uploadBlob(input)
   }
-  const valid = lexicons.validate(plan.col.nsid, jsonToLex(value))
+  const valid = lexicons.validate(plan.col.nsid, jsonToLex(value as never))
   if (!valid.success) throw new Error(`record fails ${plan.col.nsid}: ${valid.error.message}`)
   return value
 }
@@ -291,32 +279,27 @@ async function buildRecord(plan: Planned, ctx: WriterContext, client: RepoClient
 async function applyInBatches(
   client: RepoClient,
   writes: Array<{ plan: Planned; write: RepoWrite }>,
-  repo: string,
-  record: (o: Outcome) => void,
-): Promise<Map<Planned, { uri: string; cid?: string }>> {
-  const written = new Map<Planned, { uri: string; cid?: string }>()
+  outcome: (p: Planned, action: Action, extra?: Partial<Outcome>) => void,
+): Promise<Map<Planned, WriteResult>> {
+  const written = new Map<Planned, WriteResult>()
   const apply = async (batch: typeof writes) => {
     const results = await client.applyWrites(batch.map((w) => w.write))
     batch.forEach(({ plan }, i) => {
       written.set(plan, results[i])
-      record({ kind: plan.col.kind, id: plan.item.id, repo, action: plan.action as Action, uri: results[i].uri })
+      outcome(plan, plan.action as Action, { uri: results[i].uri, reason: plan.detail })
     })
   }
   for (let i = 0; i < writes.length; i += MAX_WRITES_PER_CALL) {
     const batch = writes.slice(i, i + MAX_WRITES_PER_CALL)
     try {
       await apply(batch)
-    } catch (err) {
-      if (batch.length === 1) {
-        const { plan } = batch[0]
-        record({ kind: plan.col.kind, id: plan.item.id, repo, action: 'failed', reason: `PDS refused ${plan.action}: ${(err as Error).message}` })
-        continue
-      }
+    } catch {
       for (const one of batch) {
         try {
           await apply([one])
-        } catch (e) {
-          record({ kind: one.plan.col.kind, id: one.plan.item.id, repo, action: 'failed', reason: `PDS refused ${one.plan.action}: ${(e as Error).message}` })
+        } catch (err) {
+          one.plan.action = 'failed'
+          outcome(one.plan, 'failed', { reason: `PDS refused ${one.write.action}: ${(err as Error).message}` })
         }
       }
     }
@@ -324,41 +307,18 @@ async function applyInBatches(
   return written
 }
 
-/**
- * Writes back-references with `$set` on sub-fields so AC's other fields survive:
- * `atproto.{rkey,uri,cid}` for every kind, and `at.{rkey,uri,cid}` for tapes (AC's tape shape).
- * A deleted record keeps only `atproto.rkey`, so an un-nuked item returns to the same key.
- */
-async function writeBackrefs(db: Db, written: Map<Planned, { uri: string; cid?: string }>, log: Logger): Promise<void> {
+/** Writes the back-reference updates the plan's outcome calls for (see {@link backrefUpdate}). */
+async function writeBackrefs(db: Db, planned: Planned[], written: Map<Planned, WriteResult>): Promise<number> {
   const ops = new Map<string, AnyBulkWriteOperation[]>()
-  for (const [plan, result] of written) {
-    const { col, item, rkey } = plan
-    if (plan.action === 'delete') {
-      if (rkey !== item.backref?.rkey || (!item.backref.uri && !item.backref.cid)) continue
-      push(ops, col.mongo, { updateOne: { filter: { _id: objectIdOf(item) }, update: { $unset: { 'atproto.uri': '', 'atproto.cid': '', 'at.uri': '', 'at.cid': '' } } } })
-      continue
-    }
-    const want = { rkey, uri: result.uri, cid: result.cid }
-    const have = item.backref
-    if (have && have.rkey === want.rkey && have.uri === want.uri && have.cid === want.cid) continue
-    const set: Record<string, string | undefined> = { 'atproto.rkey': want.rkey, 'atproto.uri': want.uri, 'atproto.cid': want.cid }
-    if (col.kind === 'tape') Object.assign(set, { 'at.rkey': want.rkey, 'at.uri': want.uri, 'at.cid': want.cid })
-    push(ops, col.mongo, { updateOne: { filter: { _id: objectIdOf(item) }, update: { $set: set } } })
+  for (const p of planned) {
+    if (!p.item || p.finding === 'duplicate' || p.action === 'failed') continue
+    const result = written.get(p)
+    const want = p.item.live ? (result?.cid ? { rkey: p.rkey, uri: result.uri, cid: result.cid } : undefined) : null
+    if (want === undefined) continue // live but not mirrored (not ready, or failed): leave AC's fields alone
+    const update = backrefUpdate(p.col, p.item, want)
+    if (update) ops.set(p.col.mongo, [...(ops.get(p.col.mongo) ?? []), { updateOne: { filter: { _id: new ObjectId(p.item.id) }, update } }])
   }
-  for (const [collection, batch] of ops) {
-    await db.collection(collection).bulkWrite(batch, { ordered: false })
-    log.debug({ collection, count: batch.length }, 'back-references written')
-  }
-}
-
-function push<K, V>(map: Map<K, V[]>, key: K, value: V) {
-  map.set(key, [...(map.get(key) ?? []), value])
-}
-
-function objectIdOf(item: SourceItem): ObjectId {
-  return new ObjectId(item.id)
-}
-
-function uriOf(did: string, col: Collection, rkey: string): string {
-  return `at://${did}/${col.nsid}/${rkey}`
+  let n = 0
+  for (const [collection, batch] of ops) n += (await db.collection(collection).bulkWrite(batch, { ordered: false })).modifiedCount
+  return n
 }

@@ -23,6 +23,9 @@ export interface WriteResult {
 /** `com.atproto.repo.applyWrites` takes at most 200 writes (AC's PDS limits, ac-data-model.md). */
 export const MAX_WRITES_PER_CALL = 200
 
+/** Write points per action in the PDS's repo-write budget: create 3, update 2, delete 1 (ac-data-model.md). */
+const POINTS = { create: 3, update: 2, delete: 1 } as const
+
 /** PDS account credentials as AC keeps them in `users.atproto`. */
 export interface AccountCredentials {
   did: string
@@ -30,27 +33,91 @@ export interface AccountCredentials {
   password: string
 }
 
+type Headers = Record<string, string | undefined>
+
 /**
- * One logged-in session on one repo: login once (createSession is limited to 30 per 5 minutes
- * per account), refreshed by the agent when the access token expires. Network errors and 5xx
- * answers are retried with backoff and jitter; 4xx answers fail at once.
+ * The PDS's rate-limit state for one account, from its `ratelimit-*` headers (RateLimit header
+ * fields draft, as `@atproto/xrpc-server` sends them). Writes wait for the reset rather than
+ * fail when the budget is spent.
  */
-export class RepoClient {
-  private constructor(
-    readonly did: string,
-    private readonly agent: AtpAgent,
+class WriteBudget {
+  private remaining?: number
+  private resetAt?: number
+  private policy?: string
+
+  constructor(
+    private readonly did: string,
     private readonly log: Logger,
   ) {}
 
+  /** Records the limit state a response carried. */
+  observe(headers: Headers | undefined) {
+    const remaining = Number(headers?.['ratelimit-remaining'])
+    const reset = Number(headers?.['ratelimit-reset'])
+    if (!Number.isFinite(remaining) || !Number.isFinite(reset)) return
+    this.remaining = remaining
+    this.resetAt = reset * 1000
+    this.policy = headers?.['ratelimit-policy']
+  }
+
+  /** Waits until the budget can pay `points`, if the last response said it cannot. */
+  async reserve(points: number): Promise<void> {
+    if (this.remaining === undefined || this.resetAt === undefined || this.remaining >= points) return
+    await this.waitForReset(`${points} points needed, ${this.remaining} left`)
+  }
+
+  /** Waits for the window to reset after a 429 (Retry-After or ratelimit-reset). */
+  async rateLimited(headers: Headers | undefined): Promise<void> {
+    this.observe(headers)
+    const retryAfter = Number(headers?.['retry-after'])
+    if (Number.isFinite(retryAfter)) this.resetAt = Math.max(this.resetAt ?? 0, Date.now() + retryAfter * 1000)
+    this.resetAt ??= Date.now() + 60_000
+    await this.waitForReset('the PDS answered 429 Too Many Requests')
+  }
+
+  private async waitForReset(why: string) {
+    const waitMs = Math.max(0, this.resetAt! - Date.now()) + 250 + Math.random() * 750
+    this.log.info({ did: this.did, waitSeconds: Math.round(waitMs / 100) / 10, policy: this.policy, why }, 'waiting for the PDS write rate limit to reset')
+    await new Promise((r) => setTimeout(r, waitMs))
+    this.remaining = undefined
+    this.resetAt = undefined
+  }
+}
+
+/**
+ * One logged-in session on one repo. Logs in once (createSession is limited to 30 per 5
+ * minutes per account); the agent refreshes an expired access token, and a revoked session
+ * is replaced by one new login and the call retried. Network errors and 5xx answers are
+ * retried with backoff and jitter; 429 waits for the rate-limit reset; other 4xx fail at once.
+ */
+export class RepoClient {
+  private readonly budget: WriteBudget
+
+  private constructor(
+    readonly did: string,
+    private readonly pdsUrl: string,
+    private readonly account: AccountCredentials,
+    private agent: AtpAgent,
+    private readonly log: Logger,
+  ) {
+    this.budget = new WriteBudget(did, log)
+  }
+
   /** @throws when the PDS refuses the credentials (the error names the DID, never the password). */
   static async login(pdsUrl: string, account: AccountCredentials, log: Logger): Promise<RepoClient> {
-    const agent = new AtpAgent({ service: pdsUrl })
+    const client = new RepoClient(account.did, pdsUrl, account, new AtpAgent({ service: pdsUrl }), log)
+    await client.relogin()
+    return client
+  }
+
+  private async relogin(): Promise<void> {
+    const agent = new AtpAgent({ service: this.pdsUrl })
     try {
-      await retry(() => agent.login({ identifier: account.did, password: account.password }), log)
+      await this.call(() => agent.login({ identifier: this.account.did, password: this.account.password }), false)
     } catch (err) {
-      throw new Error(`login to ${pdsUrl} as ${account.did} failed: ${(err as Error).message}`)
+      throw new Error(`login to ${this.pdsUrl} as ${this.account.did} failed: ${(err as Error).message}`)
     }
-    return new RepoClient(account.did, agent, log)
+    this.agent = agent
   }
 
   /** Every record of `collection` in this repo, paging through `com.atproto.repo.listRecords`. */
@@ -58,7 +125,7 @@ export class RepoClient {
     const out: RepoRecord[] = []
     let cursor: string | undefined
     do {
-      const res = await retry(() => this.agent.com.atproto.repo.listRecords({ repo: this.did, collection, limit: 100, cursor }), this.log)
+      const res = await this.call(() => this.agent.com.atproto.repo.listRecords({ repo: this.did, collection, limit: 100, cursor }))
       for (const r of res.data.records) out.push({ uri: r.uri, cid: r.cid, rkey: r.uri.split('/').pop()!, value: r.value as Record<string, unknown> })
       cursor = res.data.records.length > 0 ? res.data.cursor : undefined
     } while (cursor)
@@ -67,25 +134,27 @@ export class RepoClient {
 
   /** Uploads a blob; returns its lexicon JSON blob ref. */
   async uploadBlob(blob: BlobInput): Promise<Record<string, unknown>> {
-    const res = await retry(() => this.agent.com.atproto.repo.uploadBlob(blob.bytes, { encoding: blob.mimeType }), this.log)
+    const res = await this.call(() => this.agent.com.atproto.repo.uploadBlob(blob.bytes, { encoding: blob.mimeType }))
     return res.data.blob.toJSON() as Record<string, unknown>
   }
 
-  /** Applies up to {@link MAX_WRITES_PER_CALL} writes atomically; results are in input order. */
+  /**
+   * Applies up to {@link MAX_WRITES_PER_CALL} writes atomically, first waiting for enough
+   * write budget; results are in input order.
+   */
   async applyWrites(writes: RepoWrite[]): Promise<WriteResult[]> {
     if (writes.length > MAX_WRITES_PER_CALL) throw new Error(`applyWrites takes at most ${MAX_WRITES_PER_CALL} writes`)
-    const res = await retry(
-      () =>
-        this.agent.com.atproto.repo.applyWrites({
-          repo: this.did,
-          validate: false, // the PDS does not know our lexicons; the writer validates first
-          writes: writes.map((w) =>
-            w.action === 'delete'
-              ? { $type: 'com.atproto.repo.applyWrites#delete', collection: w.collection, rkey: w.rkey }
-              : { $type: `com.atproto.repo.applyWrites#${w.action}`, collection: w.collection, rkey: w.rkey, value: w.value },
-          ),
-        }),
-      this.log,
+    await this.budget.reserve(writes.reduce((n, w) => n + POINTS[w.action], 0))
+    const res = await this.call(() =>
+      this.agent.com.atproto.repo.applyWrites({
+        repo: this.did,
+        validate: false, // the PDS does not know our lexicons; the writer validates first
+        writes: writes.map((w) =>
+          w.action === 'delete'
+            ? { $type: 'com.atproto.repo.applyWrites#delete', collection: w.collection, rkey: w.rkey }
+            : { $type: `com.atproto.repo.applyWrites#${w.action}`, collection: w.collection, rkey: w.rkey, value: w.value },
+        ),
+      }),
     )
     const results = res.data.results ?? []
     return writes.map((w, i) => {
@@ -93,26 +162,43 @@ export class RepoClient {
       return { uri: r?.uri ?? `at://${this.did}/${w.collection}/${w.rkey}`, cid: r?.cid }
     })
   }
-}
 
-/** Retries network errors and 5xx with exponential backoff and jitter; other errors fail at once. */
-function retry<T>(fn: () => Promise<T>, log: Logger): Promise<T> {
-  return pRetry(
-    async () => {
-      try {
-        return await fn()
-      } catch (err) {
-        const status = (err as { status?: number }).status
-        if (status !== undefined && status >= 400 && status < 500) throw new AbortError(err as Error)
-        throw err
-      }
-    },
-    {
-      retries: 5,
-      minTimeout: 200,
-      maxTimeout: 10_000,
-      randomize: true,
-      onFailedAttempt: ({ error, attemptNumber }) => log.warn({ err: error.message, attemptNumber }, 'PDS request failed, retrying'),
-    },
-  )
+  /** Runs one PDS call with the retry, rate-limit and session rules above. */
+  private async call<T extends { headers?: Headers }>(fn: () => Promise<T>, mayRelogin = true): Promise<T> {
+    let relogged = false
+    return pRetry(
+      async () => {
+        try {
+          const res = await fn()
+          this.budget.observe(res.headers)
+          return res
+        } catch (err) {
+          const { status, error, headers } = err as { status?: number; error?: string; headers?: Headers }
+          if (status === 429) {
+            await this.budget.rateLimited(headers)
+            throw err // retried after the wait
+          }
+          if (mayRelogin && !relogged && (status === 401 || error === 'ExpiredToken' || error === 'InvalidToken' || error === 'AuthRequired')) {
+            relogged = true
+            this.log.info({ did: this.did, error }, 'session no longer valid; logging in again')
+            await this.relogin()
+            throw err // retried with the new session
+          }
+          if (status !== undefined && status >= 400 && status < 500) throw new AbortError(err as Error)
+          throw err
+        }
+      },
+      {
+        retries: 8,
+        minTimeout: 200,
+        maxTimeout: 10_000,
+        randomize: true,
+        shouldConsumeRetry: ({ error }) => (error as { status?: number }).status !== 429,
+        onFailedAttempt: ({ error, attemptNumber }) => {
+          const status = (error as { status?: number }).status
+          if (status !== 429) this.log.warn({ did: this.did, err: error.message, status, attemptNumber }, 'PDS request failed, retrying')
+        },
+      },
+    )
+  }
 }

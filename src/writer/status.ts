@@ -1,3 +1,6 @@
+import fs from 'node:fs'
+import path from 'node:path'
+
 /** What the writer last did, for the operator dashboard and `/metrics`. */
 export interface WriterStatus {
   /** `backfill`, `live`, `audit`, `wipe` or `restore`. */
@@ -16,6 +19,13 @@ export interface WriterStatus {
  * The writer's latest run as recorded in its ledger under `dataDir`, or null when the writer has
  * never run there. Safe to call from another process (read-only).
  */
-export async function readWriterStatus(_dataDir: string): Promise<WriterStatus | null> {
-  return null
+export async function readWriterStatus(dataDir: string): Promise<WriterStatus | null> {
+  if (!fs.existsSync(path.join(dataDir, 'writer.sqlite'))) return null
+  const { Ledger } = await import('./ledger.js')
+  const ledger = new Ledger(dataDir)
+  try {
+    return ledger.latestStatus()
+  } finally {
+    ledger.close()
+  }
 }

@@ -1,0 +1,104 @@
+import { MongoClient, type Db } from 'mongodb'
+import { KINDS, type Kind } from '../collections/index.js'
+import { requireConfig, type Config } from '../config.js'
+import type { Logger } from '../log.js'
+import { loadAccounts, type Account } from './accounts.js'
+import { audit, type AuditReport } from './audit.js'
+import { backfill, type BackfillOptions, type BackfillReport, type WriterOptions } from './backfill.js'
+import { createWriterContext } from './context.js'
+import { Ledger } from './ledger.js'
+import { wipe, type WipeReport } from './wipe.js'
+
+/** What the operator asked for on the command line. */
+export type WriterRequest = Pick<BackfillOptions, 'dryRun' | 'only' | 'anonymous' | 'since' | 'limit' | 'onProgress'> & {
+  /** AC handles (with or without `@`); see {@link resolveUsers}. */
+  handles?: string[]
+  concurrency?: number
+}
+
+/**
+ * Runs the writer backfill against MONGODB_URI and PDS_URL, recording the run in the ledger
+ * under DATA_DIR (except in a dry run, which writes nothing anywhere).
+ * @throws ConfigError when either is unset; Error when a handle is unknown.
+ */
+export async function runBackfill(cfg: Config, log: Logger, req: WriterRequest = {}): Promise<BackfillReport> {
+  return withWriter(cfg, log, req, (opts) => backfill({ ...opts, dryRun: req.dryRun }), !req.dryRun)
+}
+
+/** Runs `writer audit` (and `--fix`). @see audit */
+export async function runAudit(cfg: Config, log: Logger, req: WriterRequest & { fix?: boolean }): Promise<AuditReport> {
+  return withWriter(cfg, log, req, (opts) => audit({ ...opts, fix: req.fix }), !!req.fix)
+}
+
+/** Runs `writer wipe --handle H`. @throws Error when the handle has no PDS account. */
+export async function runWipe(cfg: Config, log: Logger, handle: string, only?: Kind[]): Promise<WipeReport> {
+  requireConfig(cfg, 'MONGODB_URI', 'PDS_URL')
+  const client = await MongoClient.connect(cfg.MONGODB_URI)
+  try {
+    const db = client.db(cfg.MONGODB_DB)
+    const [user] = await resolveUsers(db, [handle])
+    const account = (await loadAccounts(db, log)).get(user)
+    if (!account) throw new Error(`${handle} has no PDS account`)
+    return await wipe({ db, pdsUrl: cfg.PDS_URL, account, guestUser: cfg.AC_GUEST_USER, only, log: log.child({ component: 'writer' }) })
+  } finally {
+    await client.close()
+  }
+}
+
+async function withWriter<T>(cfg: Config, log: Logger, req: WriterRequest, run: (opts: WriterOptions) => Promise<T>, useLedger: boolean): Promise<T> {
+  requireConfig(cfg, 'MONGODB_URI', 'PDS_URL')
+  const client = await MongoClient.connect(cfg.MONGODB_URI)
+  const ledger = useLedger ? new Ledger(cfg.DATA_DIR) : undefined
+  try {
+    const db = client.db(cfg.MONGODB_DB)
+    return await run({
+      db,
+      pdsUrl: cfg.PDS_URL,
+      ctx: createWriterContext(cfg),
+      log: log.child({ component: 'writer' }),
+      concurrency: req.concurrency ?? cfg.WRITER_CONCURRENCY,
+      guestUser: cfg.AC_GUEST_USER,
+      ledger,
+      only: req.only,
+      users: req.handles?.length ? await resolveUsers(db, req.handles) : undefined,
+      anonymous: req.anonymous,
+      since: req.since,
+      limit: req.limit,
+      onProgress: req.onProgress,
+    })
+  } finally {
+    ledger?.close()
+    await client.close()
+  }
+}
+
+/**
+ * `users._id` for each handle: an AC handle from `@handles` (`@jeffrey` or `jeffrey`), else a
+ * PDS handle from `users.atproto.handle`, else a `users._id` itself (e.g. `art-guest`).
+ * @throws Error listing the handles that match nobody.
+ */
+export async function resolveUsers(db: Db, handles: string[]): Promise<string[]> {
+  const users: string[] = []
+  const missing: string[] = []
+  for (const raw of handles) {
+    const name = raw.replace(/^@/, '')
+    const byHandle = await db.collection<{ _id: string }>('@handles').findOne({ handle: name })
+    const byPds = byHandle ? null : await db.collection<{ _id: string }>('users').findOne({ 'atproto.handle': name })
+    const byId = byHandle || byPds ? null : await db.collection<{ _id: string }>('users').findOne({ _id: name })
+    const found = byHandle ?? byPds ?? byId
+    if (found) users.push(found._id)
+    else missing.push(raw)
+  }
+  if (missing.length) throw new Error(`unknown AC handle(s): ${missing.join(', ')}`)
+  return users
+}
+
+/** Parses `--only painting,mood`. @throws Error naming an unknown kind. */
+export function parseKinds(value: string): Kind[] {
+  const kinds = value.split(',').map((k) => k.trim()).filter(Boolean)
+  const bad = kinds.filter((k) => !(KINDS as readonly string[]).includes(k))
+  if (bad.length) throw new Error(`unknown kind(s) ${bad.join(', ')}; expected ${KINDS.join(', ')}`)
+  return kinds as Kind[]
+}
+
+
