@@ -16,11 +16,11 @@ const SEQUENCER_MAX_IDLE_MS = 20
 
 /**
  * Starts PLC and PDS in-process on free loopback ports. Dev and tests only: `@atproto/dev-env`
- * is a dev dependency. Rate limits are off, as in dev-env.
+ * is a dev dependency. Rate limits are off, as in dev-env, unless `rateLimits`.
  */
-export async function startNetwork(opts: { pdsPort?: number } = {}): Promise<LocalNetwork> {
+export async function startNetwork(opts: { pdsPort?: number; rateLimits?: boolean } = {}): Promise<LocalNetwork> {
   const { TestNetworkNoAppView } = await import('@atproto/dev-env')
-  const network = await TestNetworkNoAppView.create({ pds: opts.pdsPort ? { port: opts.pdsPort } : {} })
+  const network = await TestNetworkNoAppView.create({ pds: { ...(opts.pdsPort ? { port: opts.pdsPort } : {}), ...(opts.rateLimits ? { rateLimitsEnabled: true } : {}) } })
   tuneSequencer(network)
   const agent = network.pds.getAgent()
   let n = 0

@@ -41,6 +41,8 @@ type Headers = Record<string, string | undefined>
  * fail when the budget is spent.
  */
 class WriteBudget {
+  /** The window's whole budget (`ratelimit-limit`), once a response told it. */
+  limit?: number
   private remaining?: number
   private resetAt?: number
   private policy?: string
@@ -57,6 +59,8 @@ class WriteBudget {
     if (!Number.isFinite(remaining) || !Number.isFinite(reset)) return
     this.remaining = remaining
     this.resetAt = reset * 1000
+    const limit = Number(headers?.['ratelimit-limit'])
+    if (Number.isFinite(limit)) this.limit = limit
     this.policy = headers?.['ratelimit-policy']
   }
 
@@ -140,11 +144,19 @@ export class RepoClient {
 
   /**
    * Applies up to {@link MAX_WRITES_PER_CALL} writes atomically, first waiting for enough
-   * write budget; results are in input order.
+   * write budget; results are in input order. A batch dearer than the PDS's whole write window
+   * is split.
    */
   async applyWrites(writes: RepoWrite[]): Promise<WriteResult[]> {
     if (writes.length > MAX_WRITES_PER_CALL) throw new Error(`applyWrites takes at most ${MAX_WRITES_PER_CALL} writes`)
-    await this.budget.reserve(writes.reduce((n, w) => n + POINTS[w.action], 0))
+    const points = writes.reduce((n, w) => n + POINTS[w.action], 0)
+    if (writes.length > 1 && this.budget.limit !== undefined && points > this.budget.limit) {
+      // A batch dearer than the whole window could never pass: split it (not atomic any more,
+      // but every write is idempotent by rkey).
+      const half = Math.ceil(writes.length / 2)
+      return [...(await this.applyWrites(writes.slice(0, half))), ...(await this.applyWrites(writes.slice(half)))]
+    }
+    await this.budget.reserve(points)
     const res = await this.call(() =>
       this.agent.com.atproto.repo.applyWrites({
         repo: this.did,

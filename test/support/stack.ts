@@ -24,13 +24,13 @@ export interface Stack {
   close(): Promise<void>
 }
 
-export async function startStack(): Promise<Stack> {
+export async function startStack(opts: { rateLimits?: boolean } = {}): Promise<Stack> {
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'ac-appview-test-'))
   const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent')
   const dbName = `test_${process.pid}_${Date.now()}`
   const mongo = await startMongo({ dbName })
   const client = await MongoClient.connect(mongo.uri)
-  const net = await startNetwork()
+  const net = await startNetwork({ rateLimits: opts.rateLimits })
   const mediaDir = path.join(work, 'media')
   await fs.mkdir(mediaDir, { recursive: true })
   const media = await startMediaServer({ dir: mediaDir })
