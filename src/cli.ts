@@ -169,7 +169,6 @@ function parseSeq(value: string): number {
   if (!/^\d+$/.test(value)) throw new Error(`--cursor must be a non-negative integer, got ${value}`)
   return Number(value)
 }
-  })
 
 program
   .command('serve')

@@ -39,12 +39,17 @@ const schema = z.object({
   MEDIA_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
 
   // Ingest
-  FIREHOSE_URL: wsUrl.optional(),
+  FIREHOSE_URL: list.pipe(z.array(wsUrl).min(1)).optional(),
   INDEX_DB_PATH: z.string().min(1).optional(),
   PLC_URL: url.default('https://plc.directory'),
   HANDLE_RESOLVER_URL: url.optional(),
   TRUSTED_PDS: list.optional(),
   ALLOW_PRIVATE_NETWORK: bool.default(false),
+  INGEST_VERIFY: bool.default(true),
+  INGEST_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(500),
+  INGEST_WATCHDOG_SECONDS: z.coerce.number().int().min(1).default(60),
+  INGEST_BACKFILL_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
+  INGEST_METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
 
   // AppView
   HOST: z.string().min(1).default('127.0.0.1'),
@@ -62,6 +67,8 @@ export type Env = z.infer<typeof schema>
 export interface Config extends Env {
   indexDbPath: string
   firehoseUrl: string | undefined
+  /** Every firehose host (FIREHOSE_URL is a comma-separated list; default PDS_URL). */
+  firehoseUrls: string[]
   trustedPds: string[]
 }
 
@@ -82,7 +89,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   return {
     ...e,
     indexDbPath: e.INDEX_DB_PATH ?? `${e.DATA_DIR}/index.sqlite`,
-    firehoseUrl: e.FIREHOSE_URL ?? e.PDS_URL,
+    firehoseUrl: e.FIREHOSE_URL?.[0] ?? e.PDS_URL,
+    firehoseUrls: e.FIREHOSE_URL ?? (e.PDS_URL ? [e.PDS_URL] : []),
     trustedPds: (e.TRUSTED_PDS ?? (e.PDS_URL ? [e.PDS_URL] : [])).map((u) => new URL(u).origin),
   }
 }

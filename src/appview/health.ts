@@ -1,21 +1,59 @@
 import type { FastifyReply } from 'fastify'
 import type { IndexDb } from '../db/index.js'
+import { Backfiller, type BackfillProgress } from '../ingest/backfill.js'
+
+/** One firehose host in the `/xrpc/_health` answer. Times are ISO 8601; durations in seconds. */
+export interface HostHealth {
+  service: string
+  cursor: number
+  lastEventTime: string | null
+  /** Now minus the host's timestamp of the last committed event. */
+  secondsBehind: number | null
+  /** Since the ingest last wrote (a batch, or its heartbeat while connected and idle). */
+  secondsSinceUpdate: number
+  stale: boolean
+  backfill: Omit<BackfillProgress, 'source'> | null
+}
+
+/** The body of `/xrpc/_health`: `ok` (200) or `stale` (503). */
+export interface HealthReport {
+  status: 'ok' | 'stale'
+  ingest: HostHealth[]
+  quarantined: number
+}
 
 /**
- * `GET /xrpc/_health`: per firehose host, the cursor, the time of its last event, seconds
- * behind and seconds since the ingest last wrote (events or heartbeat). 200 `ok`, or 503
- * `stale` when there is no cursor yet or any host has been silent longer than `maxLagSeconds`.
+ * Ingest health from the index alone (so it works whether the ingest runs in this process or in
+ * `ac-appview ingest`): per firehose host the cursor, the time of its last event, seconds behind,
+ * seconds since the ingest last wrote, and backfill progress (repos pending, done, failed).
+ * Stale when there is no cursor yet or a host has not been written for more than `maxLagSeconds`
+ * (the ingest writes a heartbeat every 10 s only while connected and idle, so a dropped or stalled
+ * stream goes stale; a busy one writes batches).
  */
-export async function health(db: IndexDb, maxLagSeconds: number, reply: FastifyReply) {
+export async function ingestHealth(db: IndexDb, maxLagSeconds: number): Promise<HealthReport> {
   const rows = await db.selectFrom('cursor').selectAll().execute()
+  const backfills = await Backfiller.progress(db)
+  const quarantined = await db.selectFrom('quarantine').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirst()
   const now = Date.now()
-  const ingest = rows.map((r) => ({
-    service: r.service,
-    cursor: r.seq,
-    lastEventTime: r.eventTime,
-    secondsBehind: r.eventTime ? Math.max(0, Math.round((now - Date.parse(r.eventTime)) / 1000)) : null,
-    secondsSinceUpdate: Math.round((now - Date.parse(r.updatedAt)) / 1000),
-  }))
-  const healthy = ingest.length > 0 && ingest.every((i) => i.secondsSinceUpdate <= maxLagSeconds)
-  return reply.code(healthy ? 200 : 503).header('cache-control', 'no-store').send({ status: healthy ? 'ok' : 'stale', ingest })
+  const ingest = rows.map((r) => {
+    const secondsSinceUpdate = Math.round((now - Date.parse(r.updatedAt)) / 1000)
+    const { source: _, ...backfill } = backfills.find((b) => b.source === r.service) ?? { source: null }
+    return {
+      service: r.service,
+      cursor: r.seq,
+      lastEventTime: r.eventTime,
+      secondsBehind: r.eventTime ? Math.max(0, Math.round((now - Date.parse(r.eventTime)) / 1000)) : null,
+      secondsSinceUpdate,
+      stale: secondsSinceUpdate > maxLagSeconds,
+      backfill: 'status' in backfill ? (backfill as HostHealth['backfill']) : null,
+    }
+  })
+  const healthy = ingest.length > 0 && ingest.every((i) => !i.stale)
+  return { status: healthy ? 'ok' : 'stale', ingest, quarantined: Number(quarantined?.n ?? 0) }
+}
+
+/** `GET /xrpc/_health`: {@link ingestHealth} as JSON, 200 when ok, 503 when stale; never cached. */
+export async function health(db: IndexDb, maxLagSeconds: number, reply: FastifyReply) {
+  const report = await ingestHealth(db, maxLagSeconds)
+  return reply.code(report.status === 'ok' ? 200 : 503).header('cache-control', 'no-store').send(report)
 }

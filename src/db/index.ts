@@ -43,6 +43,36 @@ export interface QuarantineTable {
   record: string
   firstSeen: string
   lastSeen: string
+  /** Repo rev of the quarantined version (002). */
+  rev: string | null
+  /** Hash of the record lexicons the record was last checked against (002); a re-check runs when it differs. */
+  lexiconHash: string | null
+}
+
+/** Per repository: what the index reflects and where its backfill stands (002). */
+export interface RepoTable {
+  did: string
+  /** Firehose host (PDS or relay) that last listed or streamed this repo. */
+  source: string
+  /** Newest repo rev the index reflects; live commits at or below it are already applied. */
+  rev: string | null
+  /** Backfill state in the current run: 'pending', 'done', 'failed'; null when not part of one. */
+  state: string | null
+  attempts: number
+  /** Last backfill error, for operators. */
+  error: string | null
+  updatedAt: string
+}
+
+/** One backfill run per firehose host (002). */
+export interface BackfillTable {
+  source: string
+  /** 'running' or 'done'. */
+  status: string
+  /** Why it ran: 'requested', 'first start', 'outdated cursor', 'future cursor'. */
+  reason: string
+  startedAt: string
+  finishedAt: string | null
 }
 
 export interface CursorTable {
@@ -61,6 +91,8 @@ export interface IndexSchema {
   item: ItemTable
   quarantine: QuarantineTable
   cursor: CursorTable
+  repo: RepoTable
+  backfill: BackfillTable
 }
 
 export type IndexDb = Kysely<IndexSchema>

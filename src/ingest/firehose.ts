@@ -1,131 +1,374 @@
-import { Firehose, type Event, type EventRunner } from '@atproto/sync'
+import { parseAccount, parseCommitAuthenticated, parseCommitUnauthenticated } from '@atproto/sync'
 import type { IndexDb } from '../db/index.js'
 import type { Logger } from '../log.js'
+import { Backfiller } from './backfill.js'
 import type { Identity } from './identity.js'
-import { Indexer, type IndexOp } from './indexer.js'
+import { collectionOf, Indexer, type IndexOp, type RecordOp } from './indexer.js'
+import { metrics } from './metrics.js'
+import { countQuarantine, recheckQuarantine } from './quarantine.js'
+import { FirehoseErrorFrame, subscribeRepos, wsUrl, type FirehoseMessage } from './subscription.js'
 
 export interface IngestOptions {
   db: IndexDb
   identity: Identity
-  /** Firehose host: a PDS or a relay, as http(s):// or ws(s):// URL. */
-  service: string
+  /** Firehose hosts: PDSes or relays, as http(s):// or ws(s):// URLs. Each keeps its own cursor. */
+  services: string[]
   trustedPds: string[]
   log: Logger
+  /** Verify commit signatures and MST proofs (and backfilled repos). Default true. */
+  verify?: boolean
+  /** Run a backfill of every host now (`ac-appview ingest --backfill`). */
+  backfill?: boolean
+  /** Replay from this seq instead of the stored cursor (no backfill is implied). */
+  startCursor?: number
   /** Events per SQLite transaction at most; smaller batches commit as soon as the stream is idle. */
   batchSize?: number
-  /** Interval of the heartbeat that tells /xrpc/_health the ingest is alive while the network is quiet. */
+  /** Events parsed and verified ahead of the one being committed (bounded: backpressure). */
+  parseWindow?: number
+  /** Interval of the heartbeat that tells /xrpc/_health the ingest is connected and idle, in ms. */
   heartbeatMs?: number
+  /** A connection silent for this long is re-dialled, in ms (see subscribeRepos). */
+  watchdogMs?: number
+  /** Longest backoff between reconnects, in seconds. */
+  maxReconnectSeconds?: number
+  /** getRepo requests at once per PDS during a backfill. */
+  backfillConcurrency?: number
 }
 
 export interface Ingest {
-  /** Last seq committed to the index. */
+  /** Last seq committed to the index for the first host. */
   cursor(): number | undefined
+  /** Resolves when every backfill started so far has finished. */
+  backfillsSettled(): Promise<void>
   stop(): Promise<void>
 }
 
 /**
- * Subscribes to `com.atproto.sync.subscribeRepos` on `service` with `@atproto/sync` (commit
- * signatures and MST proofs verified), indexes `computer.aesthetic.*` records, and resumes from
- * the cursor stored in the index. The cursor is committed in the same transaction as the rows
- * it covers, so a crash loses nothing and a replay duplicates nothing.
+ * Follows `com.atproto.sync.subscribeRepos` on each host and indexes `computer.aesthetic.*`
+ * records (see {@link HostStream}); backfills when asked, on first start, and when the host's
+ * window no longer covers the cursor. Re-checks the quarantine when the lexicons changed.
  */
 export async function startIngest(opts: IngestOptions): Promise<Ingest> {
-  const service = wsUrl(opts.service)
   const indexer = new Indexer({ db: opts.db, identity: opts.identity, trustedPds: opts.trustedPds, log: opts.log })
-  const stored = await opts.db.selectFrom('cursor').select('seq').where('service', '=', service).executeTakeFirst()
-  // No stored cursor: replay the host's whole retained window from seq 0 rather than start at
-  // the live tail, so records written before the first start are indexed too.
-  const runner = new BatchRunner(indexer, service, stored?.seq ?? 0, opts.batchSize ?? 500, opts.log)
-  opts.log.info({ service, cursor: stored?.seq ?? null }, 'ingest starting')
-
-  const firehose = new Firehose({
-    service,
-    idResolver: opts.identity.resolver,
-    runner,
-    filterCollections: ['computer.aesthetic.*'],
-    handleEvent: (evt) => runner.collect(evt),
-    onError: (err) => opts.log.error({ err: err.message, cause: (err.cause as Error | undefined)?.message }, 'firehose error'),
-  })
-  void firehose.start()
-
-  const heartbeat = setInterval(() => void runner.heartbeat(), opts.heartbeatMs ?? 10_000)
-  heartbeat.unref()
+  await recheckQuarantine(indexer, opts.log)
+  const backfiller = new Backfiller({ db: opts.db, indexer, identity: opts.identity, log: opts.log.child({ part: 'backfill' }), verify: opts.verify ?? true, concurrencyPerHost: opts.backfillConcurrency ?? 4 })
+  const streams = opts.services.map((s) => new HostStream(wsUrl(s), indexer, backfiller, opts))
+  const runs = await Promise.all(streams.map((s) => s.start()))
+  const quarantineGauge = setInterval(() => void countQuarantine(opts.db).catch(() => {}), 15_000)
+  quarantineGauge.unref()
   return {
-    cursor: () => runner.getCursor(),
+    cursor: () => streams[0]?.cursor(),
+    backfillsSettled: async () => {
+      await Promise.all(streams.map((s) => s.backfillStarted))
+      await backfiller.idle()
+    },
     async stop() {
-      clearInterval(heartbeat)
-      await firehose.destroy()
-      await runner.drain()
+      clearInterval(quarantineGauge)
+      await Promise.all(streams.map((s) => s.stop()))
+      await Promise.all(runs.map((r) => r.done))
+      await backfiller.stop()
     },
   }
 }
 
-/** `@atproto/sync` wants a ws(s) URL; accept the PDS's http(s) URL too. */
-function wsUrl(service: string): string {
-  return service.replace(/^http(s?):\/\//, 'ws$1://').replace(/\/+$/, '')
+/** One parsed event: its seq and time, and what it changes in the index. */
+interface Parsed {
+  seq: number
+  time: string | null
+  ops: IndexOp[]
 }
 
 /**
- * Runs firehose events strictly in order and commits their index operations in batches:
- * a batch is committed when it reaches `batchSize` or when no further event is waiting,
- * together with the seq of the last event it completes.
+ * The stream of one host. Messages are parsed and verified ahead in a bounded window (DID
+ * lookups overlap), then applied strictly in seq order and committed in batches, each batch with
+ * the seq of its last event in one transaction. The socket is paused while the window is full,
+ * so memory stays bounded however fast the host sends. A failed commit drops the connection and
+ * resumes from the committed cursor; an event that cannot be verified is skipped and its repo
+ * re-fetched (verified) instead, so nothing stalls the stream.
  */
-class BatchRunner implements EventRunner {
-  private chain: Promise<void> = Promise.resolve()
-  private pending: IndexOp[] = []
-  private waiting = 0
-  private lastSeq?: number
-  private lastTime: string | null = null
+class HostStream {
+  private committed?: number
+  private received?: number
+  private connected = false
+  private readonly stopping = new AbortController()
+  private window: Array<Promise<Parsed>> = []
+  private batch: IndexOp[] = []
+  private batchEvents = 0
+  private batchSeq?: number
+  private batchTime: string | null = null
+  private wake?: () => void
+  private space?: () => void
+  private pendingBackfill?: { reason: string; fresh: boolean }
+  private backfillStartedResolve!: () => void
+  /** Resolves once a backfill this stream needed has been started (or none was needed). */
+  readonly backfillStarted = new Promise<void>((r) => (this.backfillStartedResolve = r))
+  private readonly log: Logger
+  private readonly verify: boolean
 
   constructor(
+    readonly service: string,
     private readonly indexer: Indexer,
-    private readonly service: string,
-    private cursor: number | undefined,
-    private readonly batchSize: number,
-    private readonly log: Logger,
-  ) {}
-
-  getCursor(): number | undefined {
-    return this.cursor
+    private readonly backfiller: Backfiller,
+    private readonly opts: IngestOptions,
+  ) {
+    this.log = opts.log.child({ service })
+    this.verify = opts.verify ?? true
   }
 
-  trackEvent(_did: string, seq: number, handler: () => Promise<void>): Promise<void> {
-    this.waiting++
-    const run = this.chain.then(async () => {
-      await handler()
-      this.lastSeq = seq
-      this.waiting--
-      if (this.pending.length >= this.batchSize || this.waiting === 0) await this.flush()
-    })
-    this.chain = run.catch((err) => this.log.error({ err: (err as Error).message, seq }, 'event failed'))
-    return this.chain
+  cursor(): number | undefined {
+    return this.committed
   }
 
-  /** Called by the firehose for each parsed event of the commit being run. */
-  async collect(evt: Event): Promise<void> {
-    this.lastTime = evt.time
-    this.pending.push(...(await this.indexer.opsFor(evt)))
+  /** Loads the cursor, decides whether a backfill is due, and starts the stream; `done` settles at its end. */
+  async start(): Promise<{ done: Promise<void> }> {
+    const stored = await this.indexer.db.selectFrom('cursor').select('seq').where('service', '=', this.service).executeTakeFirst()
+    this.committed = this.opts.startCursor ?? stored?.seq
+    this.pendingBackfill = await this.backfillDue(stored?.seq)
+    if (!this.pendingBackfill) this.backfillStartedResolve()
+    this.log.info({ cursor: this.committed ?? 'live tail', backfill: this.pendingBackfill?.reason ?? null, verify: this.verify }, 'ingest starting')
+    const heartbeat = setInterval(() => void this.heartbeat(), this.opts.heartbeatMs ?? 10_000)
+    heartbeat.unref()
+    return { done: this.loop().finally(() => clearInterval(heartbeat)) }
   }
 
-  private async flush(): Promise<void> {
-    if (this.lastSeq === undefined || this.lastSeq === this.cursor) return
-    const ops = this.pending
-    this.pending = []
-    try {
-      await this.indexer.commit(ops, this.service, this.lastSeq, this.lastTime)
-      this.cursor = this.lastSeq
-    } catch (err) {
-      this.pending = ops.concat(this.pending) // keep them for the next flush
-      throw err
+  async stop(): Promise<void> {
+    this.stopping.abort()
+    this.wake?.()
+    this.space?.()
+  }
+
+  /**
+   * Why a backfill must run when the stream connects, or undefined. No cursor (first start, or
+   * one lost) means the index cannot know what it missed: a fresh run. A run interrupted while a
+   * cursor existed resumes.
+   */
+  private async backfillDue(storedSeq: number | undefined): Promise<{ reason: string; fresh: boolean } | undefined> {
+    if (this.opts.backfill) return { reason: 'requested', fresh: true }
+    if (this.opts.startCursor !== undefined) return undefined
+    if (storedSeq === undefined) return { reason: 'first start', fresh: true }
+    if (await this.backfiller.unfinished(this.service)) return { reason: 'resumed', fresh: false }
+    return undefined
+  }
+
+  /** Connects, consumes, and on failure waits and resumes from the committed cursor, until stopped. */
+  private async loop(): Promise<void> {
+    let failures = 0
+    while (!this.stopping.signal.aborted) {
+      try {
+        await this.connection()
+        failures = 0
+      } catch (err) {
+        if (this.stopping.signal.aborted) break
+        failures++
+        await this.onConnectionError(err)
+        await sleep(Math.min(1000 * 2 ** Math.min(failures - 1, 6), (this.opts.maxReconnectSeconds ?? 30) * 1000), this.stopping.signal)
+      }
     }
   }
 
-  async heartbeat(): Promise<void> {
-    if (this.waiting > 0) return
-    await this.indexer.touch(this.service).catch((err) => this.log.error({ err: err.message }, 'heartbeat failed'))
+  private async onConnectionError(err: unknown): Promise<void> {
+    if (err instanceof FirehoseErrorFrame && err.code === 'FutureCursor') {
+      // The host has never reached our cursor (it was reset, or is another host): start over.
+      this.log.warn({ cursor: this.committed }, 'cursor is in the future of the host: dropping it, following the live tail and backfilling')
+      await this.indexer.db.deleteFrom('cursor').where('service', '=', this.service).execute()
+      this.committed = undefined
+      this.pendingBackfill = { reason: 'future cursor', fresh: true }
+      metrics.reconnects.inc({ service: this.service, reason: 'future cursor' })
+      return
+    }
+    metrics.reconnects.inc({ service: this.service, reason: err instanceof FirehoseErrorFrame ? err.code : 'error' })
+    this.log.error({ err: (err as Error).message }, 'firehose connection failed; resuming from the committed cursor')
   }
 
-  async drain(): Promise<void> {
-    await this.chain
+  /** One subscription: a consumer filling the parse window and a collector committing in order. */
+  private async connection(): Promise<void> {
+    const conn = new AbortController()
+    const abort = () => conn.abort()
+    this.stopping.signal.addEventListener('abort', abort, { once: true })
+    this.received = this.committed
+    this.resetBatch()
+    this.window = []
+    const collector = this.collector(conn.signal).catch((err) => {
+      conn.abort()
+      throw err
+    })
+    collector.catch(() => {})
+    let consumeError: unknown = new Error('firehose stream ended')
+    try {
+      await this.consume(conn.signal)
+    } catch (err) {
+      consumeError = err
+    } finally {
+      conn.abort()
+      this.wake?.()
+      this.space?.()
+      this.stopping.signal.removeEventListener('abort', abort)
+      this.setConnected(false)
+    }
+    await collector // its failure (a commit) is the cause when there is one
+    if (!this.stopping.signal.aborted) throw consumeError
   }
+
+  private async consume(signal: AbortSignal): Promise<void> {
+    const parseWindow = this.opts.parseWindow ?? 64
+    for await (const msg of subscribeRepos({
+      service: this.service,
+      cursor: () => this.received,
+      signal,
+      watchdogMs: this.opts.watchdogMs ?? 60_000,
+      heartbeatMs: Math.min(10_000, this.opts.watchdogMs ?? 10_000),
+      maxReconnectSeconds: this.opts.maxReconnectSeconds ?? 30,
+      onConnect: () => this.onConnect(),
+      onDisconnect: () => this.setConnected(false),
+      onReconnect: (err, attempt) => {
+        metrics.reconnects.inc({ service: this.service, reason: (err as Error)?.name ?? 'error' })
+        this.log.warn({ err: (err as Error)?.message, attempt }, 'firehose reconnecting')
+      },
+    })) {
+      const seq = msg.body.seq
+      metrics.eventsIn.inc({ service: this.service, type: msg.type })
+      if (msg.type === '#info') {
+        this.onInfo(msg)
+        continue
+      }
+      if (typeof seq !== 'number' || (this.received !== undefined && seq <= this.received)) continue
+      this.received = seq
+      this.window.push(this.parse(msg, seq))
+      this.wake?.()
+      metrics.queueDepth.set({ service: this.service }, this.window.length + this.batchEvents)
+      if (this.window.length >= parseWindow) await new Promise<void>((r) => (this.space = r))
+      if (signal.aborted) return
+    }
+  }
+
+  private onConnect(): void {
+    this.setConnected(true)
+    this.log.info({ cursor: this.received ?? 'live tail' }, 'firehose connected')
+    const due = this.pendingBackfill
+    if (!due) return
+    // Connected first, so every commit a snapshot misses arrives on this stream.
+    this.pendingBackfill = undefined
+    void this.backfiller.run(this.service, due.reason, due.fresh)
+    this.backfillStartedResolve()
+  }
+
+  /** `#info`: OutdatedCursor means events between our cursor and the host's window are lost: backfill. */
+  private onInfo(msg: FirehoseMessage): void {
+    this.log.warn({ name: msg.body.name, message: msg.body.message }, 'firehose info')
+    if (msg.body.name === 'OutdatedCursor') void this.backfiller.run(this.service, 'outdated cursor', true)
+  }
+
+  /** Takes parsed events in seq order into the batch; commits when full or when nothing waits. */
+  private async collector(signal: AbortSignal): Promise<void> {
+    const batchSize = this.opts.batchSize ?? 500
+    while (!signal.aborted) {
+      if (this.window.length === 0) {
+        await this.flush()
+        if (this.window.length === 0 && !signal.aborted) await new Promise<void>((r) => (this.wake = r))
+        continue
+      }
+      const parsed = await this.window[0]
+      this.window.shift()
+      this.space?.()
+      this.batch.push(...parsed.ops)
+      this.batchEvents++
+      this.batchSeq = parsed.seq
+      this.batchTime = parsed.time
+      if (this.batchEvents >= batchSize) await this.flush()
+    }
+    if (this.stopping.signal.aborted) await this.flush() // a clean stop keeps what was complete
+  }
+
+  /** Commits the batch with its cursor; then re-fetches repos that need it. */
+  private async flush(): Promise<void> {
+    if (this.batchSeq === undefined) return
+    const [ops, seq, time, events] = [this.batch, this.batchSeq, this.batchTime, this.batchEvents]
+    this.resetBatch()
+    const resync = await this.indexer.commit(ops, this.service, seq, time)
+    this.committed = seq
+    metrics.eventsIndexed.inc({ service: this.service }, events)
+    metrics.cursor.set({ service: this.service }, seq)
+    if (time) metrics.lag.set({ service: this.service }, Math.max(0, (Date.now() - Date.parse(time)) / 1000))
+    metrics.queueDepth.set({ service: this.service }, this.window.length)
+    for (const did of resync) void this.backfiller.resync(did, this.service)
+  }
+
+  private resetBatch(): void {
+    this.batch = []
+    this.batchEvents = 0
+    this.batchSeq = undefined
+    this.batchTime = null
+  }
+
+  /** Parses one event; never rejects (an event that cannot be verified becomes a resync of its repo). */
+  private async parse(msg: FirehoseMessage, seq: number): Promise<Parsed> {
+    const time = typeof msg.body.time === 'string' ? msg.body.time : null
+    try {
+      return { seq, time, ops: await this.opsFor(msg) }
+    } catch (err) {
+      const did = msg.body.repo ?? msg.body.did
+      metrics.verifyFailures.inc({ service: this.service })
+      this.log.warn({ seq, did, err: (err as Error).message }, 'event failed verification or parsing: re-fetching its repo')
+      return { seq, time, ops: typeof did === 'string' ? [{ type: 'resync', did }] : [] }
+    }
+  }
+
+  private async opsFor(msg: FirehoseMessage): Promise<IndexOp[]> {
+    const body = msg.body as never
+    switch (msg.type) {
+      case '#commit':
+        return this.commitOps(body)
+      case '#identity':
+        return this.indexer.actorOps((body as { did: string }).did, true)
+      case '#account': {
+        const evt = parseAccount(body)
+        return evt ? [{ type: 'status', did: evt.did, status: evt.active ? null : (evt.status ?? 'deactivated') }] : []
+      }
+      case '#sync':
+        return [{ type: 'resync', did: (body as { did: string }).did }]
+      default:
+        return []
+    }
+  }
+
+  /**
+   * The AC record operations of a commit. Commits touching no AC collection (most of a relay's
+   * stream) cost only this check: they are neither verified nor decoded further.
+   */
+  private async commitOps(body: Parameters<typeof parseCommitUnauthenticated>[0]): Promise<IndexOp[]> {
+    if (!body.ops.some((op) => isAcPath(op.path))) return []
+    const match = (nsid: string) => collectionOf(nsid) !== undefined
+    const evts = this.verify ? await parseCommitAuthenticated(this.opts.identity.resolver, body, match) : await parseCommitUnauthenticated(body, match)
+    const ops: RecordOp[] = []
+    for (const evt of evts) {
+      const col = collectionOf(evt.collection)!
+      if (evt.event === 'delete') ops.push({ type: 'delete', uri: evt.uri.toString(), rev: evt.rev })
+      else ops.push(this.indexer.recordOp(col, evt.did, evt.rkey, evt.cid.toString(), evt.rev, evt.record, evt.event))
+    }
+    if (!ops.length) return []
+    return [...(await this.indexer.actorOps(body.repo)), { type: 'commit', did: body.repo, rev: body.rev, ops }]
+  }
+
+  private setConnected(up: boolean): void {
+    this.connected = up
+    metrics.connected.set({ service: this.service }, up ? 1 : 0)
+  }
+
+  /** While connected with nothing in flight, marks the ingest alive (for /xrpc/_health). */
+  private async heartbeat(): Promise<void> {
+    if (!this.connected || this.window.length > 0 || this.batchEvents > 0) return
+    await this.indexer.touch(this.service).catch((err) => this.log.error({ err: err.message }, 'heartbeat failed'))
+  }
+}
+
+/** `computer.aesthetic.painting/3k…` → whether the collection is one of AC's (exact NSID). */
+function isAcPath(path: string): boolean {
+  return collectionOf(path.slice(0, path.indexOf('/'))) !== undefined
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms)
+    signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true })
+  })
 }

@@ -1,18 +1,53 @@
-import { jsonToLex, lexToJson, type LexValue } from '@atproto/lexicon'
-import type { Event } from '@atproto/sync'
+import { jsonToLex, lexToJson, type LexValue, type Lexicons } from '@atproto/lexicon'
+import type { Transaction } from 'kysely'
 import { byNsid, type Collection } from '../collections/index.js'
-import type { IndexDb } from '../db/index.js'
+import type { IndexDb, IndexSchema } from '../db/index.js'
 import { lexicons } from '../lexicon/lexicons.js'
 import type { Logger } from '../log.js'
 import type { Identity } from './identity.js'
+import { metrics } from './metrics.js'
+import { lexiconHash } from './lexicon-hash.js'
+
+type Trx = Transaction<IndexSchema>
+
+/** A record version that passed its lexicon: becomes an `item` row. */
+export interface PutOp {
+  type: 'put'
+  /** What the firehose called it; a backfill says 'create'. Only used for metrics. */
+  action: 'create' | 'update'
+  uri: string
+  did: string
+  kind: string
+  rkey: string
+  cid: string
+  rev: string
+  code: string | null
+  sortAt: string
+  record: string
+}
+
+/** A record version that failed its lexicon after normalising: becomes a `quarantine` row. */
+export interface QuarantineOp {
+  type: 'quarantine'
+  uri: string
+  cid: string
+  did: string
+  collection: string
+  rev: string
+  reason: string
+  record: string
+}
+
+export type RecordOp = PutOp | QuarantineOp | { type: 'delete'; uri: string; rev: string }
 
 /** One change to the index, collected from firehose events and committed in batches. */
 export type IndexOp =
-  | { type: 'put'; uri: string; did: string; kind: string; rkey: string; cid: string; rev: string; code: string | null; sortAt: string; record: string }
-  | { type: 'quarantine'; uri: string; cid: string; did: string; collection: string; rev: string; reason: string; record: string }
-  | { type: 'delete'; uri: string; rev: string }
+  /** The AC record operations of one repo commit; skipped when the repo's stored rev is at or past `rev`. */
+  | { type: 'commit'; did: string; rev: string; ops: RecordOp[] }
   | { type: 'actor'; did: string; handle: string | null; pds: string | null; trusted: boolean }
   | { type: 'status'; did: string; status: string | null }
+  /** The repo must be fetched again (a #sync event, or a commit that failed verification). */
+  | { type: 'resync'; did: string }
 
 export interface IndexerOptions {
   db: IndexDb
@@ -23,116 +58,59 @@ export interface IndexerOptions {
 }
 
 /**
- * Turns firehose events into index operations and commits them with the cursor in one SQLite
- * transaction. Every operation is idempotent by uri and guarded by the repo rev, so replaying
- * events (after a crash or a reconnect) changes nothing.
+ * Turns record versions into index operations and commits them, with the cursor, in one SQLite
+ * transaction. Every operation is idempotent by uri and cid, and guarded by the repo rev (per
+ * repo in `repo.rev`, per record in `item.rev`), so replays after a crash or a reconnect, and a
+ * backfill overlapping the live stream, change nothing.
  */
 export class Indexer {
   private readonly knownActors = new Set<string>()
+  private readonly hash = lexiconHash()
 
   constructor(private readonly opts: IndexerOptions) {}
 
-  /** The operations for one event (a commit op, identity or account event). Never throws on bad records. */
-  async opsFor(evt: Event): Promise<IndexOp[]> {
-    switch (evt.event) {
-      case 'create':
-      case 'update': {
-        const col = byNsid.get(evt.collection) // exact NSID: the firehose filter is a prefix match
-        if (!col) return []
-        return [...(await this.actorOps(evt.did)), this.recordOp(col, evt.did, evt.rkey, evt.cid.toString(), evt.rev, evt.record)]
-      }
-      case 'delete':
-        if (!byNsid.has(evt.collection)) return []
-        return [{ type: 'delete', uri: evt.uri.toString(), rev: evt.rev }]
-      case 'identity':
-        return this.actorOps(evt.did, true)
-      case 'account':
-        return [{ type: 'status', did: evt.did, status: evt.active ? null : (evt.status ?? 'inactive') }]
-      default:
-        return []
-    }
+  get db(): IndexDb {
+    return this.opts.db
   }
 
-  /** A valid record becomes a `put`; one that fails its lexicon after normalising goes to quarantine. */
-  recordOp(col: Collection, did: string, rkey: string, cid: string, rev: string, raw: unknown): IndexOp {
-    const uri = `at://${did}/${col.nsid}/${rkey}`
-    const json = lexToJson(raw as LexValue) as Record<string, unknown>
-    const record = col.normalize(json)
-    const reason = validationError(col, record)
-    if (reason) return { type: 'quarantine', uri, cid, did, collection: col.nsid, rev, reason, record: JSON.stringify(json) }
-    const code = col.codePrefix && typeof record.code === 'string' ? record.code : null
-    return { type: 'put', uri, did, kind: col.kind, rkey, cid, rev, code, sortAt: new Date(record.when as string).toISOString(), record: JSON.stringify(record) }
+  /**
+   * A valid record becomes a `put`; one that fails its lexicon after normalising goes to
+   * quarantine. Never throws on bad records. `raw` is the record as decoded from CBOR.
+   */
+  recordOp(col: Collection, did: string, rkey: string, cid: string, rev: string, raw: unknown, action: PutOp['action'] = 'create'): PutOp | QuarantineOp {
+    return recordOpFromJson(col, did, rkey, cid, rev, lexToJson(raw as LexValue) as Record<string, unknown>, action)
   }
 
-  private async actorOps(did: string, refresh = false): Promise<IndexOp[]> {
+  /**
+   * The `actor` operation for `did` (handle verified both ways, PDS, trusted or not); empty when
+   * the actor is known already, unless `refresh` (after an #identity event).
+   */
+  async actorOps(did: string, refresh = false): Promise<IndexOp[]> {
     if (this.knownActors.has(did) && !refresh) return []
     const { handle, pds } = await this.opts.identity.resolve(did, refresh)
     this.knownActors.add(did)
     return [{ type: 'actor', did, handle, pds, trusted: pds !== null && this.opts.trustedPds.includes(pds) }]
   }
 
-  /** Marks the ingest alive for `service` without moving its cursor (heartbeat while idle). */
+  /** Marks the ingest alive for `service` without moving its cursor (heartbeat while idle and connected). */
   async touch(service: string): Promise<void> {
     await this.opts.db.updateTable('cursor').set({ updatedAt: new Date().toISOString() }).where('service', '=', service).execute()
   }
 
-  /** Commits `ops` and the cursor (`seq` on `service`) in one transaction. */
-  async commit(ops: IndexOp[], service: string, seq: number, eventTime: string | null): Promise<void> {
+  /**
+   * Commits `ops` and the cursor (`seq` on `service`) in one transaction.
+   * @returns the DIDs whose repos must be re-fetched (resync ops and nothing else).
+   */
+  async commit(ops: IndexOp[], service: string, seq: number, eventTime: string | null): Promise<string[]> {
     const now = new Date().toISOString()
+    const applied: RecordOp[] = []
+    const resync: string[] = []
     await this.opts.db.transaction().execute(async (trx) => {
       for (const op of ops) {
-        switch (op.type) {
-          case 'put': {
-            const { type: _, ...row } = op
-            await trx
-              .insertInto('item')
-              .values({ ...row, indexedAt: now })
-              .onConflict((oc) =>
-                oc
-                  .column('uri')
-                  .doUpdateSet((eb) => ({
-                    cid: eb.ref('excluded.cid'),
-                    rev: eb.ref('excluded.rev'),
-                    code: eb.ref('excluded.code'),
-                    sortAt: eb.ref('excluded.sortAt'),
-                    record: eb.ref('excluded.record'),
-                  }))
-                  .where('item.rev', '<=', (eb) => eb.ref('excluded.rev')),
-              )
-              .execute()
-            await trx.deleteFrom('quarantine').where('uri', '=', op.uri).execute()
-            break
-          }
-          case 'quarantine': {
-            const { type: _, rev, ...row } = op
-            await trx.deleteFrom('item').where('uri', '=', op.uri).where('rev', '<=', rev).execute()
-            await trx
-              .insertInto('quarantine')
-              .values({ ...row, firstSeen: now, lastSeen: now })
-              .onConflict((oc) => oc.column('uri').doUpdateSet({ cid: op.cid, reason: op.reason, record: op.record, lastSeen: now }))
-              .execute()
-            this.opts.log.warn({ uri: op.uri, reason: op.reason }, 'record quarantined')
-            break
-          }
-          case 'delete':
-            await trx.deleteFrom('item').where('uri', '=', op.uri).where('rev', '<=', op.rev).execute()
-            await trx.deleteFrom('quarantine').where('uri', '=', op.uri).execute()
-            break
-          case 'actor':
-            await trx
-              .insertInto('actor')
-              .values({ did: op.did, handle: op.handle, pds: op.pds, trusted: op.trusted ? 1 : 0, status: null, updatedAt: now })
-              .onConflict((oc) => oc.column('did').doUpdateSet({ handle: op.handle, pds: op.pds, trusted: op.trusted ? 1 : 0, updatedAt: now }))
-              .execute()
-            break
-          case 'status':
-            if (op.status === 'deleted') {
-              await trx.deleteFrom('item').where('did', '=', op.did).execute()
-              await trx.deleteFrom('quarantine').where('did', '=', op.did).execute()
-            }
-            await trx.updateTable('actor').set({ status: op.status, updatedAt: now }).where('did', '=', op.did).execute()
-            break
-        }
+        if (op.type === 'commit') {
+          if (await this.applyCommit(trx, op, service, now)) applied.push(...op.ops)
+        } else if (op.type === 'resync') resync.push(op.did)
+        else await this.applyAccountOp(trx, op, now)
       }
       await trx
         .insertInto('cursor')
@@ -140,17 +118,170 @@ export class Indexer {
         .onConflict((oc) => oc.column('service').doUpdateSet({ seq, eventTime, updatedAt: now }))
         .execute()
     })
+    countApplied(applied)
+    return resync
+  }
+
+  /**
+   * Replaces what the index holds for `did` with a verified repo snapshot at `rev` (backfill):
+   * adds missing records, updates changed ones (by cid), deletes the ones the repo no longer has.
+   * @returns 'stale' and changes nothing when live commits past `rev` are already applied (the
+   *   caller fetches the repo again), else the counts of changes.
+   */
+  async applySnapshot(did: string, source: string, rev: string, ops: Array<PutOp | QuarantineOp>, actor: IndexOp[]): Promise<'stale' | { put: number; deleted: number }> {
+    const now = new Date().toISOString()
+    let result: 'stale' | { put: number; deleted: number } = 'stale'
+    const applied: RecordOp[] = []
+    await this.opts.db.transaction().execute(async (trx) => {
+      const stored = await trx.selectFrom('repo').select('rev').where('did', '=', did).executeTakeFirst()
+      if (stored?.rev && stored.rev > rev) return
+      for (const op of actor) await this.applyAccountOp(trx, op, now)
+      const held = await heldVersions(trx, did)
+      const changed = ops.filter((op) => held.get(op.uri) !== `${op.type}:${op.cid}`)
+      for (const op of changed) await this.applyRecordOp(trx, op, now)
+      const keep = new Set(ops.map((o) => o.uri))
+      const gone = [...held.keys()].filter((uri) => !keep.has(uri))
+      for (const uri of gone) await this.applyRecordOp(trx, { type: 'delete', uri, rev }, now)
+      await trx
+        .insertInto('repo')
+        .values({ did, source, rev, state: 'done', attempts: 0, error: null, updatedAt: now })
+        .onConflict((oc) => oc.column('did').doUpdateSet({ source, rev, state: 'done', error: null, updatedAt: now }))
+        .execute()
+      applied.push(...changed, ...gone.map((uri) => ({ type: 'delete' as const, uri, rev })))
+      result = { put: changed.length, deleted: gone.length }
+    })
+    countApplied(applied)
+    return result
+  }
+
+  /** Applies one commit's record ops unless the repo already reflects `rev`; true when applied. */
+  private async applyCommit(trx: Trx, op: Extract<IndexOp, { type: 'commit' }>, service: string, now: string): Promise<boolean> {
+    const stored = await trx.selectFrom('repo').select('rev').where('did', '=', op.did).executeTakeFirst()
+    if (stored?.rev && stored.rev >= op.rev) return false
+    for (const rop of op.ops) await this.applyRecordOp(trx, rop, now)
+    await trx
+      .insertInto('repo')
+      .values({ did: op.did, source: service, rev: op.rev, state: null, attempts: 0, error: null, updatedAt: now })
+      .onConflict((oc) => oc.column('did').doUpdateSet({ rev: op.rev, updatedAt: now }))
+      .execute()
+    return true
+  }
+
+  /** One record version or deletion; idempotent by uri and guarded by `item.rev`. */
+  async applyRecordOp(trx: Trx, op: RecordOp, now: string): Promise<void> {
+    switch (op.type) {
+      case 'put': {
+        const { type: _, action: __, ...row } = op
+        await trx
+          .insertInto('item')
+          .values({ ...row, indexedAt: now })
+          .onConflict((oc) =>
+            oc
+              .column('uri')
+              .doUpdateSet((eb) => ({
+                cid: eb.ref('excluded.cid'),
+                rev: eb.ref('excluded.rev'),
+                code: eb.ref('excluded.code'),
+                sortAt: eb.ref('excluded.sortAt'),
+                record: eb.ref('excluded.record'),
+              }))
+              .where('item.rev', '<=', (eb) => eb.ref('excluded.rev')),
+          )
+          .execute()
+        await trx.deleteFrom('quarantine').where('uri', '=', op.uri).execute()
+        break
+      }
+      case 'quarantine': {
+        const { type: _, ...row } = op
+        await trx.deleteFrom('item').where('uri', '=', op.uri).where('rev', '<=', op.rev).execute()
+        await trx
+          .insertInto('quarantine')
+          .values({ ...row, lexiconHash: this.hash, firstSeen: now, lastSeen: now })
+          .onConflict((oc) => oc.column('uri').doUpdateSet({ cid: op.cid, rev: op.rev, reason: op.reason, record: op.record, lexiconHash: this.hash, lastSeen: now }))
+          .execute()
+        this.opts.log.warn({ uri: op.uri, reason: op.reason }, 'record quarantined')
+        break
+      }
+      case 'delete':
+        await trx.deleteFrom('item').where('uri', '=', op.uri).where('rev', '<=', op.rev).execute()
+        await trx.deleteFrom('quarantine').where('uri', '=', op.uri).execute()
+        break
+    }
+  }
+
+  /**
+   * Identity and account operations. Per the ATProto account spec: takendown, suspended and
+   * deactivated hide an actor (reversible); deleted removes everything indexed from the repo.
+   */
+  private async applyAccountOp(trx: Trx, op: IndexOp, now: string): Promise<void> {
+    if (op.type === 'actor') {
+      await trx
+        .insertInto('actor')
+        .values({ did: op.did, handle: op.handle, pds: op.pds, trusted: op.trusted ? 1 : 0, status: null, updatedAt: now })
+        .onConflict((oc) => oc.column('did').doUpdateSet({ handle: op.handle, pds: op.pds, trusted: op.trusted ? 1 : 0, updatedAt: now }))
+        .execute()
+    } else if (op.type === 'status') {
+      if (op.status === 'deleted') await removeRepo(trx, op.did)
+      await trx
+        .insertInto('actor')
+        .values({ did: op.did, handle: null, pds: null, trusted: 0, status: op.status, updatedAt: now })
+        .onConflict((oc) => oc.column('did').doUpdateSet({ status: op.status, updatedAt: now }))
+        .execute()
+    }
+  }
+}
+
+/** Deletes every item, quarantined record and repo row of `did`. */
+export async function removeRepo(trx: Trx | IndexDb, did: string): Promise<void> {
+  await trx.deleteFrom('item').where('did', '=', did).execute()
+  await trx.deleteFrom('quarantine').where('did', '=', did).execute()
+  await trx.deleteFrom('repo').where('did', '=', did).execute()
+}
+
+/** What the index holds for `did`: uri → `put:cid` (item) or `quarantine:cid`. */
+async function heldVersions(trx: Trx, did: string): Promise<Map<string, string>> {
+  const items = await trx.selectFrom('item').select(['uri', 'cid']).where('did', '=', did).execute()
+  const quarantined = await trx.selectFrom('quarantine').select(['uri', 'cid']).where('did', '=', did).execute()
+  return new Map([...items.map((r) => [r.uri, `put:${r.cid}`] as const), ...quarantined.map((r) => [r.uri, `quarantine:${r.cid}`] as const)])
+}
+
+/** Per-collection create/update/delete and quarantine counters, after a successful commit. */
+function countApplied(ops: RecordOp[]): void {
+  for (const op of ops) {
+    const collection = op.uri.split('/')[3]
+    if (op.type === 'put') metrics.records.inc({ collection, action: op.action })
+    else if (op.type === 'delete') metrics.records.inc({ collection, action: 'delete' })
+    else metrics.quarantinedTotal.inc({ collection })
   }
 }
 
 /**
- * Why `record` fails its lexicon, or null. Besides `@atproto/lexicon` validation, checks each
- * blob's `accept` and `maxSize` from the lexicon, which that validator does not.
+ * The index operation for a record given as lexicon JSON: normalised (AC's legacy shapes, see
+ * the collection module), validated, then a `put` or a `quarantine` with the reason.
  */
-export function validationError(col: Collection, record: Record<string, unknown>): string | null {
-  const result = lexicons.validate(col.nsid, jsonToLex(record as never))
+export function recordOpFromJson(col: Collection, did: string, rkey: string, cid: string, rev: string, json: Record<string, unknown>, action: PutOp['action'] = 'create', lex: Lexicons = lexicons): PutOp | QuarantineOp {
+  const uri = `at://${did}/${col.nsid}/${rkey}`
+  const record = col.normalize(json)
+  const reason = validationError(col, record, lex)
+  if (reason) return { type: 'quarantine', uri, cid, did, collection: col.nsid, rev, reason, record: JSON.stringify(json) }
+  const code = col.codePrefix && typeof record.code === 'string' ? record.code : null
+  return { type: 'put', action, uri, did, kind: col.kind, rkey, cid, rev, code, sortAt: new Date(record.when as string).toISOString(), record: JSON.stringify(record) }
+}
+
+/** The collection module of an exact NSID (the firehose filter is a prefix match), or undefined. */
+export function collectionOf(nsid: string): Collection | undefined {
+  return byNsid.get(nsid)
+}
+
+/**
+ * Why `record` fails its lexicon in `lex`, or null. Besides `@atproto/lexicon` validation
+ * (types, required fields, string lengths, formats), checks each blob's `accept` and `maxSize`
+ * from the lexicon, which that validator does not.
+ */
+export function validationError(col: Collection, record: Record<string, unknown>, lex: Lexicons = lexicons): string | null {
+  const result = lex.validate(col.nsid, jsonToLex(record as never))
   if (!result.success) return result.error.message
-  const def = lexicons.getDefOrThrow(col.nsid) as { record: { properties: Record<string, { type: string; accept?: string[]; maxSize?: number }> } }
+  const def = lex.getDefOrThrow(col.nsid) as { record: { properties: Record<string, { type: string; accept?: string[]; maxSize?: number }> } }
   for (const [field, prop] of Object.entries(def.record.properties)) {
     const blob = record[field] as { mimeType?: string; size?: number } | undefined
     if (prop.type !== 'blob' || !blob) continue

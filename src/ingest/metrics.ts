@@ -1,0 +1,68 @@
+import http from 'node:http'
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+
+/**
+ * The ingest's Prometheus metrics, in a registry of their own so that the AppView's `/metrics`
+ * can merge them (`Registry.merge([appRegistry, ingestMetrics])`) when both run in one process,
+ * and `ac-appview ingest` can serve them alone on INGEST_METRICS_PORT. Names follow the
+ * Prometheus conventions (`_total` counters, base units).
+ */
+export const ingestMetrics = new Registry()
+
+const registers = [ingestMetrics]
+
+export const metrics = {
+  /** Firehose messages received, by host and message type (#commit, #identity…). */
+  eventsIn: new Counter({ name: 'ingest_events_received_total', help: 'Firehose messages received', labelNames: ['service', 'type'], registers }),
+  /** Firehose events whose effects (if any) are committed to the index with the cursor. */
+  eventsIndexed: new Counter({ name: 'ingest_events_indexed_total', help: 'Firehose events committed to the index (cursor advanced past them)', labelNames: ['service'], registers }),
+  /** Record operations applied, by collection and action (create, update, delete). */
+  records: new Counter({ name: 'ingest_records_total', help: 'computer.aesthetic.* record operations applied to the index', labelNames: ['collection', 'action'], registers }),
+  /** Records sent to quarantine (a record quarantined twice counts twice). */
+  quarantinedTotal: new Counter({ name: 'ingest_quarantined_total', help: 'Records that failed their lexicon and went to quarantine', labelNames: ['collection'], registers }),
+  /** Rows in the quarantine table now. */
+  quarantined: new Gauge({ name: 'ingest_quarantined_records', help: 'Records in quarantine now', registers }),
+  /** Events received but not yet committed: in the parse window plus the open batch. */
+  queueDepth: new Gauge({ name: 'ingest_queue_depth', help: 'Events received but not yet committed', labelNames: ['service'], registers }),
+  /** Seconds between the host's timestamp of the last committed event and its commit. */
+  lag: new Gauge({ name: 'ingest_lag_seconds', help: 'Seconds between the last committed event and now, by its host timestamp', labelNames: ['service'], registers }),
+  /** Last committed seq per host. */
+  cursor: new Gauge({ name: 'ingest_cursor', help: 'Last committed firehose seq', labelNames: ['service'], registers }),
+  /** 1 while the WebSocket to the host is open. */
+  connected: new Gauge({ name: 'ingest_connected', help: '1 while connected to the firehose host', labelNames: ['service'], registers }),
+  /** Reconnects, by reason (error, watchdog, future cursor…). */
+  reconnects: new Counter({ name: 'ingest_reconnects_total', help: 'Firehose reconnects by reason', labelNames: ['service', 'reason'], registers }),
+  /** Commits whose signature or MST proof did not verify (the repo is re-synced). */
+  verifyFailures: new Counter({ name: 'ingest_verify_failures_total', help: 'Events that failed verification', labelNames: ['service'], registers }),
+  /** Backfill repos by state (pending, done, failed). */
+  backfillRepos: new Gauge({ name: 'ingest_backfill_repos', help: 'Repos of the current backfill by state', labelNames: ['service', 'state'], registers }),
+}
+
+let defaultsCollected = false
+
+/** Adds Node's default process metrics (CPU, memory, event loop) to {@link ingestMetrics}; once. */
+export function collectProcessMetrics(): void {
+  if (defaultsCollected) return
+  defaultsCollected = true
+  collectDefaultMetrics({ register: ingestMetrics })
+}
+
+/**
+ * Serves {@link ingestMetrics} at `GET /metrics` on `host:port` (for `ac-appview ingest` running
+ * alone). Resolves to the server once listening; any other path answers 404.
+ */
+export async function serveMetrics(host: string, port: number): Promise<http.Server> {
+  collectProcessMetrics()
+  const server = http.createServer((req, res) => {
+    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n')
+      return
+    }
+    ingestMetrics.metrics().then(
+      (body) => res.writeHead(200, { 'content-type': ingestMetrics.contentType }).end(body),
+      (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(err.message),
+    )
+  })
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, host, () => resolve()))
+  return server
+}
