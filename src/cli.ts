@@ -4,7 +4,7 @@ import cliProgress from 'cli-progress'
 import { ConfigError, loadConfig, type Config } from './config.js'
 import { createLogger, type Logger } from './log.js'
 import type { Kind } from './collections/index.js'
-import { openMigratedIndex, parseKinds, runAppView, runAudit, runBackfill, runIngest, runWipe } from './services.js'
+import { openMigratedIndex, parseKinds, runAppView, runAudit, runBackfill, runIngest, runLive, runWipe } from './services.js'
 import { onShutdown, printAudit, printReport } from './cli-support.js'
 
 const program = new Command()
@@ -77,6 +77,16 @@ selectOptions(
   else printAudit(report)
   process.exitCode = (report.fix?.after ?? report).clean ? 0 : 1
 })
+
+writer
+  .command('live')
+  .description('Follow MongoDB (change streams on the five collections and users, resumed from the ledger) and mirror every change within seconds; a reconcile pass every WRITER_RECONCILE_SECONDS catches anything missed. Stops cleanly on SIGINT/SIGTERM.')
+  .action(async () => {
+    const cfg = config()
+    const log = logger(cfg)
+    const live = await runLive(cfg, log)
+    onShutdown(log, () => live.stop())
+  })
 
 writer
   .command('wipe')

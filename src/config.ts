@@ -37,6 +37,7 @@ const schema = z.object({
   WRITER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   MEDIA_MAX_BYTES: z.coerce.number().int().min(1024).default(64 * 1024 * 1024),
   MEDIA_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
+  WRITER_RECONCILE_SECONDS: z.coerce.number().int().min(0).default(300),
 
   // Ingest
   FIREHOSE_URL: list.pipe(z.array(wsUrl).min(1)).optional(),
@@ -59,6 +60,12 @@ const schema = z.object({
     .refine((v) => v.includes('{did}') && v.includes('{cid}'), 'must contain {did} and {cid}')
     .optional(),
   HEALTH_MAX_LAG_SECONDS: z.coerce.number().int().min(1).default(300),
+  CORS_ORIGINS: list.optional(),
+  RATE_LIMIT_MAX: z.coerce.number().int().min(0).default(3000),
+  RATE_LIMIT_WINDOW_MS: z.coerce.number().int().min(1000).default(60_000),
+  TRUST_PROXY: list.optional(),
+  DASHBOARD: bool.default(true),
+  VIEW_CACHE_SIZE: z.coerce.number().int().min(0).default(50_000),
 })
 
 export type Env = z.infer<typeof schema>
@@ -70,6 +77,8 @@ export interface Config extends Env {
   /** Every firehose host (FIREHOSE_URL is a comma-separated list; default PDS_URL). */
   firehoseUrls: string[]
   trustedPds: string[]
+  /** Origins allowed by CORS: exact origins, `*.host` wildcards for subdomains, or `*` for any. */
+  corsOrigins: string[]
 }
 
 export class ConfigError extends Error {}
@@ -92,7 +101,18 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     firehoseUrl: e.FIREHOSE_URL?.[0] ?? e.PDS_URL,
     firehoseUrls: e.FIREHOSE_URL ?? (e.PDS_URL ? [e.PDS_URL] : []),
     trustedPds: (e.TRUSTED_PDS ?? (e.PDS_URL ? [e.PDS_URL] : [])).map((u) => new URL(u).origin),
+    corsOrigins: e.CORS_ORIGINS ?? defaultCorsOrigins(e.AC_PUBLIC_URL, e.ALLOW_PRIVATE_NETWORK),
   }
+}
+
+/**
+ * AC's site and its subdomains (`https://aesthetic.computer`, `https://*.aesthetic.computer`);
+ * in dev and tests (ALLOW_PRIVATE_NETWORK) also any port on localhost and 127.0.0.1.
+ */
+function defaultCorsOrigins(publicUrl: string, dev: boolean): string[] {
+  const site = new URL(publicUrl)
+  const origins = [site.origin, `${site.protocol}//*.${site.host}`]
+  return dev ? [...origins, 'http://localhost:*', 'http://127.0.0.1:*'] : origins
 }
 
 /** Throws ConfigError unless each named variable is set; used by commands that need them. */

@@ -13,7 +13,7 @@ export async function openMigratedIndex(cfg: Config, log: Logger): Promise<Index
   return db
 }
 
-export { parseKinds, runAudit, runBackfill, runWipe } from './writer/commands.js'
+export { parseKinds, runAudit, runBackfill, runLive, runWipe } from './writer/commands.js'
 
 /**
  * Starts the ingest from FIREHOSE_URL (default PDS_URL; several hosts when comma-separated) into

@@ -13,6 +13,7 @@ export const collections: Collection[] = [painting, mood, piece, kidlisp, tape]
 
 export const byKind = new Map<Kind, Collection>(collections.map((c) => [c.kind, c]))
 export const byNsid = new Map<string, Collection>(collections.map((c) => [c.nsid, c]))
+export const byMongo = new Map<string, Collection>(collections.map((c) => [c.mongo, c]))
 export const byCodePrefix = new Map<string, Collection>(
   collections.filter((c) => c.codePrefix).map((c) => [c.codePrefix!, c]),
 )

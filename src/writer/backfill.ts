@@ -55,6 +55,8 @@ export interface WriterOptions extends Selection {
 export interface BackfillOptions extends WriterOptions {
   /** Plan only: nothing is uploaded, written to the PDS or written to MongoDB. */
   dryRun?: boolean
+  /** Record problems under this existing ledger run (live mode's reconcile) instead of a new one. */
+  runId?: number
 }
 
 export interface BackfillReport {
@@ -87,7 +89,8 @@ export interface RepoJob {
 export async function backfill(opts: BackfillOptions): Promise<BackfillReport> {
   const started = Date.now()
   const report: BackfillReport = { dryRun: !!opts.dryRun, repos: 0, counts: emptyCounts(), problems: [], changes: [], backrefsWritten: 0, durationMs: 0 }
-  const runId = opts.dryRun ? undefined : opts.ledger?.startRun('backfill')
+  const ownRun = opts.runId === undefined
+  const runId = opts.dryRun ? undefined : (opts.runId ?? opts.ledger?.startRun('backfill'))
   const record = (o: Outcome) => {
     report.counts[o.kind][o.action]++
     if (o.action === 'create' || o.action === 'update' || o.action === 'delete') report.changes.push(o)
@@ -99,10 +102,10 @@ export async function backfill(opts: BackfillOptions): Promise<BackfillReport> {
   report.repos = await forEachRepo(opts, record, async (job, client, records) => {
     const planned = await planRepo(job.items, records, opts.ctx, isComplete(opts))
     report.backrefsWritten += await applyPlan(job, client, planned, opts, record, !!opts.dryRun)
-    if (runId !== undefined) opts.ledger!.updateRun(runId, flatCounts(report.counts))
+    if (runId !== undefined && ownRun) opts.ledger!.updateRun(runId, flatCounts(report.counts))
   })
   report.durationMs = Date.now() - started
-  if (runId !== undefined) opts.ledger!.updateRun(runId, flatCounts(report.counts), { finished: true })
+  if (runId !== undefined && ownRun) opts.ledger!.updateRun(runId, flatCounts(report.counts), { finished: true })
   return report
 }
 
@@ -248,7 +251,18 @@ export async function applyPlan(job: RepoJob, client: RepoClient, planned: Plann
     outcome(p, 'unchanged', { uri: p.existing?.uri })
     if (p.existing) written.set(p, { uri: p.existing.uri, cid: p.existing.cid })
   }
+  rememberWrites(opts.ledger, job.account.did, planned, written)
   return writeBackrefs(opts.db, planned, written)
+}
+
+/** Keeps the ledger's map of MongoDB ids to record keys current (used to delete after a document is removed). */
+function rememberWrites(ledger: Ledger | undefined, did: string, planned: Planned[], written: Map<Planned, WriteResult>) {
+  if (!ledger) return
+  for (const p of planned) {
+    if (!p.item || p.finding === 'duplicate') continue
+    if (p.action === 'delete' && written.has(p)) ledger.forget(p.col.mongo, p.item.id)
+    else if (written.has(p)) ledger.remember(p.col.mongo, p.item.id, did, p.rkey)
+  }
 }
 
 /**
@@ -298,6 +312,7 @@ async function applyInBatches(
         try {
           await apply([one])
         } catch (err) {
+          if (isTransient(err)) throw err // PDS down or overloaded: the run (or live mode) retries later
           one.plan.action = 'failed'
           outcome(one.plan, 'failed', { reason: `PDS refused ${one.write.action}: ${(err as Error).message}` })
         }
@@ -305,6 +320,12 @@ async function applyInBatches(
     }
   }
   return written
+}
+
+/** Network errors and 5xx answers pass; a 4xx answer is about the write itself. */
+export function isTransient(err: unknown): boolean {
+  const status = (err as { status?: number }).status
+  return status === undefined || status >= 500 || status === 429
 }
 
 /** Writes the back-reference updates the plan's outcome calls for (see {@link backrefUpdate}). */

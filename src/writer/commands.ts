@@ -7,6 +7,7 @@ import { audit, type AuditReport } from './audit.js'
 import { backfill, type BackfillOptions, type BackfillReport, type WriterOptions } from './backfill.js'
 import { createWriterContext } from './context.js'
 import { Ledger } from './ledger.js'
+import { startLive, type Live, type LiveOptions } from './live.js'
 import { wipe, type WipeReport } from './wipe.js'
 
 /** What the operator asked for on the command line. */
@@ -28,6 +29,35 @@ export async function runBackfill(cfg: Config, log: Logger, req: WriterRequest =
 /** Runs `writer audit` (and `--fix`). @see audit */
 export async function runAudit(cfg: Config, log: Logger, req: WriterRequest & { fix?: boolean }): Promise<AuditReport> {
   return withWriter(cfg, log, req, (opts) => audit({ ...opts, fix: req.fix }), !!req.fix)
+}
+
+/**
+ * Starts `writer live` (change streams plus reconcile passes every WRITER_RECONCILE_SECONDS).
+ * Resolves once started; `stop()` finishes the change in hand and closes everything.
+ */
+export async function runLive(cfg: Config, log: Logger, req: Pick<WriterRequest, 'concurrency'> & Pick<LiveOptions, 'onMirrored'> = {}): Promise<Live> {
+  requireConfig(cfg, 'MONGODB_URI', 'PDS_URL')
+  const client = await MongoClient.connect(cfg.MONGODB_URI)
+  const ledger = new Ledger(cfg.DATA_DIR)
+  const live = await startLive({
+    db: client.db(cfg.MONGODB_DB),
+    pdsUrl: cfg.PDS_URL,
+    ctx: createWriterContext(cfg),
+    log: log.child({ component: 'writer' }),
+    concurrency: req.concurrency ?? cfg.WRITER_CONCURRENCY,
+    guestUser: cfg.AC_GUEST_USER,
+    ledger,
+    reconcileSeconds: cfg.WRITER_RECONCILE_SECONDS,
+    onMirrored: req.onMirrored,
+  })
+  return {
+    status: live.status,
+    async stop() {
+      await live.stop()
+      ledger.close()
+      await client.close()
+    },
+  }
 }
 
 /** Runs `writer wipe --handle H`. @throws Error when the handle has no PDS account. */

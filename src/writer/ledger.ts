@@ -25,6 +25,7 @@ export class Ledger {
       create table if not exists problem (runId integer not null, kind text not null, id text not null, repo text not null, action text not null, reason text, at text not null);
       create index if not exists problem_run on problem (runId);
       create table if not exists state (key text primary key, value text not null);
+      create table if not exists mirror (collection text not null, id text not null, did text not null, rkey text not null, primary key (collection, id));
     `)
   }
 
@@ -45,6 +46,20 @@ export class Ledger {
     this.db
       .prepare('update run set counts = ?, backlog = ?, finishedAt = coalesce(finishedAt, ?) where id = ?')
       .run(JSON.stringify(counts), opts.backlog ?? null, opts.finished ? new Date().toISOString() : null, runId)
+  }
+
+  /** Remembers where an item's record was written (the writer's "what was written"). */
+  remember(collection: string, id: string, did: string, rkey: string) {
+    this.db.prepare('insert into mirror values (?, ?, ?, ?) on conflict do update set did = excluded.did, rkey = excluded.rkey').run(collection, id, did, rkey)
+  }
+
+  forget(collection: string, id: string) {
+    this.db.prepare('delete from mirror where collection = ? and id = ?').run(collection, id)
+  }
+
+  /** Where the record of MongoDB document `id` of `collection` was written, if known. */
+  whereIs(collection: string, id: string): { did: string; rkey: string } | undefined {
+    return this.db.prepare('select did, rkey from mirror where collection = ? and id = ?').get(collection, id) as { did: string; rkey: string } | undefined
   }
 
   getState(key: string): string | undefined {

@@ -70,7 +70,8 @@ export async function planRepo(
   return planned
 }
 
-async function planItem(col: Collection, item: SourceItem, rkey: string, current: RepoRecord | undefined, ctx: WriterContext): Promise<Planned> {
+/** The plan for one item whose record key is known: create, update, delete or nothing. */
+export async function planItem(col: Collection, item: SourceItem, rkey: string, current: RepoRecord | undefined, ctx: WriterContext): Promise<Planned> {
   if (!item.live) {
     return current
       ? { col, item, rkey, existing: current, finding: 'orphan', action: 'delete', detail: 'item is nuked or deleted in MongoDB' }
@@ -104,7 +105,8 @@ function indexByRef(col: Collection, records: Map<string, RepoRecord>): Map<stri
   return byRef
 }
 
-function chooseRkey(item: SourceItem, onPds: Map<string, RepoRecord>, matches: string[]): string {
+/** Where an item's record lives (see {@link planRepo}). */
+export function chooseRkey(item: SourceItem, onPds: Map<string, RepoRecord>, matches: string[]): string {
   if (item.backref && onPds.has(item.backref.rkey)) return item.backref.rkey
   if (matches.length) return matches[0]
   return item.backref?.rkey ?? deterministicRkey(item.id, item.when)

@@ -136,6 +136,17 @@ export class RepoClient {
     return out
   }
 
+  /** One record, or undefined when the repo has none at `rkey`. */
+  async getRecord(collection: string, rkey: string): Promise<RepoRecord | undefined> {
+    try {
+      const res = await this.call(() => this.agent.com.atproto.repo.getRecord({ repo: this.did, collection, rkey }))
+      return { uri: res.data.uri, cid: res.data.cid!, rkey, value: res.data.value as Record<string, unknown> }
+    } catch (err) {
+      if ((err as { error?: string }).error === 'RecordNotFound' || (err as { status?: number }).status === 404) return undefined
+      throw err
+    }
+  }
+
   /** Uploads a blob; returns its lexicon JSON blob ref. */
   async uploadBlob(blob: BlobInput): Promise<Record<string, unknown>> {
     const res = await this.call(() => this.agent.com.atproto.repo.uploadBlob(blob.bytes, { encoding: blob.mimeType }))
