@@ -1,33 +1,85 @@
+import PQueue from 'p-queue'
 import { z } from 'zod'
-import type { Collection, SourceItem, WriterContext } from './types.js'
-import { NotReady, blobUrlOf, bucketSchema, codeSchema, ownerFolder, pathSegment, permalink } from './types.js'
+import { THUMBNAIL_MAX_BYTES, VIDEO_MAX_BYTES, convertTape, type TapeVideo } from '../writer/tape-video.js'
+import type { BlobInput, Collection, SourceItem, WriterContext } from './types.js'
+import { blobUrlOf, bucketSchema, codeSchema, ownerFolder, pathSegment, permalink } from './types.js'
 
 const fields = z.object({
   code: codeSchema,
   slug: z.string().min(1).max(128),
   bucket: bucketSchema,
-  mp4Status: z.enum(['pending', 'processing', 'complete']).optional(),
+  // AC's converter also writes `failed` (system/netlify/functions/tape-convert-background.mjs).
+  mp4Status: z.enum(['pending', 'processing', 'complete', 'failed']).optional(),
   mp4Url: z.url({ protocol: /^https?$/ }).optional(),
   thumbnailUrl: z.url({ protocol: /^https?$/ }).optional(),
 })
 type Fields = z.infer<typeof fields>
 
-/** Lexicon maxSize of `video` and `thumbnail` (lexicons/computer/aesthetic/tape.json). */
-const VIDEO_MAX_BYTES = 52_428_800
-const THUMBNAIL_MAX_BYTES = 1_048_576
+/** Largest tape ZIP fetched: a 30 s, 60 fps tape of 6×-scaled frames stays well below it. */
+const ZIP_MAX_BYTES = 128 * 1024 * 1024
 
 /** Frame ZIP: `{bucket}/{user/}{slug}.zip` (ac-data-model.md). */
 function zipUrl(item: SourceItem<Fields>, ctx: WriterContext): string {
   return `${ownerFolder(item.owner, item.fields.bucket, ctx)}/${pathSegment(item.fields.slug)}.zip`
 }
 
-function finishedMp4(item: SourceItem<Fields>): string {
-  const { mp4Status, mp4Url } = item.fields
-  if (mp4Status !== 'complete' || !mp4Url) throw new NotReady(`tape has no MP4 yet (mp4Status ${mp4Status ?? 'unset'})`)
-  return mp4Url
+/** AC's finished MP4 (`mp4Status: complete` with `mp4Url`), if there is one. */
+function finishedMp4(item: SourceItem<Fields>): string | undefined {
+  return item.fields.mp4Status === 'complete' ? item.fields.mp4Url : undefined
 }
 
-/** `computer.aesthetic.tape`: AC's `tapes`, `!code`, deleted by `nuked: true`; needs its MP4. */
+/** ffmpeg uses every core; one conversion at a time keeps the writer's other work moving. */
+const converter = new PQueue({ concurrency: 1 })
+
+/**
+ * One conversion per item per run: the `video` and `thumbnail` makers share it. The entry is
+ * dropped once the thumbnail (the last blob) has taken its part, so MP4 bytes are not kept.
+ */
+const conversions = new WeakMap<SourceItem<Fields>, Promise<TapeVideo>>()
+
+function conversion(item: SourceItem<Fields>, ctx: WriterContext): Promise<TapeVideo> {
+  let pending = conversions.get(item)
+  if (!pending) {
+    pending = convertFromZip(zipUrl(item, ctx), ctx)
+    conversions.set(item, pending)
+  }
+  return pending
+}
+
+/** Fetches the frame ZIP (size-capped) and converts it; conversion errors name the ZIP. */
+async function convertFromZip(url: string, ctx: WriterContext): Promise<TapeVideo> {
+  const zip = await ctx.fetchBytes(url, ZIP_MAX_BYTES)
+  try {
+    return await converter.add(() => convertTape(zip))
+  } catch (err) {
+    throw new Error(`tape ZIP ${url}: ${(err as Error).message}`)
+  }
+}
+
+/** The video blob: AC's MP4 when finished, else one converted from the frame ZIP. */
+async function makeVideo(item: SourceItem<Fields>, ctx: WriterContext): Promise<BlobInput> {
+  const mp4Url = finishedMp4(item)
+  const bytes = mp4Url ? await ctx.fetchBytes(mp4Url, VIDEO_MAX_BYTES) : (await conversion(item, ctx)).mp4
+  return { bytes, mimeType: 'video/mp4' }
+}
+
+/** The thumbnail blob: AC's `thumbnailUrl` beside a finished MP4, else the conversion's JPEG. */
+async function makeThumbnail(item: SourceItem<Fields>, ctx: WriterContext): Promise<BlobInput | null> {
+  if (finishedMp4(item)) {
+    if (!item.fields.thumbnailUrl) return null
+    return { bytes: await ctx.fetchBytes(item.fields.thumbnailUrl, THUMBNAIL_MAX_BYTES), mimeType: 'image/jpeg' }
+  }
+  try {
+    return { bytes: (await conversion(item, ctx)).thumbnail, mimeType: 'image/jpeg' }
+  } finally {
+    conversions.delete(item)
+  }
+}
+
+/**
+ * `computer.aesthetic.tape`: AC's `tapes`, `!code`, deleted by `nuked: true`. The video is AC's
+ * finished MP4, or for a tape without one, converted here from its frame ZIP (src/writer/tape-video.ts).
+ */
 export const tape: Collection<Fields> = {
   kind: 'tape',
   nsid: 'computer.aesthetic.tape',
@@ -37,7 +89,6 @@ export const tape: Collection<Fields> = {
   fieldsSchema: fields,
   isLive: (doc) => doc.nuked !== true,
   async toRecord(item, ctx) {
-    finishedMp4(item)
     const { code, slug } = item.fields
     return {
       $type: this.nsid,
@@ -50,21 +101,8 @@ export const tape: Collection<Fields> = {
     }
   },
   blobs: [
-    {
-      field: 'video',
-      required: true,
-      async make(item, ctx) {
-        return { bytes: await ctx.fetchBytes(finishedMp4(item), VIDEO_MAX_BYTES), mimeType: 'video/mp4' }
-      },
-    },
-    {
-      field: 'thumbnail',
-      required: false,
-      async make(item, ctx) {
-        if (!item.fields.thumbnailUrl) return null
-        return { bytes: await ctx.fetchBytes(item.fields.thumbnailUrl, THUMBNAIL_MAX_BYTES), mimeType: 'image/jpeg' }
-      },
-    },
+    { field: 'video', required: true, make: makeVideo },
+    { field: 'thumbnail', required: false, make: makeThumbnail },
   ],
   normalize: (record) => record,
   view: (did, r, ctx) => ({
