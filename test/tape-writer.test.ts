@@ -1,9 +1,12 @@
-import { mkdir, writeFile } from 'node:fs/promises'
+import { mkdir, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { ObjectId } from 'mongodb'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { readDoc } from '../src/collections/index.js'
+import { tape } from '../src/collections/tape.js'
 import { runBackfill } from '../src/services.js'
 import type { BackfillReport } from '../src/writer/backfill.js'
+import { createWriterContext } from '../src/writer/context.js'
 import { convertTape } from '../src/writer/tape-video.js'
 import { ffprobe, framePng, makeZip, noiseTapeZip, tapeZip } from './support/tape-fixtures.js'
 import { startStack, type Stack } from './support/stack.js'
@@ -117,6 +120,19 @@ describe('writer: tapes become videos', () => {
     const second = await runBackfill(stack.cfg, stack.log)
     expect(second.changes).toEqual([])
     expect(second.counts.tape).toMatchObject({ unchanged: 2, failed: 2 })
+  })
+
+  it('converts once for both blobs of an item: the thumbnail needs no second fetch', async () => {
+    await put(GUEST_BUCKET, 'tonceslug.zip', await tapeZip({ width: 36, height: 24, frames: 4 }))
+    const doc = tapeDoc(new ObjectId(), 'tonce')
+    const item = readDoc(tape, doc)
+    const ctx = createWriterContext(stack.cfg)
+    const [video, thumbnail] = tape.blobs
+    expect((await video.make(item, ctx))?.mimeType).toBe('video/mp4')
+    await rm(path.join(stack.mediaDir, GUEST_BUCKET, 'tonceslug.zip'))
+    expect((await thumbnail.make(item, ctx))?.mimeType).toBe('image/jpeg')
+    // The same document read again (as the next run would) has to fetch, and finds the ZIP gone.
+    await expect(video.make(readDoc(tape, doc), ctx)).rejects.toThrow(/tonceslug\.zip: HTTP 404$/)
   })
 
   it("reports a video over the PDS's upload limit as a failure", async () => {
