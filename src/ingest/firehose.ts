@@ -1,4 +1,5 @@
-import { parseAccount, parseCommitAuthenticated, parseCommitUnauthenticated } from '@atproto/sync'
+import { RepoVerificationError } from '@atproto/repo'
+import { parseAccount } from '@atproto/sync'
 import type { IndexDb } from '../db/index.js'
 import type { Logger } from '../log.js'
 import { Backfiller } from './backfill.js'
@@ -7,6 +8,7 @@ import { collectionOf, Indexer, type IndexOp, type RecordOp } from './indexer.js
 import { metrics } from './metrics.js'
 import { countQuarantine, recheckQuarantine } from './quarantine.js'
 import { FirehoseErrorFrame, subscribeRepos, wsUrl, type FirehoseMessage } from './subscription.js'
+import { unverifiedCommit, verifyCommit, type CommitBody, type VerifiedOp } from './verify.js'
 
 export interface IngestOptions {
   db: IndexDb
@@ -335,18 +337,26 @@ class HostStream {
    * The AC record operations of a commit. Commits touching no AC collection (most of a relay's
    * stream) cost only this check: they are neither verified nor decoded further.
    */
-  private async commitOps(body: Parameters<typeof parseCommitUnauthenticated>[0]): Promise<IndexOp[]> {
+  private async commitOps(body: CommitBody): Promise<IndexOp[]> {
     if (!body.ops.some((op) => isAcPath(op.path))) return []
-    const match = (nsid: string) => collectionOf(nsid) !== undefined
-    const evts = this.verify ? await parseCommitAuthenticated(this.opts.identity.resolver, body, match) : await parseCommitUnauthenticated(body, match)
-    const ops: RecordOp[] = []
-    for (const evt of evts) {
-      const col = collectionOf(evt.collection)!
-      if (evt.event === 'delete') ops.push({ type: 'delete', uri: evt.uri.toString(), rev: evt.rev })
-      else ops.push(this.indexer.recordOp(col, evt.did, evt.rkey, evt.cid.toString(), evt.rev, evt.record, evt.event))
-    }
+    const verified = this.verify ? await this.verifiedOps(body) : await unverifiedCommit(body, isAcCollection)
+    const ops: RecordOp[] = verified.map((op) => {
+      if (op.action === 'delete') return { type: 'delete', uri: `at://${body.repo}/${op.collection}/${op.rkey}`, rev: body.rev }
+      return this.indexer.recordOp(collectionOf(op.collection)!, body.repo, op.rkey, op.cid!.toString(), body.rev, op.record, op.action)
+    })
     if (!ops.length) return []
     return [...(await this.indexer.actorOps(body.repo)), { type: 'commit', did: body.repo, rev: body.rev, ops }]
+  }
+
+  /** {@link verifyCommit} with the repo's signing key; once more with a fresh key when it fails (key rotation). */
+  private async verifiedOps(body: CommitBody, refresh = false): Promise<VerifiedOp[]> {
+    const key = await this.opts.identity.resolver.did.resolveAtprotoKey(body.repo, refresh)
+    try {
+      return await verifyCommit(body, key, isAcCollection)
+    } catch (err) {
+      if (err instanceof RepoVerificationError && !refresh) return this.verifiedOps(body, true)
+      throw err
+    }
   }
 
   private setConnected(up: boolean): void {
@@ -361,9 +371,14 @@ class HostStream {
   }
 }
 
-/** `computer.aesthetic.painting/3k…` → whether the collection is one of AC's (exact NSID). */
+/** Whether `nsid` is exactly one of AC's collections (the firehose's own filter is a prefix match). */
+function isAcCollection(nsid: string): boolean {
+  return collectionOf(nsid) !== undefined
+}
+
+/** `computer.aesthetic.painting/3k…` → whether the collection is one of AC's. */
 function isAcPath(path: string): boolean {
-  return collectionOf(path.slice(0, path.indexOf('/'))) !== undefined
+  return isAcCollection(path.slice(0, path.indexOf('/')))
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -1,0 +1,111 @@
+import crypto from 'node:crypto'
+import { P256_JWT_ALG, SECP256K1_JWT_ALG, parseDidKey, verifySignature } from '@atproto/crypto'
+import { encode as cborEncode } from '@atproto/lex-cbor'
+import type { Cid } from '@atproto/lex-data'
+import { MST, MemoryBlockstore, RepoVerificationError, cborToLexRecord, def, formatDataKey, parseDataKey, readCarWithRoot } from '@atproto/repo'
+
+/** One record operation of a commit whose inclusion (or absence, for a delete) was proven. */
+export interface VerifiedOp {
+  action: 'create' | 'update' | 'delete'
+  collection: string
+  rkey: string
+  /** The record's CID (creates and updates). */
+  cid?: Cid
+  /** The record as decoded from its block (creates and updates). */
+  record?: unknown
+}
+
+/** A `#commit` message body, as the firehose sends it (com.atproto.sync.subscribeRepos#commit). */
+export interface CommitBody {
+  repo: string
+  rev: string
+  blocks: Uint8Array
+  ops: Array<{ action: string; path: string; cid?: Cid | null }>
+}
+
+/**
+ * Verifies the ops of a `#commit` that `match` selects and returns them with their records:
+ * the commit block's DID must be the repo's, its signature must verify against `didKey`, and each
+ * op must be proven by the MST in `blocks` (the record's CID at its path, or no entry for a
+ * delete). Ops that fail their proof are left out. The same checks as `verifyProofs` in
+ * `@atproto/repo` (what `@atproto/sync`'s parseCommitAuthenticated uses), with the signature
+ * checked by Node's native crypto instead of the pure-JS one: ~20× faster, which is most of the
+ * ingest's cost per AC commit.
+ * @throws RepoVerificationError on a wrong DID or signature; Error on a malformed CAR.
+ */
+export async function verifyCommit(body: CommitBody, didKey: string, match: (collection: string) => boolean): Promise<VerifiedOp[]> {
+  const car = await readCarWithRoot(body.blocks)
+  const blocks = new MemoryBlockstore(car.blocks)
+  const commit = await blocks.readObj(car.root, def.commit)
+  if (commit.did !== body.repo) throw new RepoVerificationError(`Invalid repo did: ${commit.did}`)
+  const { sig, ...unsigned } = commit
+  if (!(await verifySig(didKey, cborEncode(unsigned as never), sig))) throw new RepoVerificationError(`Invalid signature on commit: ${car.root.toString()}`)
+  const mst = MST.load(blocks, commit.data)
+  const out: VerifiedOp[] = []
+  for (const op of body.ops) {
+    const { collection, rkey } = parseDataKey(op.path)
+    if (!match(collection)) continue
+    const found = await mst.get(formatDataKey(collection, rkey))
+    if (op.action === 'delete') {
+      if (!found) out.push({ action: 'delete', collection, rkey })
+    } else if ((op.action === 'create' || op.action === 'update') && op.cid && found?.equals(op.cid)) {
+      const bytes = car.blocks.get(found)
+      if (bytes) out.push({ action: op.action, collection, rkey, cid: found, record: cborToLexRecord(bytes) })
+    }
+  }
+  return out
+}
+
+/** The same ops without any check (INGEST_VERIFY=false): records read from the CAR as sent. */
+export async function unverifiedCommit(body: CommitBody, match: (collection: string) => boolean): Promise<VerifiedOp[]> {
+  const car = await readCarWithRoot(body.blocks, { skipCidVerification: true })
+  const out: VerifiedOp[] = []
+  for (const op of body.ops) {
+    const { collection, rkey } = parseDataKey(op.path)
+    if (!match(collection)) continue
+    if (op.action === 'delete') out.push({ action: 'delete', collection, rkey })
+    const bytes = op.cid ? car.blocks.get(op.cid) : undefined
+    if ((op.action === 'create' || op.action === 'update') && op.cid && bytes) out.push({ action: op.action, collection, rkey, cid: op.cid, record: cborToLexRecord(bytes) })
+  }
+  return out
+}
+
+/** SPKI DER prefixes for an uncompressed (65-byte) EC point of each curve ATProto signs with. */
+const SPKI_PREFIX: Record<string, Buffer> = {
+  [SECP256K1_JWT_ALG]: Buffer.from('3056301006072a8648ce3d020106052b8104000a034200', 'hex'),
+  [P256_JWT_ALG]: Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex'),
+}
+
+/** Group orders, for the low-S rule (ATProto cryptography spec: high-S signatures are invalid). */
+const ORDER: Record<string, bigint> = {
+  [SECP256K1_JWT_ALG]: 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n,
+  [P256_JWT_ALG]: 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n,
+}
+
+const keyCache = new Map<string, { alg: string; key: crypto.KeyObject }>()
+
+/**
+ * ECDSA over SHA-256 of `data` with the `did:key` `didKey` (secp256k1 or P-256), signature as
+ * 64 bytes r‖s, low-S required, as @atproto/crypto's verifySignature; checked with node:crypto.
+ * Falls back to @atproto/crypto for any other key type.
+ */
+export async function verifySig(didKey: string, data: Uint8Array, sig: Uint8Array): Promise<boolean> {
+  const parsed = nativeKey(didKey)
+  if (!parsed) return verifySignature(didKey, data, sig)
+  if (sig.length !== 64) return false
+  const s = BigInt('0x' + Buffer.from(sig.subarray(32)).toString('hex'))
+  if (s === 0n || s > ORDER[parsed.alg] / 2n) return false
+  return crypto.verify('sha256', data, { key: parsed.key, dsaEncoding: 'ieee-p1363' }, sig)
+}
+
+function nativeKey(didKey: string): { alg: string; key: crypto.KeyObject } | undefined {
+  let cached = keyCache.get(didKey)
+  if (cached) return cached
+  const { jwtAlg, keyBytes } = parseDidKey(didKey) // the point, decompressed
+  const prefix = SPKI_PREFIX[jwtAlg]
+  if (!prefix || keyBytes.length !== 65) return undefined
+  cached = { alg: jwtAlg, key: crypto.createPublicKey({ key: Buffer.concat([prefix, keyBytes]), format: 'der', type: 'spki' }) }
+  if (keyCache.size > 100_000) keyCache.clear()
+  keyCache.set(didKey, cached)
+  return cached
+}
