@@ -1,0 +1,140 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import net from 'node:net'
+import path from 'node:path'
+import { AtpAgent } from '@atproto/api'
+import { TestPds } from '@atproto/dev-env'
+import SqliteDb from 'better-sqlite3'
+import { collections } from '../../src/collections/index.js'
+import type { LocalNetwork } from '../../src/dev/network.js'
+
+const ROOT = path.resolve(import.meta.dirname, '../..')
+
+/** Every `computer.aesthetic.*` record of `dids` on `pdsUrl` (com.atproto.repo.listRecords): uri → cid. */
+export async function groundTruth(pdsUrl: string, dids: string[]): Promise<Map<string, string>> {
+  const agent = new AtpAgent({ service: pdsUrl })
+  const out = new Map<string, string>()
+  for (const did of dids) {
+    for (const col of collections) {
+      let cursor: string | undefined
+      do {
+        const res = await agent.com.atproto.repo.listRecords({ repo: did, collection: col.nsid, limit: 100, cursor })
+        for (const r of res.data.records) out.set(r.uri, r.cid)
+        cursor = res.data.records.length === 100 ? res.data.cursor : undefined
+      } while (cursor)
+    }
+  }
+  return out
+}
+
+/** What an index file holds: uri → cid over items and quarantined records (a uri twice would throw). */
+export function indexedVersions(file: string): Map<string, string> {
+  const db = new SqliteDb(file, { readonly: true, fileMustExist: true })
+  try {
+    const rows = db.prepare('select uri, cid from item union all select uri, cid from quarantine').all() as Array<{ uri: string; cid: string }>
+    const out = new Map<string, string>()
+    for (const r of rows) {
+      if (out.has(r.uri)) throw new Error(`${r.uri} is indexed twice`)
+      out.set(r.uri, r.cid)
+    }
+    return out
+  } finally {
+    db.close()
+  }
+}
+
+/** One value read from an index file with its own read-only connection (the ingest may be another process). */
+export function readIndex<T>(file: string, query: string): T | undefined {
+  try {
+    const db = new SqliteDb(file, { readonly: true, fileMustExist: true })
+    try {
+      return db.prepare(query).get() as T | undefined
+    } catch {
+      return undefined // tables not created yet
+    } finally {
+      db.close()
+    }
+  } catch {
+    return undefined // no file yet
+  }
+}
+
+/**
+ * A TCP proxy in front of a host, to drop or stall connections the way a network does.
+ * `drop()` destroys every open connection; `stall()` keeps them open but forwards nothing (and
+ * accepts new ones that never get an answer) until `resume()`.
+ */
+export async function startProxy(targetPort: number): Promise<{ url: string; drop(): void; stall(): void; resume(): void; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>()
+  const pairs: Array<{ client: net.Socket; upstream: net.Socket; flowing: boolean }> = []
+  let stalled = false
+  const flow = (p: (typeof pairs)[number]) => {
+    if (p.flowing || p.client.destroyed) return
+    p.flowing = true
+    p.client.pipe(p.upstream)
+    p.upstream.pipe(p.client)
+    p.client.resume()
+    p.upstream.resume()
+  }
+  const server = net.createServer((client) => {
+    const upstream = net.connect(targetPort, '127.0.0.1')
+    for (const s of [client, upstream]) {
+      sockets.add(s)
+      s.on('close', () => sockets.delete(s))
+      s.on('error', () => {})
+    }
+    client.on('close', () => upstream.destroy())
+    upstream.on('close', () => client.destroy())
+    const pair = { client, upstream, flowing: false }
+    pairs.push(pair)
+    client.pause()
+    if (!stalled) flow(pair)
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
+  const port = (server.address() as net.AddressInfo).port
+  return {
+    url: `http://127.0.0.1:${port}`,
+    drop: () => sockets.forEach((s) => s.destroy()),
+    stall() {
+      stalled = true
+      for (const p of pairs.filter((p) => p.flowing)) {
+        p.flowing = false
+        p.client.unpipe(p.upstream)
+        p.upstream.unpipe(p.client)
+        p.client.pause()
+        p.upstream.pause()
+      }
+    },
+    resume() {
+      stalled = false
+      pairs.forEach(flow)
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        sockets.forEach((s) => s.destroy())
+        server.close(() => r())
+      }),
+  }
+}
+
+/**
+ * Stops the network's PDS and starts it again on the same port with the same data directory and
+ * blob store (what an operator's restart does). Resolves to the new PDS.
+ */
+export async function restartPds(network: LocalNetwork): Promise<TestPds> {
+  const old = network.network.pds
+  const cfg = old.ctx.cfg as unknown as { db: { accountDbLoc: string }; blobstore: { location?: string }; service: { port: number } }
+  const dataDirectory = path.dirname(cfg.db.accountDbLoc)
+  await old.close()
+  const pds = await TestPds.create({ port: old.port, didPlcUrl: network.plcUrl, dataDirectory, blobstoreDiskLocation: cfg.blobstore.location })
+  network.network.pds = pds
+  return pds
+}
+
+/** `ac-appview ingest …` as a child process with `env` (on top of the test's environment). */
+export function spawnIngest(env: Record<string, string>, args: string[] = []): { child: ChildProcess; stderr: () => string; exited: Promise<number | null> } {
+  let err = ''
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin/ac-appview.js'), 'ingest', ...args], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()))
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)))
+  return { child, stderr: () => err, exited }
+}
