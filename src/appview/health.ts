@@ -5,7 +5,8 @@ import { Backfiller, type BackfillProgress } from '../ingest/backfill.js'
 /** One firehose host in the `/xrpc/_health` answer. Times are ISO 8601; durations in seconds. */
 export interface HostHealth {
   service: string
-  cursor: number
+  /** Last committed seq; null while following the live tail before any event. */
+  cursor: number | null
   lastEventTime: string | null
   /** Now minus the host's timestamp of the last committed event. */
   secondsBehind: number | null
@@ -40,7 +41,7 @@ export async function ingestHealth(db: IndexDb, maxLagSeconds: number): Promise<
     const { source: _, ...backfill } = backfills.find((b) => b.source === r.service) ?? { source: null }
     return {
       service: r.service,
-      cursor: r.seq,
+      cursor: r.seq >= 0 ? r.seq : null,
       lastEventTime: r.eventTime,
       secondsBehind: r.eventTime ? Math.max(0, Math.round((now - Date.parse(r.eventTime)) / 1000)) : null,
       secondsSinceUpdate,

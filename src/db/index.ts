@@ -78,7 +78,7 @@ export interface BackfillTable {
 export interface CursorTable {
   /** The firehose host (PDS or relay) this cursor belongs to. */
   service: string
-  /** Last `seq` whose events are all in the index. */
+  /** Last `seq` whose events are all in the index; -1 while following the live tail before any event. */
   seq: number
   /** `time` of that event, as the host stamped it. */
   eventTime: string | null

@@ -123,9 +123,10 @@ class HostStream {
 
   /** Loads the cursor, decides whether a backfill is due, and starts the stream; `done` settles at its end. */
   async start(): Promise<{ done: Promise<void> }> {
-    const stored = await this.indexer.db.selectFrom('cursor').select('seq').where('service', '=', this.service).executeTakeFirst()
-    this.committed = this.opts.startCursor ?? stored?.seq
-    this.pendingBackfill = await this.backfillDue(stored?.seq)
+    const row = await this.indexer.db.selectFrom('cursor').select('seq').where('service', '=', this.service).executeTakeFirst()
+    const stored = row && row.seq >= 0 ? row.seq : undefined // -1: followed the live tail, no event yet
+    this.committed = this.opts.startCursor ?? stored
+    this.pendingBackfill = await this.backfillDue(stored)
     if (!this.pendingBackfill) this.backfillStartedResolve()
     this.log.info({ cursor: this.committed ?? 'live tail', backfill: this.pendingBackfill?.reason ?? null, verify: this.verify }, 'ingest starting')
     const heartbeat = setInterval(() => void this.heartbeat(), this.opts.heartbeatMs ?? 10_000)
@@ -246,6 +247,7 @@ class HostStream {
   private onConnect(): void {
     this.setConnected(true)
     this.log.info({ cursor: this.received ?? 'live tail' }, 'firehose connected')
+    if (this.received === undefined) void this.indexer.markLiveTail(this.service).catch((err) => this.log.error({ err: err.message }, 'could not record the live tail'))
     const due = this.pendingBackfill
     if (!due) return
     // Connected first, so every commit a snapshot misses arrives on this stream.

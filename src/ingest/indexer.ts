@@ -92,6 +92,15 @@ export class Indexer {
     return [{ type: 'actor', did, handle, pds, trusted: pds !== null && this.opts.trustedPds.includes(pds) }]
   }
 
+  /**
+   * Records that `service` is followed from its live tail before any event arrived: a cursor row
+   * with seq -1, so heartbeats and /xrpc/_health see the host. Never replaces a real cursor.
+   */
+  async markLiveTail(service: string): Promise<void> {
+    const now = new Date().toISOString()
+    await this.opts.db.insertInto('cursor').values({ service, seq: -1, eventTime: null, updatedAt: now }).onConflict((oc) => oc.column('service').doNothing()).execute()
+  }
+
   /** Marks the ingest alive for `service` without moving its cursor (heartbeat while idle and connected). */
   async touch(service: string): Promise<void> {
     await this.opts.db.updateTable('cursor').set({ updatedAt: new Date().toISOString() }).where('service', '=', service).execute()
