@@ -1,3 +1,4 @@
+import path from 'node:path'
 import type { TestNetworkNoAppView } from '@atproto/dev-env'
 
 /** A local ATProto network: a PLC directory and a PDS on loopback (`@atproto/dev-env`). */
@@ -8,6 +9,10 @@ export interface LocalNetwork {
   createAccount(name: string): Promise<{ did: string; handle: string; password: string }>
   /** The dev-env network, for tests that need the PDS internals (admin auth, takedowns). */
   network: TestNetworkNoAppView
+  /** Stops the PDS (an outage); its data stays on disk. */
+  stopPds(): Promise<void>
+  /** Starts the PDS again on the same port with the same data, after {@link stopPds}. */
+  startPds(): Promise<void>
   close(): Promise<void>
 }
 
@@ -33,6 +38,22 @@ export async function startNetwork(opts: { pdsPort?: number; rateLimits?: boolea
       const password = `dev-${crypto.randomUUID()}`
       const res = await agent.com.atproto.server.createAccount({ handle, password, email: `${toHandleLabel(name)}-${++n}@example.com` })
       return { did: res.data.did, handle: res.data.handle, password }
+    },
+    async stopPds() {
+      await network.pds.close()
+    },
+    async startPds() {
+      const { TestPds } = await import('@atproto/dev-env')
+      const { cfg } = network.pds.ctx
+      const blobstore = cfg.blobstore as { location?: string }
+      network.pds = await TestPds.create({
+        didPlcUrl: network.plc.url,
+        port: network.pds.port,
+        dataDirectory: path.dirname(cfg.db.accountDbLoc),
+        blobstoreDiskLocation: blobstore.location,
+        ...(cfg.rateLimits.enabled ? { rateLimitsEnabled: true } : {}),
+      })
+      tuneSequencer(network)
     },
     close: () => network.close(),
   }

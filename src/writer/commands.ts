@@ -37,9 +37,14 @@ export async function runAudit(cfg: Config, log: Logger, req: WriterRequest & { 
  */
 export async function runLive(cfg: Config, log: Logger, req: Pick<WriterRequest, 'concurrency'> & Pick<LiveOptions, 'onMirrored'> = {}): Promise<Live> {
   requireConfig(cfg, 'MONGODB_URI', 'PDS_URL')
-  const client = await MongoClient.connect(cfg.MONGODB_URI)
+  let client = await MongoClient.connect(cfg.MONGODB_URI)
   const ledger = new Ledger(cfg.DATA_DIR)
   const live = await startLive({
+    async reconnect() {
+      await client.close(true).catch(() => {})
+      client = await MongoClient.connect(cfg.MONGODB_URI)
+      return client.db(cfg.MONGODB_DB)
+    },
     db: client.db(cfg.MONGODB_DB),
     pdsUrl: cfg.PDS_URL,
     ctx: createWriterContext(cfg),

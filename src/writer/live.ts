@@ -1,4 +1,4 @@
-import type { ChangeStream, ChangeStreamDocument, Document, ResumeToken } from 'mongodb'
+import type { ChangeStream, ChangeStreamDocument, Db, Document, ResumeToken } from 'mongodb'
 import { DocError, byMongo, readDoc, type Collection } from '../collections/index.js'
 import type { Account } from './accounts.js'
 import { applyPlan, backfill, flatCounts, repoName, type Action, type Outcome, type WriterOptions } from './backfill.js'
@@ -13,6 +13,8 @@ export interface LiveOptions extends WriterOptions {
   reconcileSeconds: number
   /** Called after each change has been mirrored (for latency measurement and tests). */
   onMirrored?(change: { collection: string; id: string; operation: string }): void
+  /** A fresh connection to AC's database, used when the change stream keeps failing. */
+  reconnect?(): Promise<Db>
 }
 
 export interface LiveStatus {
@@ -36,6 +38,8 @@ const TOKEN_KEY = 'changeStreamToken'
 const WATCHED = ['users']
 const BACKREF_FIELD = /^(atproto|at)(\.|$)/
 const MAX_BACKOFF_MS = 30_000
+/** Retries inside one PDS call in live mode; the change itself is retried until it succeeds. */
+const LIVE_RETRIES = 2
 
 /**
  * `writer live`: follows MongoDB with a change stream on AC's five collections and `users`
@@ -58,11 +62,13 @@ export async function startLive(opts: LiveOptions): Promise<Live> {
   const sessions = new Map<string, RepoClient>()
   let stopping = false
   let stream: ChangeStream | undefined
+  let db = opts.db
+  const current = () => ({ ...opts, db })
   let lastReconcile = 0
 
   const client = async (account: Account) => {
     let c = sessions.get(account.did)
-    if (!c) sessions.set(account.did, (c = await RepoClient.login(opts.pdsUrl, account, opts.log)))
+    if (!c) sessions.set(account.did, (c = await RepoClient.login(opts.pdsUrl, account, opts.log, LIVE_RETRIES)))
     return c
   }
 
@@ -98,7 +104,7 @@ export async function startLive(opts: LiveOptions): Promise<Live> {
     const repo = await client(account)
     const rkey = item.backref?.rkey ?? opts.ledger.whereIs(col.mongo, item.id)?.rkey ?? deterministicRkey(item.id, item.when)
     const planned = await planItem(col, item, rkey, await repo.getRecord(col.nsid, rkey), opts.ctx)
-    await applyPlan({ account, items: [{ col, item }] }, repo, [planned], opts, record, false)
+    await applyPlan({ account, items: [{ col, item }] }, repo, [planned], current(), record, false)
   }
 
   /** A removed document: delete the record the ledger says it has. */
@@ -116,19 +122,19 @@ export async function startLive(opts: LiveOptions): Promise<Live> {
   }
 
   const findAccount = async (user: string): Promise<Account | undefined> => {
-    const doc = await opts.db.collection('users').findOne({ _id: user as never }, { projection: { atproto: 1 } })
+    const doc = await db.collection('users').findOne({ _id: user as never }, { projection: { atproto: 1 } })
     const { did, password, handle } = (doc?.atproto ?? {}) as Record<string, string | undefined>
     return did && password ? { user, did, password, handle } : undefined
   }
 
   const accountByDid = async (did: string): Promise<Account | undefined> => {
-    const doc = await opts.db.collection('users').findOne({ 'atproto.did': did }, { projection: { _id: 1 } })
+    const doc = await db.collection('users').findOne({ 'atproto.did': did }, { projection: { _id: 1 } })
     return doc ? findAccount(String(doc._id)) : undefined
   }
 
   const reconcile = async () => {
     opts.log.info('reconcile pass starting')
-    const report = await backfill({ ...opts, runId })
+    const report = await backfill({ ...current(), runId })
     for (const c of report.changes) counts[c.action] = (counts[c.action] ?? 0) + 1
     lastReconcile = Date.now()
     state.lastReconcileAt = new Date(lastReconcile).toISOString()
@@ -157,7 +163,7 @@ export async function startLive(opts: LiveOptions): Promise<Live> {
     while (!stopping) {
       const saved = opts.ledger.getState(TOKEN_KEY)
       try {
-        stream = opts.db.watch([{ $match: { 'ns.coll': { $in: [...WATCHED, ...byMongo.keys()] } } }], {
+        stream = db.watch([{ $match: { 'ns.coll': { $in: [...WATCHED, ...byMongo.keys()] } } }], {
           fullDocument: 'updateLookup',
           ...(saved ? { resumeAfter: JSON.parse(saved) as ResumeToken } : {}),
         })
@@ -182,8 +188,10 @@ export async function startLive(opts: LiveOptions): Promise<Live> {
         }
       } catch (err) {
         if (stopping) break
-        opts.log.warn({ err: (err as Error).message }, 'change stream failed; reopening from the saved resume token')
+        opts.log.warn({ err: (err as Error).message }, 'change stream failed; reconnecting and resuming from the saved resume token')
         await sleep(1000, () => stopping)
+        const reconnect = opts.reconnect
+        if (reconnect) await persist('reconnect to MongoDB', async () => void (db = await reconnect()))
       } finally {
         await stream?.close().catch(() => {})
       }

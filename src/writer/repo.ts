@@ -103,13 +103,18 @@ export class RepoClient {
     private readonly account: AccountCredentials,
     private agent: AtpAgent,
     private readonly log: Logger,
+    private readonly retries: number,
   ) {
     this.budget = new WriteBudget(did, log)
   }
 
-  /** @throws when the PDS refuses the credentials (the error names the DID, never the password). */
-  static async login(pdsUrl: string, account: AccountCredentials, log: Logger): Promise<RepoClient> {
-    const client = new RepoClient(account.did, pdsUrl, account, new AtpAgent({ service: pdsUrl }), log)
+  /**
+   * `retries`: attempts after a network error or 5xx before giving up (live mode uses few and
+   * retries whole changes itself, so an outage shows at once).
+   * @throws when the PDS refuses the credentials (the error names the DID, never the password).
+   */
+  static async login(pdsUrl: string, account: AccountCredentials, log: Logger, retries = 8): Promise<RepoClient> {
+    const client = new RepoClient(account.did, pdsUrl, account, new AtpAgent({ service: pdsUrl }), log, retries)
     await client.relogin()
     return client
   }
@@ -212,7 +217,7 @@ export class RepoClient {
         }
       },
       {
-        retries: 8,
+        retries: this.retries,
         minTimeout: 200,
         maxTimeout: 10_000,
         randomize: true,

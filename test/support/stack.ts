@@ -43,6 +43,7 @@ export async function startStack(opts: { rateLimits?: boolean } = {}): Promise<S
     ALLOW_PRIVATE_NETWORK: 'true',
     AC_STORAGE_URL: `${media.url}/{bucket}`,
     INDEX_DB_PATH: path.join(work, 'index.sqlite'),
+    DATA_DIR: path.join(work, 'data'),
     HOST: '127.0.0.1',
     PORT: '0',
     LOG_LEVEL: 'silent',
