@@ -1,15 +1,16 @@
 import { spawn } from 'node:child_process'
+import { ObjectId } from 'mongodb'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { seedSample } from '../src/dev/sample.js'
 import { runAudit } from '../src/services.js'
-import { startStack, type Stack } from './support/stack.js'
+import { listRepo } from './support/ac.js'
+import { startStack, waitFor, type Stack } from './support/stack.js'
 
 const BIN = path.resolve(import.meta.dirname, '../bin/ac-appview.js')
 
-/** Runs `ac-appview writer backfill` as its own process; kills it with SIGKILL after `killAfterMs` if given. */
-function backfillProcess(stack: Stack, killAfterMs?: number): Promise<{ code: number | null; signal: string | null; stderr: string }> {
-  const env = {
+function writerEnv(stack: Stack) {
+  return {
     ...process.env,
     MONGODB_URI: stack.cfg.MONGODB_URI,
     MONGODB_DB: stack.cfg.MONGODB_DB,
@@ -18,7 +19,13 @@ function backfillProcess(stack: Stack, killAfterMs?: number): Promise<{ code: nu
     DATA_DIR: path.join(stack.work, 'writer'),
     LOG_LEVEL: 'warn',
     WRITER_CONCURRENCY: '4',
+    WRITER_RECONCILE_SECONDS: '0',
   }
+}
+
+/** Runs `ac-appview writer backfill` as its own process; kills it with SIGKILL after `killAfterMs` if given. */
+function backfillProcess(stack: Stack, killAfterMs?: number): Promise<{ code: number | null; signal: string | null; stderr: string }> {
+  const env = writerEnv(stack)
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [BIN, 'writer', 'backfill', '--json'], { env, stdio: ['ignore', 'ignore', 'pipe'] })
     let stderr = ''
@@ -57,5 +64,44 @@ describe('writer crash safety', () => {
     const report = await runAudit(stack.cfg, stack.log, {})
     expect(report.findings).toEqual([])
     expect(report.clean).toBe(true)
+  })
+
+  it('writer live killed with SIGKILL and restarted loses no change and duplicates none', async () => {
+    const user = (await stack.mongo.collection('users').findOne({ 'atproto.did': { $exists: true }, _id: { $ne: 'art-guest' as never } }))!
+    const ids: ObjectId[] = []
+    let writing = true
+    const writer = (async () => {
+      while (writing) {
+        const _id = new ObjectId()
+        await stack.mongo.collection('moods').insertOne({ _id, mood: `change ${ids.length}`, when: new Date(), user: user._id })
+        ids.push(_id)
+        if (ids.length % 3 === 0) await stack.mongo.collection('moods').updateOne({ _id: ids[ids.length - 2] }, { $set: { mood: `edited ${ids.length}` } })
+        await new Promise((r) => setTimeout(r, 150))
+      }
+    })()
+    for (let i = 0; i < 4; i++) {
+      const child = spawn(process.execPath, [BIN, 'writer', 'live'], { env: writerEnv(stack), stdio: 'ignore' })
+      await new Promise((r) => setTimeout(r, 2500 + Math.random() * 2500))
+      child.kill('SIGKILL')
+      await new Promise((r) => child.once('exit', r))
+    }
+    writing = false
+    await writer
+    const child = spawn(process.execPath, [BIN, 'writer', 'live'], { env: writerEnv(stack), stdio: 'ignore' })
+    try {
+      const mirrored = async () => {
+        const records = [...(await listRepo(stack, user.atproto.did, 'computer.aesthetic.mood')).values()]
+        return ids.every((id) => records.filter((r) => r.value.ref === id.toHexString()).length === 1)
+      }
+      await waitFor('every change mirrored exactly once', mirrored, 60_000)
+      for (const id of ids) {
+        const doc = (await stack.mongo.collection('moods').findOne({ _id: id }))!
+        await waitFor(`the latest text of ${id}`, async () => [...(await listRepo(stack, user.atproto.did, 'computer.aesthetic.mood')).values()].some((r) => r.value.ref === id.toHexString() && r.value.mood === doc.mood), 30_000)
+      }
+    } finally {
+      child.kill('SIGTERM')
+      await new Promise((r) => child.once('exit', r))
+    }
+    expect((await runAudit(stack.cfg, stack.log, {})).findings).toEqual([])
   })
 })

@@ -212,7 +212,16 @@ async function collectJobs(opts: WriterOptions, accounts: Map<string, Account>, 
  * Carries out one repo's plan: builds records (uploading blobs), applies writes in batches,
  * writes back-references. In a dry run only reports. Returns the back-references written.
  */
-export async function applyPlan(job: RepoJob, client: RepoClient, planned: Planned[], opts: WriterOptions, record: (o: Outcome) => void, dryRun: boolean): Promise<number> {
+export async function applyPlan(
+  job: RepoJob,
+  client: RepoClient,
+  planned: Planned[],
+  opts: WriterOptions,
+  record: (o: Outcome) => void,
+  dryRun: boolean,
+  /** Write back-references even when the item's document says they are right (live mode: the change's snapshot may be stale). */
+  forceBackrefs = false,
+): Promise<number> {
   const repo = repoName(job.account)
   const outcome = (p: Planned, action: Action, extra: Partial<Outcome> = {}) =>
     record({ kind: p.col.kind, id: idOf(p), repo, action, ...extra })
@@ -252,7 +261,7 @@ export async function applyPlan(job: RepoJob, client: RepoClient, planned: Plann
     if (p.existing) written.set(p, { uri: p.existing.uri, cid: p.existing.cid })
   }
   rememberWrites(opts.ledger, job.account.did, planned, written)
-  return writeBackrefs(opts.db, planned, written)
+  return writeBackrefs(opts.db, planned, written, forceBackrefs)
 }
 
 /** Keeps the ledger's map of MongoDB ids to record keys current (used to delete after a document is removed). */
@@ -329,14 +338,14 @@ export function isTransient(err: unknown): boolean {
 }
 
 /** Writes the back-reference updates the plan's outcome calls for (see {@link backrefUpdate}). */
-async function writeBackrefs(db: Db, planned: Planned[], written: Map<Planned, WriteResult>): Promise<number> {
+async function writeBackrefs(db: Db, planned: Planned[], written: Map<Planned, WriteResult>, force: boolean): Promise<number> {
   const ops = new Map<string, AnyBulkWriteOperation[]>()
   for (const p of planned) {
     if (!p.item || p.finding === 'duplicate' || p.action === 'failed') continue
     const result = written.get(p)
     const want = p.item.live ? (result?.cid ? { rkey: p.rkey, uri: result.uri, cid: result.cid } : undefined) : null
     if (want === undefined) continue // live but not mirrored (not ready, or failed): leave AC's fields alone
-    const update = backrefUpdate(p.col, p.item, want)
+    const update = backrefUpdate(p.col, force ? { ...p.item, backrefShapes: { atproto: { uri: '' } } } : p.item, want)
     if (update) ops.set(p.col.mongo, [...(ops.get(p.col.mongo) ?? []), { updateOne: { filter: { _id: new ObjectId(p.item.id) }, update } }])
   }
   let n = 0

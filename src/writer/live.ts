@@ -104,7 +104,7 @@ export async function startLive(opts: LiveOptions): Promise<Live> {
     const repo = await client(account)
     const rkey = item.backref?.rkey ?? opts.ledger.whereIs(col.mongo, item.id)?.rkey ?? deterministicRkey(item.id, item.when)
     const planned = await planItem(col, item, rkey, await repo.getRecord(col.nsid, rkey), opts.ctx)
-    await applyPlan({ account, items: [{ col, item }] }, repo, [planned], current(), record, false)
+    await applyPlan({ account, items: [{ col, item }] }, repo, [planned], current(), record, false, true)
   }
 
   /** A removed document: delete the record the ledger says it has. */
