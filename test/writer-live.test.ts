@@ -69,6 +69,13 @@ describe('writer live', () => {
     expect((await listRepo(stack, gone.did, MOOD)).size).toBe(0)
   })
 
+  it("follows a new AC handle with the user's PDS handle", async () => {
+    await stack.mongo.collection('@handles').updateOne({ _id: bo.sub as never }, { $set: { handle: 'bo_renamed', updatedAt: new Date() } })
+    const agent = stack.net.network.pds.getAgent()
+    await waitFor('the new PDS handle', async () => (await agent.com.atproto.repo.describeRepo({ repo: bo.did })).data.handle === 'bo-renamed.test', 20_000)
+    expect((await stack.mongo.collection('users').findOne({ _id: bo.sub as never }))!.atproto.handle).toBe('bo-renamed.test')
+  })
+
   it('leaves MongoDB and the repos in agreement (audit clean)', async () => {
     const report = await runAudit(stack.cfg, stack.log, {})
     expect(report.findings).toEqual([])

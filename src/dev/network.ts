@@ -1,5 +1,6 @@
 import path from 'node:path'
 import type { TestNetworkNoAppView } from '@atproto/dev-env'
+import { pdsHandleLabel } from '../writer/handles.js'
 
 /** A local ATProto network: a PLC directory and a PDS on loopback (`@atproto/dev-env`). */
 export interface LocalNetwork {
@@ -34,9 +35,9 @@ export async function startNetwork(opts: { pdsPort?: number; rateLimits?: boolea
     pdsUrl: network.pds.url,
     network,
     async createAccount(name) {
-      const handle = `${toHandleLabel(name)}.test`
+      const handle = `${pdsHandleLabel(name, `ac${++n}`)}.test`
       const password = `dev-${crypto.randomUUID()}`
-      const res = await agent.com.atproto.server.createAccount({ handle, password, email: `${toHandleLabel(name)}-${++n}@example.com` })
+      const res = await agent.com.atproto.server.createAccount({ handle, password, email: `${handle}@example.com` })
       return { did: res.data.did, handle: res.data.handle, password }
     },
     async stopPds() {
@@ -57,18 +58,6 @@ export async function startNetwork(opts: { pdsPort?: number; rateLimits?: boolea
     },
     close: () => network.close(),
   }
-}
-
-/** AC's rule for PDS handles: lowercase, `.` and `_` become `-` (ac-data-model.md); at most 18 characters here. */
-export function toHandleLabel(name: string): string {
-  const label = name
-    .toLowerCase()
-    .replace(/[._]/g, '-')
-    .replace(/[^a-z0-9-]/g, '')
-    .replace(/^-+|-+$/g, '')
-    .slice(0, 18)
-    .replace(/-+$/, '')
-  return label.length >= 3 ? label : `${label}-ac`.padEnd(3, 'x')
 }
 
 /** The PDS sequencer backs off up to 1 s when idle; cap it so firehose latency stays in milliseconds. */

@@ -3,6 +3,7 @@ import { DocError, byMongo, readDoc, type Collection } from '../collections/inde
 import type { Account } from './accounts.js'
 import { applyPlan, backfill, flatCounts, repoName, type Action, type Outcome, type WriterOptions } from './backfill.js'
 import type { Ledger } from './ledger.js'
+import { pdsHandleFor, pdsHandleLabel } from './handles.js'
 import { planItem } from './plan.js'
 import { RepoClient } from './repo.js'
 import { deterministicRkey } from './rkey.js'
@@ -35,7 +36,7 @@ export interface Live {
 
 /** Ledger key of the change stream's resume token. */
 const TOKEN_KEY = 'changeStreamToken'
-const WATCHED = ['users']
+const WATCHED = ['users', '@handles']
 const BACKREF_FIELD = /^(atproto|at)(\.|$)/
 const MAX_BACKOFF_MS = 30_000
 /** Retries inside one PDS call in live mode; the change itself is retried until it succeeds. */
@@ -45,7 +46,8 @@ const LIVE_RETRIES = 2
  * `writer live`: follows MongoDB with a change stream on AC's five collections and `users`
  * (resume token kept in the ledger, so a restart continues where it stopped) and mirrors each
  * change as it comes: inserts and edits are written at the item's record key, nukes and
- * deletions delete the record, un-nukes bring it back at the same key. A periodic reconcile
+ * deletions delete the record, un-nukes bring it back at the same key, a new AC handle changes
+ * the PDS handle, and a user whose PDS account is gone gets nothing re-created. A periodic reconcile
  * pass (a full backfill) catches anything the stream missed. When the PDS or MongoDB is
  * unreachable the change in hand is retried with backoff until it succeeds: the writer keeps
  * its place and catches up when the other side returns. Resolves once the stream is open and
@@ -78,6 +80,7 @@ export async function startLive(opts: LiveOptions): Promise<Live> {
     const collection = 'coll' in change.ns ? (change.ns.coll ?? '') : ''
     const id = change.documentKey._id as { toHexString?: () => string }
     if (collection === 'users') return forgetSessions(change, sessions)
+    if (collection === '@handles') return 'fullDocument' in change && change.fullDocument ? mirrorHandle(change.fullDocument) : undefined
     const col = byMongo.get(collection)
     if (!col) return
     if (change.operationType === 'update' && onlyBackrefs(change.updateDescription.updatedFields, change.updateDescription.removedFields)) return
@@ -105,6 +108,18 @@ export async function startLive(opts: LiveOptions): Promise<Live> {
     const rkey = item.backref?.rkey ?? opts.ledger.whereIs(col.mongo, item.id)?.rkey ?? deterministicRkey(item.id, item.when)
     const planned = await planItem(col, item, rkey, await repo.getRecord(col.nsid, rkey), opts.ctx)
     await applyPlan({ account, items: [{ col, item }] }, repo, [planned], current(), record, false, true)
+  }
+
+  /** A new AC handle: the user's PDS handle follows it (AC's rule, src/writer/handles.ts). */
+  const mirrorHandle = async (doc: Document) => {
+    const account = await findAccount(String(doc._id))
+    const user = await db.collection('users').findOne({ _id: doc._id }, { projection: { code: 1 } })
+    if (!account?.handle || typeof doc.handle !== 'string') return
+    const handle = pdsHandleFor(pdsHandleLabel(doc.handle, String(user?.code ?? '')), account.handle)
+    if (handle === account.handle) return
+    await (await client(account)).updateHandle(handle)
+    await db.collection('users').updateOne({ _id: doc._id }, { $set: { 'atproto.handle': handle } })
+    opts.log.info({ did: account.did, handle }, 'PDS handle changed')
   }
 
   /** A removed document: delete the record the ledger says it has. */

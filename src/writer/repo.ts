@@ -152,6 +152,11 @@ export class RepoClient {
     }
   }
 
+  /** Changes the account's handle (`com.atproto.identity.updateHandle`). */
+  async updateHandle(handle: string): Promise<void> {
+    await this.call(() => this.agent.com.atproto.identity.updateHandle({ handle }))
+  }
+
   /** Uploads a blob; returns its lexicon JSON blob ref. */
   async uploadBlob(blob: BlobInput): Promise<Record<string, unknown>> {
     const res = await this.call(() => this.agent.com.atproto.repo.uploadBlob(blob.bytes, { encoding: blob.mimeType }))

@@ -18,7 +18,7 @@ export async function makeThumbnail(image: Uint8Array, maxBytes: number): Promis
   if (!width || !height) throw new Error('image has no dimensions')
   const kernel = width < SIZE && height < SIZE ? 'nearest' : 'lanczos3'
   const resized = source.resize(SIZE, SIZE, { fit: 'contain', background: { r: 0, g: 0, b: 0, alpha: 1 }, kernel }).flatten({ background: '#000000' })
-  const png = await resized.clone().png({ compressionLevel: 9 }).toBuffer()
+  const png = await resized.clone().png({ compressionLevel: 6 }).toBuffer()
   if (png.length <= maxBytes) return { bytes: png, mimeType: 'image/png' }
   const jpeg = await resized.clone().jpeg({ quality: 85 }).toBuffer()
   if (jpeg.length <= maxBytes) return { bytes: jpeg, mimeType: 'image/jpeg' }
