@@ -119,8 +119,8 @@ export class Backfiller {
     log.info({ source, repos: listed.size, seconds: (Date.now() - started) / 1000 }, 'backfill done')
   }
 
-  /** A new run: every repo of `source` leaves the previous run's state. */
-  private async begin(source: string, reason: string): Promise<void> {
+  /** Starts a new run of `source` (status running): every repo of `source` leaves the previous run's state. */
+  async begin(source: string, reason: string): Promise<void> {
     const now = new Date().toISOString()
     await this.opts.db.transaction().execute(async (trx) => {
       await trx

@@ -61,7 +61,7 @@ export async function startIngest(opts: IngestOptions): Promise<Ingest> {
   return {
     cursor: () => streams[0]?.cursor(),
     backfillsSettled: async () => {
-      await Promise.all(streams.map((s) => s.backfillStarted))
+      await Promise.all(streams.map((s) => s.backfillHandedOver()))
       await backfiller.idle()
     },
     async stop() {
@@ -101,9 +101,7 @@ class HostStream {
   private wake?: () => void
   private space?: () => void
   private pendingBackfill?: { reason: string; fresh: boolean }
-  private backfillStartedResolve!: () => void
-  /** Resolves once a backfill this stream needed has been started (or none was needed). */
-  readonly backfillStarted = new Promise<void>((r) => (this.backfillStartedResolve = r))
+  private handOverWaiters: Array<() => void> = []
   private readonly log: Logger
   private readonly verify: boolean
 
@@ -127,15 +125,22 @@ class HostStream {
     const stored = row && row.seq >= 0 ? row.seq : undefined // -1: followed the live tail, no event yet
     this.committed = this.opts.startCursor ?? stored
     this.pendingBackfill = await this.backfillDue(stored)
-    if (!this.pendingBackfill) this.backfillStartedResolve()
+    if (this.pendingBackfill?.fresh) await this.backfiller.begin(this.service, this.pendingBackfill.reason) // visible as running at once
     this.log.info({ cursor: this.committed ?? 'live tail', backfill: this.pendingBackfill?.reason ?? null, verify: this.verify }, 'ingest starting')
     const heartbeat = setInterval(() => void this.heartbeat(), this.opts.heartbeatMs ?? 10_000)
     heartbeat.unref()
     return { done: this.loop().finally(() => clearInterval(heartbeat)) }
   }
 
+  /** Resolves when no backfill waits for this stream to connect (it was handed to the backfiller, or none is due). */
+  backfillHandedOver(): Promise<void> {
+    if (!this.pendingBackfill || this.stopping.signal.aborted) return Promise.resolve()
+    return new Promise((r) => this.handOverWaiters.push(r))
+  }
+
   async stop(): Promise<void> {
     this.stopping.abort()
+    this.handOverWaiters.splice(0).forEach((r) => r())
     this.wake?.()
     this.space?.()
   }
@@ -176,6 +181,7 @@ class HostStream {
       await this.indexer.db.deleteFrom('cursor').where('service', '=', this.service).execute()
       this.committed = undefined
       this.pendingBackfill = { reason: 'future cursor', fresh: true }
+      await this.backfiller.begin(this.service, 'future cursor')
       metrics.reconnects.inc({ service: this.service, reason: 'future cursor' })
       return
     }
@@ -252,8 +258,8 @@ class HostStream {
     if (!due) return
     // Connected first, so every commit a snapshot misses arrives on this stream.
     this.pendingBackfill = undefined
-    void this.backfiller.run(this.service, due.reason, due.fresh)
-    this.backfillStartedResolve()
+    void this.backfiller.run(this.service, due.reason, false) // begun in start() or onConnectionError
+    this.handOverWaiters.splice(0).forEach((r) => r())
   }
 
   /** `#info`: OutdatedCursor means events between our cursor and the host's window are lost: backfill. */

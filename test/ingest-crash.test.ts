@@ -1,0 +1,154 @@
+import fs from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { AtpAgent } from '@atproto/api'
+import { TID } from '@atproto/common-web'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startNetwork, type LocalNetwork } from '../src/dev/network.js'
+import { waitFor } from '../src/wait.js'
+import { groundTruth, indexedVersions, readIndex, spawnIngest } from './support/ingest.js'
+
+const KILLS = 10
+const ACCOUNTS = 4
+const AC = ['computer.aesthetic.mood', 'computer.aesthetic.piece', 'computer.aesthetic.kidlisp']
+
+/**
+ * Crash safety: `ac-appview ingest` (the real CLI, a child process) is killed with SIGKILL at
+ * random points while records are created, updated and deleted, during the live stream and
+ * during backfills; after each restart the index must equal what `listRecords` says each repo
+ * holds: nothing missing, nothing extra, no stale version, nothing twice.
+ */
+describe('ingest under SIGKILL', () => {
+  let net: LocalNetwork
+  let work: string
+  let indexFile: string
+  let env: Record<string, string>
+  const accounts: Array<{ did: string; agent: AtpAgent; live: Map<string, string> }> = []
+  let n = 0
+
+  const record = (collection: string) => {
+    const when = new Date().toISOString()
+    const i = ++n
+    if (collection === 'computer.aesthetic.mood') return { $type: collection, mood: `mood ${i}`, when, ref: `r${i}` }
+    if (collection === 'computer.aesthetic.piece') return { $type: collection, slug: `piece-${i}`, when, ref: `r${i}` }
+    return { $type: collection, source: `(ink ${i % 255})`, code: `k${i.toString(36)}`, when, ref: `r${i}` }
+  }
+
+  /** One applyWrites per account: creates (AC and app.bsky), updates and deletes of live AC records. */
+  async function burst(): Promise<void> {
+    await Promise.all(
+      accounts.map(async (a) => {
+        const writes: unknown[] = []
+        const live = [...a.live.entries()].sort(() => Math.random() - 0.5)
+        for (const [key, collection] of live.slice(0, 4)) writes.push({ $type: 'com.atproto.repo.applyWrites#update', collection, rkey: key.split('/')[1], value: record(collection) })
+        for (const [key, collection] of live.slice(4, 7)) {
+          writes.push({ $type: 'com.atproto.repo.applyWrites#delete', collection, rkey: key.split('/')[1] })
+          a.live.delete(key)
+        }
+        for (let i = 0; i < 12; i++) {
+          const collection = i % 2 ? 'app.bsky.feed.post' : AC[i % AC.length]
+          const rkey = TID.nextStr()
+          writes.push({ $type: 'com.atproto.repo.applyWrites#create', collection, rkey, value: collection === 'app.bsky.feed.post' ? { $type: collection, text: 'post', createdAt: new Date().toISOString() } : record(collection) })
+          if (collection !== 'app.bsky.feed.post') a.live.set(`${collection}/${rkey}`, collection)
+        }
+        await a.agent.com.atproto.repo.applyWrites({ repo: a.did, writes: writes as never, validate: false })
+      }),
+    )
+  }
+
+  /**
+   * Waits until the index has every event the PDS sequenced (or, following the live tail of an idle
+   * PDS, has no cursor to advance: seq -1) and no backfill is running.
+   */
+  async function caughtUp(p: ReturnType<typeof spawnIngest>): Promise<void> {
+    await untilLog(p, 'firehose connected') // the restarted process itself, not the index its predecessor left
+    const head = (await net.network.pds.ctx.sequencer.curr()) ?? 0
+    await waitFor(
+      `the ingest to reach seq ${head}`,
+      () => {
+        const cursor = readIndex<{ seq: number }>(indexFile, 'select seq from cursor')?.seq
+        const backfill = readIndex<{ status: string }>(indexFile, 'select status from backfill')?.status
+        return cursor !== undefined && (cursor >= head || cursor === -1) && backfill !== undefined && backfill !== 'running'
+      },
+      90_000,
+    ).catch((err) => {
+      throw new Error(`${err.message}; ingest log:\n${p.stderr().slice(-3000)}`)
+    })
+  }
+
+  async function expectExact(): Promise<void> {
+    const truth = await groundTruth(net.pdsUrl, accounts.map((a) => a.did))
+    expect(Object.fromEntries(indexedVersions(indexFile))).toEqual(Object.fromEntries(truth))
+  }
+
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+  const untilLog = (p: ReturnType<typeof spawnIngest>, text: string) => waitFor(`"${text}" from the ingest`, () => p.stderr().includes(text), 60_000)
+  const kill = async (p: ReturnType<typeof spawnIngest>) => {
+    p.child.kill('SIGKILL')
+    await p.exited
+  }
+  const stop = async (p: ReturnType<typeof spawnIngest>) => {
+    p.child.kill('SIGTERM')
+    expect(await p.exited).toBe(0)
+  }
+
+  beforeAll(async () => {
+    work = await fs.mkdtemp(path.join(os.tmpdir(), 'ac-ingest-crash-'))
+    indexFile = path.join(work, 'index.sqlite')
+    net = await startNetwork()
+    for (let i = 0; i < ACCOUNTS; i++) {
+      const acc = await net.createAccount(`crash${i}`)
+      const agent = new AtpAgent({ service: net.pdsUrl })
+      await agent.login({ identifier: acc.did, password: acc.password })
+      accounts.push({ did: acc.did, agent, live: new Map() })
+      // bulk of other collections, so a backfill (getRepo + verify) takes a while
+      for (let b = 0; b < 3; b++) {
+        const writes = Array.from({ length: 200 }, () => ({ $type: 'com.atproto.repo.applyWrites#create', collection: 'app.bsky.feed.post', rkey: TID.nextStr(), value: { $type: 'app.bsky.feed.post', text: 'filler', createdAt: new Date().toISOString() } }))
+        await agent.com.atproto.repo.applyWrites({ repo: acc.did, writes: writes as never, validate: false })
+      }
+    }
+    env = { PDS_URL: net.pdsUrl, PLC_URL: net.plcUrl, HANDLE_RESOLVER_URL: net.pdsUrl, ALLOW_PRIVATE_NETWORK: 'true', INDEX_DB_PATH: indexFile, INGEST_BACKFILL_CONCURRENCY: '1', INGEST_BATCH_SIZE: '20' }
+    await burst()
+  })
+
+  afterAll(async () => {
+    await net?.close()
+    await fs.rm(work, { recursive: true, force: true })
+  })
+
+  it(`restarts to an exact index after ${KILLS} SIGKILLs during the live stream`, async () => {
+    let p = spawnIngest(env)
+    for (let k = 0; k < KILLS; k++) {
+      await caughtUp(p)
+      await expectExact()
+      const writing = burst()
+      await sleep(Math.random() * 800)
+      await kill(p)
+      await writing
+      p = spawnIngest(env)
+    }
+    await caughtUp(p)
+    await expectExact()
+    await stop(p)
+  })
+
+  it(`restarts to an exact index after ${KILLS} SIGKILLs during backfills`, async () => {
+    let midBackfill = 0
+    for (let round = 0; midBackfill < KILLS && round < KILLS * 2; round++) {
+      if (round === 0) await fs.rm(work, { recursive: true, force: true }).then(() => fs.mkdir(work)) // first start: no cursor, a fresh backfill
+      const p = spawnIngest(env, round === 0 ? [] : ['--backfill'])
+      await untilLog(p, 'backfill starting')
+      const writing = burst()
+      await sleep(Math.random() * 400)
+      const running = readIndex<{ status: string }>(indexFile, 'select status from backfill')?.status === 'running'
+      await kill(p)
+      if (running) midBackfill++
+      await writing
+      const resumed = spawnIngest(env) // resumes the interrupted backfill
+      await caughtUp(resumed)
+      await expectExact()
+      await stop(resumed)
+    }
+    expect(midBackfill).toBe(KILLS)
+  })
+})
