@@ -72,6 +72,9 @@ async function main() {
       { writer: 'ac-appview backfill', records: written, thumbnails, failed, seconds: +seconds.toFixed(1), 'records/s': +ours.toFixed(1), 'cpu s (this process)': +((cpu.user + cpu.system) / 1e6).toFixed(1) },
       { writer: "AC's scripts (login per record, createRecord, 10 at a time)", records: baseWritten, thumbnails: items.filter((i) => i.col.kind === 'painting').length, failed: items.length - baseWritten, seconds: +baseSeconds.toFixed(1), 'records/s': +theirs.toFixed(1) },
     ])
+    const reasons = new Map<string, number>()
+    for (const p of report.problems.filter((p) => p.action === 'failed')) reasons.set(`${p.kind}: ${p.reason?.slice(0, 90)}`, (reasons.get(`${p.kind}: ${p.reason?.slice(0, 90)}`) ?? 0) + 1)
+    for (const [reason, n] of reasons) console.log(`failed ×${n}: ${reason}`)
     console.log(`ratio: ${(ours / theirs).toFixed(1)}× the baseline; peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB (PDS, PLC and writer in one process)`)
   } finally {
     await client.close()

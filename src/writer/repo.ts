@@ -1,4 +1,6 @@
-import { AtpAgent } from '@atproto/api'
+import { CredentialSession, lexToJson, lexicons } from '@atproto/api'
+import type { LexValue } from '@atproto/lexicon'
+import { XrpcClient } from '@atproto/xrpc'
 import pRetry, { AbortError } from 'p-retry'
 import type { BlobInput } from '../collections/index.js'
 import type { Logger } from '../log.js'
@@ -101,7 +103,7 @@ export class RepoClient {
     readonly did: string,
     private readonly pdsUrl: string,
     private readonly account: AccountCredentials,
-    private agent: AtpAgent,
+    private xrpc: XrpcClient | undefined,
     private readonly log: Logger,
     private readonly retries: number,
   ) {
@@ -114,19 +116,31 @@ export class RepoClient {
    * @throws when the PDS refuses the credentials (the error names the DID, never the password).
    */
   static async login(pdsUrl: string, account: AccountCredentials, log: Logger, retries = 8): Promise<RepoClient> {
-    const client = new RepoClient(account.did, pdsUrl, account, new AtpAgent({ service: pdsUrl }), log, retries)
+    const client = new RepoClient(account.did, pdsUrl, account, undefined, log, retries)
     await client.relogin()
     return client
   }
 
+  /**
+   * A new session (`com.atproto.server.createSession`). The XRPC client shares @atproto/api's
+   * compiled lexicon set: building one per agent costs milliseconds of CPU per account.
+   */
   private async relogin(): Promise<void> {
-    const agent = new AtpAgent({ service: this.pdsUrl })
+    const session = new CredentialSession(new URL(this.pdsUrl))
     try {
-      await this.call(() => agent.login({ identifier: this.account.did, password: this.account.password }), false)
+      await this.call(() => session.login({ identifier: this.account.did, password: this.account.password }), false)
     } catch (err) {
       throw new Error(`login to ${this.pdsUrl} as ${this.account.did} failed: ${(err as Error).message}`)
     }
-    this.agent = agent
+    this.xrpc = new XrpcClient(session, lexicons)
+  }
+
+  private query<T>(nsid: string, params: Record<string, unknown>) {
+    return this.call(() => this.xrpc!.call(nsid, params) as Promise<{ data: T; headers: Headers }>)
+  }
+
+  private procedure<T>(nsid: string, body: unknown, encoding = 'application/json') {
+    return this.call(() => this.xrpc!.call(nsid, undefined, body, { encoding }) as Promise<{ data: T; headers: Headers }>)
   }
 
   /** Every record of `collection` in this repo, paging through `com.atproto.repo.listRecords`. */
@@ -134,8 +148,8 @@ export class RepoClient {
     const out: RepoRecord[] = []
     let cursor: string | undefined
     do {
-      const res = await this.call(() => this.agent.com.atproto.repo.listRecords({ repo: this.did, collection, limit: 100, cursor }))
-      for (const r of res.data.records) out.push({ uri: r.uri, cid: r.cid, rkey: r.uri.split('/').pop()!, value: r.value as Record<string, unknown> })
+      const res = await this.query<{ records: Array<{ uri: string; cid: string; value: LexValue }>; cursor?: string }>('com.atproto.repo.listRecords', { repo: this.did, collection, limit: 100, cursor })
+      for (const r of res.data.records) out.push({ uri: r.uri, cid: r.cid, rkey: r.uri.split('/').pop()!, value: lexToJson(r.value) as Record<string, unknown> })
       cursor = res.data.records.length > 0 ? res.data.cursor : undefined
     } while (cursor)
     return out
@@ -144,8 +158,8 @@ export class RepoClient {
   /** One record, or undefined when the repo has none at `rkey`. */
   async getRecord(collection: string, rkey: string): Promise<RepoRecord | undefined> {
     try {
-      const res = await this.call(() => this.agent.com.atproto.repo.getRecord({ repo: this.did, collection, rkey }))
-      return { uri: res.data.uri, cid: res.data.cid!, rkey, value: res.data.value as Record<string, unknown> }
+      const res = await this.query<{ uri: string; cid: string; value: LexValue }>('com.atproto.repo.getRecord', { repo: this.did, collection, rkey })
+      return { uri: res.data.uri, cid: res.data.cid, rkey, value: lexToJson(res.data.value) as Record<string, unknown> }
     } catch (err) {
       if ((err as { error?: string }).error === 'RecordNotFound' || (err as { status?: number }).status === 404) return undefined
       throw err
@@ -154,13 +168,13 @@ export class RepoClient {
 
   /** Changes the account's handle (`com.atproto.identity.updateHandle`). */
   async updateHandle(handle: string): Promise<void> {
-    await this.call(() => this.agent.com.atproto.identity.updateHandle({ handle }))
+    await this.procedure('com.atproto.identity.updateHandle', { handle })
   }
 
   /** Uploads a blob; returns its lexicon JSON blob ref. */
   async uploadBlob(blob: BlobInput): Promise<Record<string, unknown>> {
-    const res = await this.call(() => this.agent.com.atproto.repo.uploadBlob(blob.bytes, { encoding: blob.mimeType }))
-    return res.data.blob.toJSON() as Record<string, unknown>
+    const res = await this.procedure<{ blob: LexValue }>('com.atproto.repo.uploadBlob', blob.bytes, blob.mimeType)
+    return lexToJson(res.data.blob) as Record<string, unknown>
   }
 
   /**
@@ -178,17 +192,15 @@ export class RepoClient {
       return [...(await this.applyWrites(writes.slice(0, half))), ...(await this.applyWrites(writes.slice(half)))]
     }
     await this.budget.reserve(points)
-    const res = await this.call(() =>
-      this.agent.com.atproto.repo.applyWrites({
-        repo: this.did,
-        validate: false, // the PDS does not know our lexicons; the writer validates first
-        writes: writes.map((w) =>
-          w.action === 'delete'
-            ? { $type: 'com.atproto.repo.applyWrites#delete', collection: w.collection, rkey: w.rkey }
-            : { $type: `com.atproto.repo.applyWrites#${w.action}`, collection: w.collection, rkey: w.rkey, value: w.value },
-        ),
-      }),
-    )
+    const res = await this.procedure<{ results?: unknown[] }>('com.atproto.repo.applyWrites', {
+      repo: this.did,
+      validate: false, // the PDS does not know our lexicons; the writer validates first
+      writes: writes.map((w) =>
+        w.action === 'delete'
+          ? { $type: 'com.atproto.repo.applyWrites#delete', collection: w.collection, rkey: w.rkey }
+          : { $type: `com.atproto.repo.applyWrites#${w.action}`, collection: w.collection, rkey: w.rkey, value: w.value },
+      ),
+    })
     const results = res.data.results ?? []
     return writes.map((w, i) => {
       const r = results[i] as { uri?: string; cid?: string } | undefined
@@ -197,7 +209,7 @@ export class RepoClient {
   }
 
   /** Runs one PDS call with the retry, rate-limit and session rules above. */
-  private async call<T extends { headers?: Headers }>(fn: () => Promise<T>, mayRelogin = true): Promise<T> {
+  private async call<T extends { headers?: Headers | Record<string, string> }>(fn: () => Promise<T>, mayRelogin = true): Promise<T> {
     let relogged = false
     return pRetry(
       async () => {
