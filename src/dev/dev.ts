@@ -5,7 +5,7 @@ import { MongoClient } from 'mongodb'
 import { onShutdown, printReport } from '../cli-support.js'
 import { loadConfig } from '../config.js'
 import type { Logger } from '../log.js'
-import { openMigratedIndex, runAppView, runBackfill, runIngest } from '../services.js'
+import { openMigratedIndex, runAppView, runBackfill, runIngest, runLive } from '../services.js'
 import { startMediaServer } from './media-server.js'
 import { startMongo } from './mongo-server.js'
 import { startNetwork } from './network.js'
@@ -17,8 +17,9 @@ export const DEV_DB = 'ac_appview_dev'
 
 /**
  * `ac-appview dev`: starts MongoDB (mongo-java-server unless MONGODB_URI is set), PLC, PDS and
- * a media server on loopback; seeds AC-shaped sample data; runs the writer backfill; starts the
- * ingest and the AppView; prints the AppView URL and codes to try. Stops on SIGINT/SIGTERM.
+ * a media server on loopback; seeds AC-shaped sample data; runs the writer backfill, then
+ * `writer live`; starts the ingest and the AppView; prints the AppView URL, MongoDB URI and codes
+ * to try. Stops on SIGINT/SIGTERM.
  */
 export async function runDev(opts: { scale: 'small' | 'ac'; port: number; log: Logger }): Promise<void> {
   const { log } = opts
@@ -56,6 +57,7 @@ export async function runDev(opts: { scale: 'small' | 'ac'; port: number; log: L
     ALLOW_PRIVATE_NETWORK: 'true',
     AC_STORAGE_URL: `${media.url}/{bucket}`,
     INDEX_DB_PATH: path.join(work, 'index.sqlite'),
+    DATA_DIR: path.join(work, 'data'),
     PORT: String(opts.port),
   })
   const index = await openMigratedIndex(cfg, log)
@@ -64,6 +66,9 @@ export async function runDev(opts: { scale: 'small' | 'ac'; port: number; log: L
   stops.push(() => ingest.stop())
   const report = await runBackfill(cfg, log)
   printReport(report)
+  // From here on, changes made in MongoDB (e.g. with mongosh on MONGODB_URI) reach the AppView.
+  const live = await runLive(cfg, log)
+  stops.push(() => live.stop())
   const { app, url } = await runAppView(cfg, log, index)
   stops.push(() => app.close())
 
@@ -84,6 +89,7 @@ export async function runDev(opts: { scale: 'small' | 'ac'; port: number; log: L
       '',
       `AppView: ${url}`,
       `PDS:     ${net.pdsUrl}`,
+      `MongoDB: ${mongo.uri} (database ${DEV_DB}; writer live mirrors your changes)`,
       `Codes to try: ${tryCodes.join('  ')}`,
       '',
       `  curl '${url}/xrpc/computer.aesthetic.media.resolveCode?code=${encodeURIComponent(tryCodes[0] ?? '#abc')}'`,
