@@ -136,8 +136,9 @@ export async function forEachRepo(
       try {
         const client = await RepoClient.login(opts.pdsUrl, job.account, opts.log)
         const kinds = selectedKinds(opts, job.account.user === opts.guestUser)
+        const present = await client.collections()
         const records = new Map<Collection, Map<string, RepoRecord>>()
-        for (const col of kinds) records.set(col, new Map((await client.listRecords(col.nsid)).map((r) => [r.rkey, r])))
+        for (const col of kinds) records.set(col, new Map(present.has(col.nsid) ? (await client.listRecords(col.nsid)).map((r) => [r.rkey, r]) : []))
         await work(job, client, records)
       } catch (err) {
         const reason = (err as Error).message

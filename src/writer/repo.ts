@@ -143,6 +143,12 @@ export class RepoClient {
     return this.call(() => this.xrpc!.call(nsid, undefined, body, { encoding }) as Promise<{ data: T; headers: Headers }>)
   }
 
+  /** The collections this repo holds records in (`com.atproto.repo.describeRepo`). */
+  async collections(): Promise<Set<string>> {
+    const res = await this.query<{ collections: string[] }>('com.atproto.repo.describeRepo', { repo: this.did })
+    return new Set(res.data.collections)
+  }
+
   /** Every record of `collection` in this repo, paging through `com.atproto.repo.listRecords`. */
   async listRecords(collection: string): Promise<RepoRecord[]> {
     const out: RepoRecord[] = []
