@@ -14,6 +14,9 @@
  *    cursor reaches the PDS's last seq, once with verification (the default) and once with
  *    INGEST_VERIFY=false; reads the child's CPU time and peak RSS from /proc.
  * 4. Prints a table with the machine (CPU model, cores, Node, load) and the ratio.
+ *
+ * BENCH_COMMITS and BENCH_REPOS change the size; BENCH_INGEST_NODE_OPTIONS is passed to the ingest
+ * process only (e.g. `--max-old-space-size=160` to show its memory is bounded).
  */
 import { spawn } from 'node:child_process'
 import fs from 'node:fs/promises'
@@ -121,7 +124,7 @@ async function replay(net: LocalNetwork, head: number, verify: boolean, work: st
   const index = path.join(work, `index-${verify ? 'verified' : 'unverified'}.sqlite`)
   const child = spawn(process.execPath, [path.join(ROOT, 'bin/ac-appview.js'), 'ingest', '--cursor', '0'], {
     cwd: ROOT,
-    env: { ...process.env, PDS_URL: net.pdsUrl, PLC_URL: net.plcUrl, HANDLE_RESOLVER_URL: net.pdsUrl, ALLOW_PRIVATE_NETWORK: 'true', INDEX_DB_PATH: index, LOG_LEVEL: 'info', INGEST_VERIFY: String(verify) },
+    env: { ...process.env, NODE_OPTIONS: process.env.BENCH_INGEST_NODE_OPTIONS ?? '', PDS_URL: net.pdsUrl, PLC_URL: net.plcUrl, HANDLE_RESOLVER_URL: net.pdsUrl, ALLOW_PRIVATE_NETWORK: 'true', INDEX_DB_PATH: index, LOG_LEVEL: 'info', INGEST_VERIFY: String(verify) },
     stdio: ['ignore', 'ignore', 'pipe'],
   })
   const connected = new Promise<void>((resolve, reject) => {

@@ -1,7 +1,7 @@
 import { jsonToLex, lexToJson, type LexValue, type Lexicons } from '@atproto/lexicon'
 import type { Transaction } from 'kysely'
 import { byNsid, type Collection } from '../collections/index.js'
-import type { IndexDb, IndexSchema } from '../db/index.js'
+import type { IndexDb, IndexSchema, ItemTable } from '../db/index.js'
 import { lexicons } from '../lexicon/lexicons.js'
 import type { Logger } from '../log.js'
 import type { Identity } from './identity.js'
@@ -10,20 +10,11 @@ import { lexiconHash } from './lexicon-hash.js'
 
 type Trx = Transaction<IndexSchema>
 
-/** A record version that passed its lexicon: becomes an `item` row. */
-export interface PutOp {
+/** A record version that passed its lexicon: becomes an `item` row (indexedAt is set on commit). */
+export type PutOp = Omit<ItemTable, 'indexedAt'> & {
   type: 'put'
   /** What the firehose called it; a backfill says 'create'. Only used for metrics. */
   action: 'create' | 'update'
-  uri: string
-  did: string
-  kind: string
-  rkey: string
-  cid: string
-  rev: string
-  code: string | null
-  sortAt: string
-  record: string
 }
 
 /** A record version that failed its lexicon after normalising: becomes a `quarantine` row. */
