@@ -1,65 +1,185 @@
+import type SqliteDb from 'better-sqlite3'
+import type { Compilable, SelectQueryBuilder } from 'kysely'
 import { sql } from 'kysely'
 import { KINDS, type Kind } from '../collections/index.js'
-import type { IndexDb } from '../db/index.js'
+import type { IndexDb, IndexSchema } from '../db/index.js'
 import type { FeedPosition } from './cursor.js'
-import type { ItemRow } from './views.js'
 
-/** Items of actors whose account is taken down, suspended, deactivated or deleted are hidden. */
-function visibleItems(db: IndexDb) {
-  return db
-    .selectFrom('item')
-    .innerJoin('actor', 'actor.did', 'item.did')
-    .where('actor.status', 'is', null)
-    .select(['item.uri', 'item.cid', 'item.did', 'item.kind', 'item.indexedAt', 'item.record', 'item.sortAt', 'actor.handle', 'actor.pds'])
+/** An item row joined with its author's actor row, without the record (views are cached). */
+export interface FeedRow {
+  uri: string
+  cid: string
+  did: string
+  kind: string
+  indexedAt: string
+  sortAt: string
+  handle: string | null
+  pds: string | null
 }
 
-export type FeedRow = ItemRow & { sortAt: string }
+/** A code's winning claimant, with its author's account status (null when active). */
+export type CodeRow = FeedRow & { status: string | null }
+
+export interface FeedQuery {
+  did?: string
+  kind?: Kind
+  limit: number
+  after?: FeedPosition
+}
+
+/** Named placeholder of a prepared statement: `p('kind')` stands for `values.kind` at run time. */
+type Param = <T = string>(name: string) => T
+
+/** A statement prepared once, with the order in which its named values bind. */
+interface Prepared {
+  stmt: SqliteDb.Statement
+  /** Per `?` in the SQL: a value name, or a constant the query builder inlined as a parameter. */
+  binds: Array<{ name: string } | { value: unknown }>
+}
+
+const MARK = '\u0000param:'
 
 /**
- * One page of a feed, newest `sortAt` first, ties by uri descending; `limit + 1` rows are read
- * so the caller knows whether another page exists.
+ * The AppView's read path over the SQLite index: queries written with kysely (typed against
+ * {@link IndexSchema}), compiled once per shape and run as cached better-sqlite3 prepared
+ * statements on a connection of their own (WAL: readers never wait for the ingest's writes).
+ * All methods are synchronous: each is one indexed lookup taking microseconds.
  */
-export async function feedPage(db: IndexDb, q: { did?: string; kind?: Kind; limit: number; after?: FeedPosition }): Promise<FeedRow[]> {
-  let query = visibleItems(db)
-  if (q.did) query = query.where('item.did', '=', q.did)
-  if (q.kind) query = query.where('item.kind', '=', q.kind)
-  if (q.after) {
-    const { sortAt, uri } = q.after
-    query = query.where((eb) => eb.or([eb('item.sortAt', '<', sortAt), eb.and([eb('item.sortAt', '=', sortAt), eb('item.uri', '<', uri)])]))
+export class IndexReader {
+  private readonly prepared = new Map<string, Prepared>()
+
+  /**
+   * @param sqlite a connection to the index (read-only is enough)
+   * @param qb kysely over the same schema, used only to build and compile SQL
+   */
+  constructor(
+    private readonly sqlite: SqliteDb.Database,
+    private readonly qb: IndexDb,
+  ) {}
+
+  /**
+   * One page of a feed, newest `sortAt` first, ties by uri descending, only items of visible
+   * actors (see {@link visibleItems}); `limit + 1` rows are read so the caller knows whether
+   * another page exists. Keyset pagination: `after` is the last row of the previous page.
+   */
+  feedPage(q: FeedQuery): FeedRow[] {
+    const shape = `feed:${q.did ? 'd' : ''}${q.kind ? 'k' : ''}${q.after ? 'a' : ''}`
+    return this.all<FeedRow>(
+      shape,
+      (p) => {
+        let query = visibleItems(this.qb)
+        if (q.did) query = query.where('item.did', '=', p('did'))
+        if (q.kind) query = query.where('item.kind', '=', p('kind'))
+        if (q.after) query = query.where((eb) => eb(eb.refTuple('item.sortAt', 'item.uri'), '<', eb.tuple(p('sortAt'), p('uri'))))
+        return query.orderBy('item.sortAt', 'desc').orderBy('item.uri', 'desc').limit(p<number>('limit'))
+      },
+      { did: q.did, kind: q.kind, sortAt: q.after?.sortAt, uri: q.after?.uri, limit: q.limit + 1 },
+    )
   }
-  return query.orderBy('item.sortAt', 'desc').orderBy('item.uri', 'desc').limit(q.limit + 1).execute()
+
+  /**
+   * The record holding a short code (design.md, code authority): among items of `kind` with
+   * `code` from repos on TRUSTED_PDS (`actor.trusted`, set by the ingest), the earliest `when`
+   * wins, ties by uri ({@link earliestFirst}; index `item_code_authority` holds claimants in that
+   * order). Untrusted claims never win. The winner is
+   * returned even when its author is hidden (`status` set): the caller answers NotFound then,
+   * so a takedown never hands the code to the next claimant.
+   */
+  codeWinner(kind: Kind, code: string): CodeRow | undefined {
+    return this.get<CodeRow>(
+      'code',
+      (p) =>
+        earliestFirst(
+          this.qb
+            .selectFrom('item')
+            .innerJoin('actor', 'actor.did', 'item.did')
+            .select([...FEED_COLUMNS, 'actor.status'])
+            .where('item.kind', '=', p('kind'))
+            .where('item.code', '=', p('code'))
+            .where('actor.trusted', '=', 1),
+        ).limit(1),
+      { kind, code },
+    )
+  }
+
+  /** The stored (normalised, lexicon JSON) record of `uri` and its cid, or undefined once deleted. */
+  record(uri: string): { cid: string; record: string } | undefined {
+    return this.get('record', (p) => this.qb.selectFrom('item').select(['cid', 'record']).where('uri', '=', p('uri')), { uri })
+  }
+
+  /** The visible actor for a DID or handle (handles are stored lowercase and compare so). */
+  findActor(actor: string): { did: string; handle: string | null } | undefined {
+    const column = actor.startsWith('did:') ? 'did' : 'handle'
+    return this.get(
+      `actor:${column}`,
+      (p) => this.qb.selectFrom('actor').select(['did', 'handle']).where(column, '=', p('actor')).where('status', 'is', null),
+      { actor: column === 'handle' ? actor.toLowerCase() : actor },
+    )
+  }
+
+  /** Item counts per kind of one actor; kinds without items count 0. */
+  countsByKind(did: string): Record<Kind, number> {
+    const rows = this.all<{ kind: string; n: number }>(
+      'counts',
+      (p) => this.qb.selectFrom('item').select(['kind', sql<number>`count(*)`.as('n')]).where('did', '=', p('did')).groupBy('kind'),
+      { did },
+    )
+    const counts = Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<Kind, number>
+    for (const r of rows) if (r.kind in counts) counts[r.kind as Kind] = r.n
+    return counts
+  }
+
+  /** Closes the connection. */
+  close(): void {
+    this.sqlite.close()
+  }
+
+  private all<T>(key: string, build: (p: Param) => Compilable, values: Record<string, unknown>): T[] {
+    const { stmt, binds } = this.statement(key, build)
+    return stmt.all(...bindValues(binds, values)) as T[]
+  }
+
+  private get<T>(key: string, build: (p: Param) => Compilable, values: Record<string, unknown>): T | undefined {
+    const { stmt, binds } = this.statement(key, build)
+    return stmt.get(...bindValues(binds, values)) as T | undefined
+  }
+
+  /** The prepared statement of `key`, compiled from `build` on first use. */
+  private statement(key: string, build: (p: Param) => Compilable): Prepared {
+    let prepared = this.prepared.get(key)
+    if (!prepared) {
+      const compiled = build(((name: string) => MARK + name) as Param).compile()
+      const binds = compiled.parameters.map((v) => (typeof v === 'string' && v.startsWith(MARK) ? { name: v.slice(MARK.length) } : { value: v }))
+      prepared = { stmt: this.sqlite.prepare(compiled.sql), binds }
+      this.prepared.set(key, prepared)
+    }
+    return prepared
+  }
+}
+
+function bindValues(binds: Prepared['binds'], values: Record<string, unknown>): unknown[] {
+  return binds.map((b) => ('name' in b ? values[b.name] : b.value))
+}
+
+const FEED_COLUMNS = ['item.uri', 'item.cid', 'item.did', 'item.kind', 'item.indexedAt', 'item.sortAt', 'actor.handle', 'actor.pds'] as const
+
+/**
+ * Items whose author is active: items of accounts that are taken down, suspended, deactivated or
+ * deleted (`actor.status`, from #account events) are hidden everywhere. A LEFT JOIN: the item
+ * index drives the scan (newest first, read from the covering feed indexes of migration 003),
+ * one actor lookup per row, a plan SQLite keeps with or without ANALYZE statistics (an inner join
+ * turns into a Bloom-filter scan of all actors once the tables are analysed). The ingest writes an
+ * item's actor before the item; an item without an actor row would show without a handle.
+ */
+function visibleItems(qb: IndexDb) {
+  return qb.selectFrom('item').leftJoin('actor', 'actor.did', 'item.did').where('actor.status', 'is', null).select(FEED_COLUMNS)
 }
 
 /**
- * The item holding a short code: only from trusted repos; the earliest `when` wins (design.md,
- * code authority), ties by uri.
+ * Code authority's order among claimants (design.md): earliest `when` (`sortAt`) first, ties by
+ * uri. `resolveCode` applies it to trusted claimants; the operators' conflict list to all of
+ * them, trusted first, so its first row per code is the owner when it is trusted.
  */
-export async function itemByCode(db: IndexDb, kind: Kind, code: string): Promise<FeedRow | undefined> {
-  return visibleItems(db)
-    .where('item.kind', '=', kind)
-    .where('item.code', '=', code)
-    .where('actor.trusted', '=', 1)
-    .orderBy('item.sortAt', 'asc')
-    .orderBy('item.uri', 'asc')
-    .limit(1)
-    .executeTakeFirst()
-}
-
-/** The visible actor for a DID or handle (handles compare case-insensitively). */
-export async function findActor(db: IndexDb, actor: string): Promise<{ did: string; handle: string | null } | undefined> {
-  const column = actor.startsWith('did:') ? 'did' : 'handle'
-  return db
-    .selectFrom('actor')
-    .select(['did', 'handle'])
-    .where(column, '=', column === 'handle' ? actor.toLowerCase() : actor)
-    .where('status', 'is', null)
-    .executeTakeFirst()
-}
-
-/** Item counts per kind for one actor; kinds without items count 0. */
-export async function countsByKind(db: IndexDb, did: string): Promise<Record<Kind, number>> {
-  const rows = await db.selectFrom('item').select(['kind', sql<number>`count(*)`.as('n')]).where('did', '=', did).groupBy('kind').execute()
-  const counts = Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<Kind, number>
-  for (const r of rows) if (r.kind in counts) counts[r.kind as Kind] = Number(r.n)
-  return counts
+export function earliestFirst<O>(query: SelectQueryBuilder<IndexSchema, 'item' | 'actor', O>) {
+  return query.orderBy('item.sortAt', 'asc').orderBy('item.uri', 'asc')
 }

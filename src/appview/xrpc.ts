@@ -1,8 +1,10 @@
 import { lexicons } from '../lexicon/lexicons.js'
 
 /**
- * An XRPC error answer: `{ error, message }` with an HTTP status (ATProto XRPC spec).
- * 400 for InvalidRequest and a method's named errors.
+ * An XRPC error answer: `{ error, message }` with an HTTP status (ATProto XRPC spec,
+ * https://atproto.com/specs/xrpc#error-responses). 400 for InvalidRequest and a method's named
+ * errors (lexicon `errors`), 404 MethodNotImplemented, 405 for a wrong HTTP method, 413/414/431
+ * for oversized requests, 429 RateLimitExceeded, 500 InternalServerError.
  */
 export class XrpcError extends Error {
   constructor(
@@ -16,37 +18,78 @@ export class XrpcError extends Error {
 
 export const invalidRequest = (message: string) => new XrpcError(400, 'InvalidRequest', message)
 
+/** Longest parameter value echoed back in an error message; longer ones are cut with `…`. */
+const ECHO_MAX = 64
+
+/** A parameter value quoted for an error message: JSON-escaped (no control bytes) and shortened. */
+export function echo(value: string): string {
+  return JSON.stringify(value.length > ECHO_MAX ? `${value.slice(0, ECHO_MAX)}…` : value)
+}
+
 interface ParamDef {
   type: string
 }
 
+/** Lexicon parameter definitions per method NSID, looked up once. */
+const paramDefs = new Map<string, Record<string, ParamDef>>()
+
+function paramsOf(nsid: string): Record<string, ParamDef> {
+  let props = paramDefs.get(nsid)
+  if (!props) {
+    const def = lexicons.getDefOrThrow(nsid) as { parameters?: { properties: Record<string, ParamDef> } }
+    props = def.parameters?.properties ?? {}
+    paramDefs.set(nsid, props)
+  }
+  return props
+}
+
 /**
- * Decodes a query string into the typed params of `nsid` (integers, booleans, strings) and
- * validates them against its lexicon, applying defaults.
- * @throws XrpcError 400 InvalidRequest naming the bad parameter.
+ * Decodes a parsed query string into the typed params of `nsid` (integers, booleans, strings)
+ * and validates them against its lexicon (`@atproto/lexicon` `assertValidXrpcParams`: required
+ * params, string formats such as `at-identifier`, lengths, integer ranges), applying defaults.
+ * Unknown parameters are ignored, as the XRPC spec allows.
+ * @throws XrpcError 400 InvalidRequest naming the bad parameter and what was wrong.
  */
-export function decodeParams(nsid: string, query: Record<string, unknown>): Record<string, unknown> {
-  const def = lexicons.getDefOrThrow(nsid) as { parameters?: { properties: Record<string, ParamDef> } }
-  const props = def.parameters?.properties ?? {}
+export function decodeParams(nsid: string, query: Record<string, unknown>): Record<string, any> {
+  const props = paramsOf(nsid)
   const params: Record<string, unknown> = {}
-  for (const [name, raw] of Object.entries(query)) {
+  for (const name in query) {
     const prop = props[name]
-    if (!prop) continue // unknown params are ignored, as the XRPC spec allows
+    if (!prop || !Object.hasOwn(props, name)) continue
+    const raw = query[name]
     if (Array.isArray(raw)) throw invalidRequest(`Parameter ${name} was given more than once`)
-    const value = String(raw)
-    if (prop.type === 'integer') {
-      if (!/^-?\d{1,15}$/.test(value)) throw invalidRequest(`Parameter ${name} must be an integer`)
-      params[name] = Number(value)
-    } else if (prop.type === 'boolean') {
-      if (value !== 'true' && value !== 'false') throw invalidRequest(`Parameter ${name} must be true or false`)
-      params[name] = value === 'true'
-    } else {
-      params[name] = value
-    }
+    params[name] = decodeValue(name, prop.type, String(raw))
   }
   try {
     return lexicons.assertValidXrpcParams(nsid, params) as Record<string, unknown>
   } catch (err) {
     throw invalidRequest((err as Error).message)
   }
+}
+
+function decodeValue(name: string, type: string, value: string): unknown {
+  if (value.includes('\u0000')) throw invalidRequest(`Parameter ${name} contains a NUL character`)
+  if (type === 'integer') {
+    if (!/^-?\d{1,15}$/.test(value)) throw invalidRequest(`Parameter ${name} must be an integer, got ${echo(value)}`)
+    return Number(value)
+  }
+  if (type === 'boolean') {
+    if (value !== 'true' && value !== 'false') throw invalidRequest(`Parameter ${name} must be true or false, got ${echo(value)}`)
+    return value === 'true'
+  }
+  return value
+}
+
+/** The XRPC error for any thrown value: XrpcErrors as they are, Fastify 4xx as InvalidRequest, the rest 500. */
+export function toXrpcError(err: unknown): XrpcError {
+  if (err instanceof XrpcError) return err
+  const status = (err as { statusCode?: number }).statusCode
+  if (status === 429) return new XrpcError(429, 'RateLimitExceeded', (err as Error).message)
+  if (status && status >= 400 && status < 500) return new XrpcError(status, 'InvalidRequest', (err as Error).message)
+  return new XrpcError(500, 'InternalServerError', 'Internal Server Error')
+}
+
+/** `{"error":…,"message":…}` as a JSON string. */
+export function errorBody(err: XrpcError): string {
+  return JSON.stringify({ error: err.error, message: err.message })
 }

@@ -1,0 +1,183 @@
+/**
+ * `npm run bench:appview`: the AppView's read path under load.
+ *
+ * 1. Writes an AC-scale synthetic index (src/appview/synthetic.ts: 25,100 items across the five
+ *    kinds, 1,001 actors with Zipf-distributed activity) into a temporary SQLite file.
+ * 2. Starts the AppView on loopback in a child process (so the load generator does not share its
+ *    event loop), configured as `serve` runs it: rate limiting on (with a limit no run reaches),
+ *    CORS, ETags, metrics; plus plain Fastify routes `/plain/<method>` that call the same
+ *    handlers with hand-parsed params, without XRPC param decoding and lexicon validation.
+ * 3. Drives each route with autocannon (programmatic API) after a warm-up, and prints req/s and
+ *    p50/p99 latency side by side, the XRPC/plain ratio, the targets of issue 6 and the machine.
+ *
+ * Env: BENCH_SECONDS (per run, default 8), BENCH_CONNECTIONS (default 10), BENCH_ONLY (a
+ * substring of the method names to run), BENCH_CPU_PROF (a folder: the server writes a V8 CPU
+ * profile there).
+ */
+import { fork, type ChildProcess } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import autocannon from 'autocannon'
+import type { FastifyInstance } from 'fastify'
+import { createAppView } from '../src/appview/server.js'
+import type { MethodDef } from '../src/appview/methods.js'
+import { writeSyntheticIndex, type SyntheticIndex } from '../src/appview/synthetic.js'
+import { migrateIndex, openIndex } from '../src/db/index.js'
+import { createLogger } from '../src/log.js'
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 8)
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10)
+const WARMUP_SECONDS = 2
+
+/** The three hot methods, each with its issue-6 target (undefined: measured, no target). */
+const SCENARIOS = [
+  { name: 'resolveCode', nsid: 'computer.aesthetic.media.resolveCode', target: { rps: 5000, p99: 10 } },
+  { name: 'getFeed (limit 50)', nsid: 'computer.aesthetic.media.getFeed', target: { rps: 2000, p99: 25 } },
+  { name: 'getAuthorFeed (limit 50)', nsid: 'computer.aesthetic.media.getAuthorFeed', target: undefined },
+] as const
+
+type Scenario = (typeof SCENARIOS)[number]
+
+interface Run {
+  scenario: Scenario
+  route: 'xrpc' | 'plain'
+  rps: number
+  p50: number
+  p99: number
+  bad: number
+}
+
+// ---- child: the server ----
+
+/**
+ * Plain routes: the same handlers, params parsed by hand (no lexicon validation, no XRPC
+ * decoding), errors left to Fastify. The control group of the comparison.
+ */
+function plainRoutes(scope: FastifyInstance, methods: Record<string, MethodDef>) {
+  for (const s of SCENARIOS) {
+    const { handler } = methods[s.nsid]
+    scope.get(`/plain/${s.nsid}`, (req, reply) => {
+      const q = req.query as Record<string, string | undefined>
+      const body = handler({ code: q.code, actor: q.actor, kind: q.kind, cursor: q.cursor, limit: q.limit ? Number(q.limit) : 50 })
+      return reply.header('cache-control', 'public, max-age=10').type('application/json').send(body)
+    })
+  }
+}
+
+async function serve(indexPath: string) {
+  const log = createLogger('warn')
+  const db = openIndex(indexPath)
+  const app = await createAppView({
+    db,
+    indexPath,
+    log,
+    publicUrl: 'https://aesthetic.computer',
+    healthMaxLagSeconds: 300,
+    dataDir: path.dirname(indexPath),
+    dashboard: true,
+    viewCacheSize: 50_000,
+    corsOrigins: ['https://aesthetic.computer', 'https://*.aesthetic.computer'],
+    rateLimitMax: 1_000_000_000,
+    rateLimitWindowMs: 60_000,
+    extraRoutes: plainRoutes,
+  })
+  const url = await app.listen({ host: '127.0.0.1', port: 0 })
+  process.send!({ url })
+  process.on('disconnect', () => void app.close().then(() => db.destroy()))
+}
+
+// ---- parent: data, load, table ----
+
+function pathsFor(s: Scenario, data: SyntheticIndex): string[] {
+  const q = (params: Record<string, string>) => `?${new URLSearchParams(params)}`
+  if (s.name === 'resolveCode') return data.codes.filter((_, i) => i % 7 === 0).map((code) => q({ code }))
+  if (s.name.startsWith('getAuthorFeed')) return data.handles.map((actor) => q({ actor, limit: '50' }))
+  return [q({ limit: '50' })]
+}
+
+async function load(url: string, paths: string[], seconds: number) {
+  let i = 0
+  return autocannon({
+    url,
+    connections: CONNECTIONS,
+    duration: seconds,
+    requests: [{ method: 'GET', setupRequest: (req) => ({ ...req, path: paths[i++ % paths.length] }) }],
+  })
+}
+
+async function measure(base: string, s: Scenario, route: Run['route'], data: SyntheticIndex): Promise<Run> {
+  const prefix = route === 'xrpc' ? '/xrpc/' : '/plain/'
+  const paths = pathsFor(s, data).map((p) => `${prefix}${s.nsid}${p}`)
+  await load(base, paths, WARMUP_SECONDS)
+  const r = await load(base, paths, SECONDS)
+  return { scenario: s, route, rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, bad: r.non2xx + r.errors + r.timeouts }
+}
+
+function table(runs: Run[], setup: Record<string, string>) {
+  const rows = [['method', 'route', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'xrpc/plain req/s', 'target']]
+  for (const run of runs) {
+    const plain = runs.find((r) => r.scenario === run.scenario && r.route === 'plain')!
+    const t = run.scenario.target
+    const met = t && run.route === 'xrpc' ? `${run.rps >= t.rps && run.p99 < t.p99 ? 'met' : 'MISSED'} (≥${t.rps}, p99 <${t.p99})` : ''
+    rows.push([run.scenario.name, run.route, Math.round(run.rps).toLocaleString('en'), String(run.p50), String(run.p99), String(run.bad), run.route === 'xrpc' ? (run.rps / plain.rps).toFixed(2) : '', met])
+  }
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)))
+  const line = (r: string[]) => r.map((cell, c) => (c < 2 || c === 7 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')
+  const out = [...Object.entries(setup).map(([k, v]) => `${k}: ${v}`), '', line(rows[0]), line(widths.map((w) => '-'.repeat(w))), ...rows.slice(1).map(line)]
+  process.stdout.write(out.join('\n') + '\n')
+}
+
+function startServer(indexPath: string): Promise<{ child: ChildProcess; url: string }> {
+  const child = fork(fileURLToPath(import.meta.url), ['--serve', indexPath], { execArgv: ['--import', 'tsx', ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  return new Promise((resolve, reject) => {
+    child.once('message', (m) => resolve({ child, url: (m as { url: string }).url }))
+    child.once('exit', (code) => reject(new Error(`AppView exited with ${code}`)))
+  })
+}
+
+/** Asks the server to close (by disconnecting its IPC channel) and waits for it; kills it after 10 s. */
+async function stopServer(child: ChildProcess) {
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  child.disconnect()
+  const timer = setTimeout(() => child.kill(), 10_000)
+  await exited
+  clearTimeout(timer)
+}
+
+async function main() {
+  const started = Date.now()
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ac-appview-bench-'))
+  const indexPath = path.join(dir, 'index.sqlite')
+  try {
+    const db = openIndex(indexPath)
+    await migrateIndex(db)
+    const t0 = Date.now()
+    const data = await writeSyntheticIndex(db)
+    const loadSeconds = (Date.now() - t0) / 1000
+    await db.destroy()
+    const loadBefore = os.loadavg()
+    const { child, url } = await startServer(indexPath)
+    const runs: Run[] = []
+    try {
+      for (const s of SCENARIOS.filter((x) => x.name.includes(process.env.BENCH_ONLY ?? ''))) for (const route of ['xrpc', 'plain'] as const) runs.push(await measure(url, s, route, data))
+    } finally {
+      await stopServer(child)
+    }
+    const cpus = os.cpus()
+    table(runs, {
+      machine: `${cpus[0]?.model ?? 'unknown cpu'}, ${cpus.length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB`,
+      node: process.version,
+      'load average (1 min) before / after': `${loadBefore[0].toFixed(2)} / ${os.loadavg()[0].toFixed(2)}`,
+      index: `${data.items.toLocaleString('en')} items, ${data.handles.length.toLocaleString('en')} actors, ${data.codes.length.toLocaleString('en')} codes (written in ${loadSeconds.toFixed(1)} s)`,
+      load: `autocannon, ${CONNECTIONS} connections, ${WARMUP_SECONDS} s warm-up + ${SECONDS} s per run, server in a child process`,
+      'total time': `${Math.round((Date.now() - started) / 1000)} s`,
+    })
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+if (process.argv[2] === '--serve') await serve(process.argv[3])
+else await main()

@@ -1,0 +1,50 @@
+import type { FastifyInstance } from 'fastify'
+import { Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { ingestMetrics } from '../ingest/metrics.js'
+import type { OperatorStatus } from './operator.js'
+
+/**
+ * `GET /metrics` (Prometheus text format): Node process metrics, request durations by route and
+ * status (`appview_request_duration_seconds`), and index gauges read at scrape time from
+ * `status()`: items per kind, quarantined records, code conflicts, actors. When the ingest runs
+ * in the same process (`dev`), its own registry (`ingest_*`, src/ingest/metrics.ts) is served too.
+ */
+export function installMetrics(app: FastifyInstance, status: () => Promise<OperatorStatus>): void {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry })
+  const duration = new Histogram({
+    name: 'appview_request_duration_seconds',
+    help: 'Request duration by route (XRPC NSID or path) and status',
+    labelNames: ['route', 'status'],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [registry],
+  })
+  const gauge = (name: string, help: string, labelNames: string[], read: (g: Gauge, s: OperatorStatus) => void) =>
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      async collect() {
+        read(this, await status())
+      },
+    })
+  gauge('appview_index_items', 'Indexed items per kind', ['kind'], (g, s) => Object.entries(s.counts).forEach(([kind, n]) => g.set({ kind }, n)))
+  gauge('appview_quarantined_records', 'Records held in quarantine (failed their lexicon)', [], (g, s) => g.set(s.quarantine.total))
+  gauge('appview_code_conflicts', 'Short codes claimed by more than one record (capped at 50)', [], (g, s) => g.set(s.conflicts.length))
+  gauge('appview_index_actors', 'Indexed actors', ['state'], (g, s) => Object.entries(s.actors).forEach(([state, n]) => g.set({ state }, n)))
+
+  app.addHook('onResponse', async (req, reply) => {
+    duration.observe({ route: req.routeOptions.url ?? 'unmatched', status: reply.statusCode }, reply.elapsedTime / 1000)
+  })
+  app.get('/metrics', async (_req, reply) => reply.header('cache-control', 'no-store').type(registry.contentType).send(await withIngest(registry).metrics()))
+}
+
+/** `registry` merged with the ingest's; the AppView's alone if both hold a metric of one name. */
+function withIngest(registry: Registry): Registry {
+  try {
+    return Registry.merge([registry, ingestMetrics])
+  } catch {
+    return registry
+  }
+}

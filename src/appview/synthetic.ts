@@ -1,0 +1,165 @@
+import crypto from 'node:crypto'
+import { CID } from 'multiformats/cid'
+import * as Digest from 'multiformats/hashes/digest'
+import { KINDS, byKind, type Kind } from '../collections/index.js'
+import type { IndexDb } from '../db/index.js'
+
+/**
+ * AC's counts in February 2026 (ac-data-model.md: 4,386 paintings, 2,805 moods, 14,677 KidLisp,
+ * 265 pieces, a few dozen tapes), scaled up about 15 % to a little over 25,000 items.
+ */
+export const AC_SCALE: Record<Kind, number> = { painting: 5000, mood: 3200, piece: 300, kidlisp: 16500, tape: 100 }
+
+export interface SyntheticOptions {
+  /** Items per kind; default {@link AC_SCALE}. */
+  counts?: Record<Kind, number>
+  /** Actors besides the guest account (AC: 978 users with a PDS account). */
+  actors?: number
+  /** Origin of every actor's PDS (trusted). */
+  pdsUrl?: string
+  /** Seed of the pseudo-random generator: the same seed writes the same index. */
+  seed?: number
+}
+
+export interface SyntheticIndex {
+  /** Every code written, with its prefix (`#abc`, `$abc`, `!abc`). */
+  codes: string[]
+  /** Handles of the actors, busiest first; the guest account is `art.at.aesthetic.computer`. */
+  handles: string[]
+  items: number
+}
+
+/** Items per INSERT statement (10 columns: well under SQLite's 32,766 bound parameters). */
+const BATCH = 500
+const CODE_ALPHABET = 'abcdefghijkmnopqrstuvwxyz23456789ABCDEFGHJKLMNPQRSTUVWXYZ'
+const CODE_SPACE = CODE_ALPHABET.length ** 3
+const FROM = Date.parse('2023-01-01T00:00:00Z')
+const TO = Date.parse('2026-02-01T00:00:00Z')
+
+/**
+ * Writes an AC-shaped synthetic index into `db` (migrated, empty) for benchmarks and tests: the
+ * guest account plus `actors` users whose item counts follow a Zipf law (a few very busy users,
+ * a long tail, as AC's own counts show), records that pass their lexicons (paintings with
+ * thumbnail blobs, tapes with video blobs, KidLisp sources of 40-2,000 characters), unique codes
+ * per kind and `when`s spread over three years.
+ */
+export async function writeSyntheticIndex(db: IndexDb, opts: SyntheticOptions = {}): Promise<SyntheticIndex> {
+  const random = mulberry32(opts.seed ?? 1)
+  const pds = opts.pdsUrl ?? 'https://pds.aesthetic.computer'
+  const actorCount = opts.actors ?? 1000
+  const now = new Date().toISOString()
+  const actors = Array.from({ length: actorCount + 1 }, (_, i) => ({
+    did: `did:plc:${(i === 0 ? 'artguest' : `user${i}`).padEnd(24, 'x')}`,
+    handle: i === 0 ? 'art.at.aesthetic.computer' : `user${i}.at.aesthetic.computer`,
+    pds,
+    trusted: 1,
+    status: null,
+    updatedAt: now,
+  }))
+  const weights = actors.map((_, i) => 1 / Math.pow(i + 1, 1.1))
+  const pick = cumulativePicker(weights, random)
+  const codes: string[] = []
+  let items = 0
+  await db.transaction().execute(async (trx) => {
+    for (let i = 0; i < actors.length; i += BATCH) await trx.insertInto('actor').values(actors.slice(i, i + BATCH)).execute()
+    for (const kind of KINDS) {
+      const count = (opts.counts ?? AC_SCALE)[kind]
+      const col = byKind.get(kind)!
+      for (let start = 0; start < count; start += BATCH) {
+        const rows = []
+        for (let n = start; n < Math.min(count, start + BATCH); n++) {
+          let owner = pick()
+          if (kind === 'mood' && owner === 0) owner = 1 // moods are never anonymous
+          const did = actors[owner].did
+          const when = new Date(FROM + random() * (TO - FROM)).toISOString()
+          const code = col.codePrefix ? codeOf(n) : null
+          if (code) codes.push(col.codePrefix + code)
+          const record = recordOf(kind, n, code, when, random)
+          const rkey = tid(Date.parse(when), n)
+          rows.push({ uri: `at://${did}/${col.nsid}/${rkey}`, did, kind, rkey, cid: cidOf(`${kind} ${n}`), rev: rkey, code, sortAt: when, indexedAt: now, record: JSON.stringify(record) })
+        }
+        await trx.insertInto('item').values(rows).execute()
+        items += rows.length
+      }
+    }
+  })
+  return { codes, handles: actors.map((a) => a.handle), items }
+}
+
+function recordOf(kind: Kind, n: number, code: string | null, when: string, random: () => number): Record<string, unknown> {
+  const ref = crypto.createHash('md5').update(`${kind}${n}`).digest('hex').slice(0, 24)
+  const base = { $type: `computer.aesthetic.${kind}`, when, ref }
+  const blob = (mimeType: string, size: number) => ({ $type: 'blob', ref: { $link: cidOf(`${kind} ${n} ${mimeType}`, 0x55) }, mimeType, size })
+  switch (kind) {
+    case 'painting':
+      return { ...base, slug: `2025.1.${n % 28}.12.00.00.${n % 1000}`, code, imageUrl: `https://aesthetic.computer/media/paintings/${code}.png`, acUrl: `https://aesthetic.computer/#${code}`, thumbnail: blob('image/png', 7000 + n) }
+    case 'mood':
+      return { ...base, mood: `feeling ${['calm', 'bright', 'pixelated', 'sleepy', 'loud'][n % 5]} ${n}` }
+    case 'piece':
+      return { ...base, slug: `piece-${n}` }
+    case 'kidlisp':
+      return { ...base, code, source: `(wipe ${['red', 'blue', 'navy'][n % 3]})\n${'(ink rainbow) (line 0 0 w h) '.repeat(1 + Math.floor(random() * 60))}`, acUrl: `https://aesthetic.computer/$${code}` }
+    case 'tape':
+      return { ...base, code, slug: `tape-${n}`, acUrl: `https://aesthetic.computer/!${code}`, video: blob('video/mp4', 180_000 + n) }
+  }
+}
+
+/**
+ * A code unique within its kind: `n` scrambled by a bijection modulo 57³ (7919 is prime and
+ * 57³ = 3³·19³), written as 3 characters of AC's mixed-case alphabet; `n` < 185,193.
+ */
+function codeOf(n: number): string {
+  let v = (n * 7919) % CODE_SPACE
+  let out = ''
+  for (let i = 0; i < 3; i++) {
+    out += CODE_ALPHABET[v % CODE_ALPHABET.length]
+    v = Math.floor(v / CODE_ALPHABET.length)
+  }
+  return out
+}
+
+/** A CIDv1 (sha-256) of `text`: dag-cbor (0x71) for records, raw (0x55) for blobs. */
+function cidOf(text: string, codec = 0x71): string {
+  return CID.create(1, codec, Digest.create(0x12, crypto.createHash('sha256').update(text).digest())).toString()
+}
+
+/** An ATProto TID (13 base32-sortable characters) from a time in ms and a clock id. */
+function tid(ms: number, clock: number): string {
+  const S32 = '234567abcdefghijklmnopqrstuvwxyz'
+  let v = (BigInt(ms) * 1000n + BigInt(clock % 1000)) * 1024n + BigInt(clock % 1024)
+  let out = ''
+  for (let i = 0; i < 13; i++) {
+    out = S32[Number(v & 31n)] + out
+    v >>= 5n
+  }
+  return out
+}
+
+function cumulativePicker(weights: number[], random: () => number): () => number {
+  const total = weights.reduce((a, b) => a + b, 0)
+  let acc = 0
+  const cumulative = weights.map((w) => (acc += w / total))
+  return () => {
+    const r = random()
+    let lo = 0
+    let hi = cumulative.length - 1
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (cumulative[mid] < r) lo = mid + 1
+      else hi = mid
+    }
+    return lo
+  }
+}
+
+/** Small seeded PRNG (mulberry32): uniform in [0, 1). */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
