@@ -53,19 +53,22 @@ export class Backfiller {
   private readonly queues = new Map<string, PQueue>()
   private readonly running = new Map<string, Promise<void>>()
   private stopped = false
+  private readonly stopping = new AbortController()
 
   constructor(private readonly opts: BackfillOptions) {}
 
   /**
-   * Runs (`fresh`: starts over) or resumes the backfill of `source`; returns at once when one is
-   * already running in this process. Resolves when the run is done; never rejects.
+   * Runs (`fresh`: starts over) or resumes the backfill of `source`, after the run in progress in
+   * this process if there is one (a request during a run, e.g. after a host reset, must not be
+   * folded into a run that listed the repos before it). Resolves when done; never rejects.
    */
   run(source: string, reason: string, fresh: boolean): Promise<void> {
-    const current = this.running.get(source)
-    if (current) return current
-    const run = this.execute(source, reason, fresh)
-      .catch((err: Error) => this.opts.log.error({ source, err: err.message }, 'backfill failed; it resumes at the next start'))
-      .finally(() => this.running.delete(source))
+    const previous = this.running.get(source) ?? Promise.resolve()
+    const run: Promise<void> = previous
+      .then(() => this.executeWithRetry(source, reason, fresh))
+      .finally(() => {
+        if (this.running.get(source) === run) this.running.delete(source)
+      })
     this.running.set(source, run)
     return run
   }
@@ -91,6 +94,7 @@ export class Backfiller {
   /** Stops taking new repos; resolves when the ones in flight are done. */
   async stop(): Promise<void> {
     this.stopped = true
+    this.stopping.abort()
     for (const q of this.queues.values()) q.clear()
     await Promise.all([...this.running.values(), ...[...this.queues.values()].map((q) => q.onIdle())])
   }
@@ -103,8 +107,25 @@ export class Backfiller {
     return runs.map((r) => ({ ...r, pending: count(r.source, 'pending'), done: count(r.source, 'done'), failed: count(r.source, 'failed') }))
   }
 
+  /** {@link execute}, resumed after a failure (host unreachable…) with a growing wait, until stopped. */
+  private async executeWithRetry(source: string, reason: string, fresh: boolean): Promise<void> {
+    for (let attempt = 1; !this.stopped; attempt++) {
+      try {
+        return await this.execute(source, reason, fresh && attempt === 1)
+      } catch (err) {
+        const waitMs = Math.min(5_000 * 2 ** (attempt - 1), 300_000)
+        this.opts.log.error({ source, err: (err as Error).message, retryInSeconds: waitMs / 1000 }, 'backfill failed; resuming it later')
+        await new Promise<void>((r) => {
+          const timer = setTimeout(r, waitMs)
+          this.stopping.signal.addEventListener('abort', () => (clearTimeout(timer), r()), { once: true })
+        })
+      }
+    }
+  }
+
   private async execute(source: string, reason: string, fresh: boolean): Promise<void> {
     const { db, log } = this.opts
+    if (this.stopped) return
     const started = Date.now()
     if (fresh || !(await this.unfinished(source))) await this.begin(source, reason)
     log.info({ source, reason }, 'backfill starting')

@@ -101,6 +101,10 @@ class HostStream {
   private wake?: () => void
   private space?: () => void
   private pendingBackfill?: { reason: string; fresh: boolean }
+  /** The current connection's controller, and whether it was ever open. */
+  private conn?: { abort: AbortController; opened: boolean }
+  /** Set when a connection at the live tail (no cursor yet) dropped: what it missed is unknown. */
+  private tailGap = false
   private handOverWaiters: Array<() => void> = []
   private readonly log: Logger
   private readonly verify: boolean
@@ -191,7 +195,9 @@ class HostStream {
 
   /** One subscription: a consumer filling the parse window and a collector committing in order. */
   private async connection(): Promise<void> {
+    if (this.tailGap) await this.backfillAfterTailGap()
     const conn = new AbortController()
+    this.conn = { abort: conn, opened: false }
     const abort = () => conn.abort()
     this.stopping.signal.addEventListener('abort', abort, { once: true })
     this.received = this.committed
@@ -224,12 +230,17 @@ class HostStream {
       service: this.service,
       cursor: () => this.received,
       signal,
-      watchdogMs: this.opts.watchdogMs ?? 60_000,
+      // At the live tail there is no cursor to resume from: a quiet host is no reason to re-dial.
+      watchdogMs: this.received === undefined ? undefined : (this.opts.watchdogMs ?? 60_000),
       heartbeatMs: Math.min(10_000, this.opts.watchdogMs ?? 10_000),
       maxReconnectSeconds: this.opts.maxReconnectSeconds ?? 30,
       onConnect: () => this.onConnect(),
       onDisconnect: () => this.setConnected(false),
       onReconnect: (err, attempt) => {
+        if (this.received === undefined && this.conn?.opened) {
+          this.tailGap = true // re-dialling the tail would skip whatever happened meanwhile
+          this.conn.abort.abort()
+        }
         metrics.reconnects.inc({ service: this.service, reason: (err as Error)?.name ?? 'error' })
         this.log.warn({ err: (err as Error)?.message, attempt }, 'firehose reconnecting')
       },
@@ -250,7 +261,20 @@ class HostStream {
     }
   }
 
+  /**
+   * A connection that followed the live tail dropped before any event gave us a cursor: commits
+   * made while it was down are unknown, so every repo is backfilled again (rare: only until the
+   * first event).
+   */
+  private async backfillAfterTailGap(): Promise<void> {
+    this.tailGap = false
+    this.log.warn('connection at the live tail dropped before the first event: backfilling again')
+    this.pendingBackfill = { reason: 'reconnected at the live tail', fresh: true }
+    await this.backfiller.begin(this.service, this.pendingBackfill.reason)
+  }
+
   private onConnect(): void {
+    if (this.conn) this.conn.opened = true
     this.setConnected(true)
     this.log.info({ cursor: this.received ?? 'live tail' }, 'firehose connected')
     if (this.received === undefined) void this.indexer.markLiveTail(this.service).catch((err) => this.log.error({ err: err.message }, 'could not record the live tail'))

@@ -26,10 +26,10 @@ export interface SubscribeOptions {
   signal: AbortSignal
   /**
    * Watchdog: a connection that delivers no message for this long is closed and re-dialled
-   * (detection takes one to two windows). ws-client pings every `heartbeatMs` as well, so a dead
+   * (detection takes one to two windows); undefined: none. ws-client pings every `heartbeatMs` as well, so a dead
    * TCP connection is caught even sooner.
    */
-  watchdogMs: number
+  watchdogMs?: number
   heartbeatMs: number
   /** Longest wait between reconnect attempts (exponential backoff with jitter from 1 s). */
   maxReconnectSeconds: number
