@@ -4,13 +4,13 @@
  * 1. Writes an AC-scale synthetic index (src/appview/synthetic.ts: 25,100 items across the five
  *    kinds, 1,001 actors with Zipf-distributed activity) into a temporary SQLite file.
  * 2. Starts the AppView on loopback in a child process (so the load generator does not share its
- *    event loop), configured as `serve` runs it: rate limiting on (with a limit no run reaches),
- *    CORS, ETags, metrics; plus plain Fastify routes `/plain/<method>` that call the same
- *    handlers with hand-parsed params, without XRPC param decoding and lexicon validation.
+ *    event loop), twice: as `serve` runs it, and without the response cache (see `serve` below);
+ *    the second also has plain Fastify routes `/plain/<method>` that call the same handlers with
+ *    hand-parsed params, without XRPC param decoding and lexicon validation.
  * 3. Drives each route with autocannon (programmatic API) after a warm-up, and prints req/s and
  *    p50/p99 latency side by side, the XRPC/plain ratio, the targets of issue 6 and the machine.
  *
- * Env: BENCH_SECONDS (per run, default 8), BENCH_CONNECTIONS (default 10), BENCH_ONLY (a
+ * Env: BENCH_SECONDS (per run, default 7), BENCH_CONNECTIONS (default 10), BENCH_ONLY (a
  * substring of the method names to run), BENCH_CPU_PROF (a folder: the server writes a V8 CPU
  * profile there).
  */
@@ -27,7 +27,7 @@ import { writeSyntheticIndex, type SyntheticIndex } from '../src/appview/synthet
 import { migrateIndex, openIndex } from '../src/db/index.js'
 import { createLogger } from '../src/log.js'
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 8)
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 7)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10)
 const WARMUP_SECONDS = 2
 
@@ -40,9 +40,13 @@ const SCENARIOS = [
 
 type Scenario = (typeof SCENARIOS)[number]
 
+/** xrpc: production configuration; xrpc uncached: no response cache; plain: no XRPC checks, no response cache. */
+const ROUTES = ['xrpc', 'xrpc uncached', 'plain'] as const
+type Route = (typeof ROUTES)[number]
+
 interface Run {
   scenario: Scenario
-  route: 'xrpc' | 'plain'
+  route: Route
   rps: number
   p50: number
   p99: number
@@ -66,26 +70,37 @@ function plainRoutes(scope: FastifyInstance, methods: Record<string, MethodDef>)
   }
 }
 
+/**
+ * Two AppViews over the index, configured as `serve` runs them (rate limiting on, with a limit no
+ * run reaches; CORS, ETags, metrics): `cached` as in production, `uncached` without the response
+ * cache (every answer computed: what each request costs right after an ingest commit), which
+ * also carries the plain routes.
+ */
 async function serve(indexPath: string) {
   const log = createLogger('warn')
   const db = openIndex(indexPath)
-  const app = await createAppView({
-    db,
-    indexPath,
-    log,
-    publicUrl: 'https://aesthetic.computer',
-    healthMaxLagSeconds: 300,
-    dataDir: path.dirname(indexPath),
-    dashboard: true,
-    viewCacheSize: 50_000,
-    corsOrigins: ['https://aesthetic.computer', 'https://*.aesthetic.computer'],
-    rateLimitMax: 1_000_000_000,
-    rateLimitWindowMs: 60_000,
-    extraRoutes: plainRoutes,
-  })
-  const url = await app.listen({ host: '127.0.0.1', port: 0 })
-  process.send!({ url })
-  process.on('disconnect', () => void app.close().then(() => db.destroy()))
+  const start = async (responseCacheSize: number, extraRoutes?: typeof plainRoutes) => {
+    const app = await createAppView({
+      db,
+      indexPath,
+      log,
+      publicUrl: 'https://aesthetic.computer',
+      healthMaxLagSeconds: 300,
+      dataDir: path.dirname(indexPath),
+      dashboard: true,
+      viewCacheSize: 50_000,
+      responseCacheSize,
+      corsOrigins: ['https://aesthetic.computer', 'https://*.aesthetic.computer'],
+      rateLimitMax: 1_000_000_000,
+      rateLimitWindowMs: 60_000,
+      extraRoutes,
+    })
+    return { app, url: await app.listen({ host: '127.0.0.1', port: 0 }) }
+  }
+  const cached = await start(10_000)
+  const uncached = await start(0, plainRoutes)
+  process.send!({ cached: cached.url, uncached: uncached.url })
+  process.on('disconnect', () => void Promise.all([cached.app.close(), uncached.app.close()]).then(() => db.destroy()))
 }
 
 // ---- parent: data, load, table ----
@@ -107,21 +122,22 @@ async function load(url: string, paths: string[], seconds: number) {
   })
 }
 
-async function measure(base: string, s: Scenario, route: Run['route'], data: SyntheticIndex): Promise<Run> {
-  const prefix = route === 'xrpc' ? '/xrpc/' : '/plain/'
+async function measure(urls: Servers, s: Scenario, route: Route, data: SyntheticIndex): Promise<Run> {
+  const prefix = route === 'plain' ? '/plain/' : '/xrpc/'
   const paths = pathsFor(s, data).map((p) => `${prefix}${s.nsid}${p}`)
+  const base = route === 'xrpc' ? urls.cached : urls.uncached
   await load(base, paths, WARMUP_SECONDS)
   const r = await load(base, paths, SECONDS)
   return { scenario: s, route, rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, bad: r.non2xx + r.errors + r.timeouts }
 }
 
 function table(runs: Run[], setup: Record<string, string>) {
-  const rows = [['method', 'route', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'xrpc/plain req/s', 'target']]
+  const rows = [['method', 'route', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'req/s vs plain', 'target']]
   for (const run of runs) {
     const plain = runs.find((r) => r.scenario === run.scenario && r.route === 'plain')!
     const t = run.scenario.target
-    const met = t && run.route === 'xrpc' ? `${run.rps >= t.rps && run.p99 < t.p99 ? 'met' : 'MISSED'} (≥${t.rps}, p99 <${t.p99})` : ''
-    rows.push([run.scenario.name, run.route, Math.round(run.rps).toLocaleString('en'), String(run.p50), String(run.p99), String(run.bad), run.route === 'xrpc' ? (run.rps / plain.rps).toFixed(2) : '', met])
+    const met = t && run.route !== 'plain' ? `${run.rps >= t.rps && run.p99 < t.p99 ? 'met' : 'MISSED'} (≥${t.rps}, p99 <${t.p99})` : ''
+    rows.push([run.scenario.name, run.route, Math.round(run.rps).toLocaleString('en'), String(run.p50), String(run.p99), String(run.bad), run.route === 'plain' ? '' : (run.rps / plain.rps).toFixed(2), met])
   }
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)))
   const line = (r: string[]) => r.map((cell, c) => (c < 2 || c === 7 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')
@@ -129,10 +145,15 @@ function table(runs: Run[], setup: Record<string, string>) {
   process.stdout.write(out.join('\n') + '\n')
 }
 
-function startServer(indexPath: string): Promise<{ child: ChildProcess; url: string }> {
+interface Servers {
+  cached: string
+  uncached: string
+}
+
+function startServer(indexPath: string): Promise<{ child: ChildProcess; urls: Servers }> {
   const child = fork(fileURLToPath(import.meta.url), ['--serve', indexPath], { execArgv: ['--import', 'tsx', ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   return new Promise((resolve, reject) => {
-    child.once('message', (m) => resolve({ child, url: (m as { url: string }).url }))
+    child.once('message', (m) => resolve({ child, urls: m as Servers }))
     child.once('exit', (code) => reject(new Error(`AppView exited with ${code}`)))
   })
 }
@@ -158,10 +179,10 @@ async function main() {
     const loadSeconds = (Date.now() - t0) / 1000
     await db.destroy()
     const loadBefore = os.loadavg()
-    const { child, url } = await startServer(indexPath)
+    const { child, urls } = await startServer(indexPath)
     const runs: Run[] = []
     try {
-      for (const s of SCENARIOS.filter((x) => x.name.includes(process.env.BENCH_ONLY ?? ''))) for (const route of ['xrpc', 'plain'] as const) runs.push(await measure(url, s, route, data))
+      for (const s of SCENARIOS.filter((x) => x.name.includes(process.env.BENCH_ONLY ?? ''))) for (const route of ROUTES) runs.push(await measure(urls, s, route, data))
     } finally {
       await stopServer(child)
     }

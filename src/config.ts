@@ -66,6 +66,7 @@ const schema = z.object({
   TRUST_PROXY: list.optional(),
   DASHBOARD: bool.default(true),
   VIEW_CACHE_SIZE: z.coerce.number().int().min(0).default(50_000),
+  RESPONSE_CACHE_SIZE: z.coerce.number().int().min(0).default(10_000),
 })
 
 export type Env = z.infer<typeof schema>

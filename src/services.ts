@@ -58,6 +58,7 @@ export async function runAppView(cfg: Config, log: Logger, db: IndexDb) {
     dataDir: cfg.DATA_DIR,
     dashboard: cfg.DASHBOARD,
     viewCacheSize: cfg.VIEW_CACHE_SIZE,
+    responseCacheSize: cfg.RESPONSE_CACHE_SIZE,
     corsOrigins: cfg.corsOrigins,
     rateLimitMax: cfg.RATE_LIMIT_MAX,
     rateLimitWindowMs: cfg.RATE_LIMIT_WINDOW_MS,

@@ -128,6 +128,7 @@ describe('AppView under malformed requests', () => {
       dataDir: work,
       dashboard: true,
       viewCacheSize: 1000,
+      responseCacheSize: 1000,
       corsOrigins: ['https://aesthetic.computer'],
       rateLimitMax: 1_000_000,
       rateLimitWindowMs: 60_000,

@@ -41,6 +41,7 @@ describe('AppView', () => {
       dataDir: s.cfg.DATA_DIR,
       dashboard: true,
       viewCacheSize: 100,
+      responseCacheSize: 100,
       corsOrigins: s.cfg.corsOrigins,
       rateLimitMax: 0,
       rateLimitWindowMs: 60_000,
@@ -209,6 +210,15 @@ describe('AppView', () => {
     expect(uriList).toEqual(expect.arrayContaining(before))
     for (let i = 1; i < seen.length; i++) expect(`${seen[i - 1].when} ${seen[i - 1].uri}` > `${seen[i].when} ${seen[i].uri}`, `order at ${i}`).toBe(true)
     expect(written.length).toBeGreaterThan(5)
+  })
+
+  it('never answers from a stale response: a newly indexed item shows on the next request', async () => {
+    const first = await call(`${M}.getFeed`, { kind: 'piece', limit: 5 })
+    expect(await call(`${M}.getFeed`, { kind: 'piece', limit: 5 })).toEqual(first) // now from the response cache
+    const { uri } = await publish(bob, { kind: 'piece', slug: 'fresh', when: new Date().toISOString() })
+    await waitFor('the new piece indexed', () => indexed(s.index, uri), 30_000)
+    expect((await call(`${M}.getFeed`, { kind: 'piece', limit: 5 })).items[0].uri).toBe(uri)
+    expect((await call('computer.aesthetic.actor.getProfile', { actor: bob.did })).counts.piece).toBe(1)
   })
 
   it('builds blob URLs from BLOB_CDN_TEMPLATE when one is configured', async () => {

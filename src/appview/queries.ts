@@ -47,6 +47,7 @@ const MARK = '\u0000param:'
  */
 export class IndexReader {
   private readonly prepared = new Map<string, Prepared>()
+  private versionStmt?: SqliteDb.Statement
 
   /**
    * @param sqlite a connection to the index (read-only is enough)
@@ -127,6 +128,15 @@ export class IndexReader {
     const counts = Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<Kind, number>
     for (const r of rows) if (r.kind in counts) counts[r.kind as Kind] = r.n
     return counts
+  }
+
+  /**
+   * SQLite's `PRAGMA data_version` on this connection: changes whenever another connection (the
+   * ingest) commits to the index. Cheap; the response cache keys its freshness on it.
+   */
+  dataVersion(): number {
+    this.versionStmt ??= this.sqlite.prepare('pragma data_version').pluck()
+    return this.versionStmt.get() as number
   }
 
   /** Closes the connection. */

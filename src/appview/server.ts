@@ -1,6 +1,5 @@
-import crypto from 'node:crypto'
 import SqliteDb from 'better-sqlite3'
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { IndexDb } from '../db/index.js'
 import { installDashboard } from './dashboard.js'
 import { health } from './health.js'
@@ -9,6 +8,7 @@ import { installMetrics } from './metrics.js'
 import { createMethods, type MethodDef } from './methods.js'
 import { memoize, operatorStatus } from './operator.js'
 import { IndexReader } from './queries.js'
+import { ResponseCache, etagOf } from './response-cache.js'
 import { ViewCache, type ViewOptions } from './views.js'
 import { decodeParams } from './xrpc.js'
 
@@ -25,6 +25,8 @@ export interface AppViewOptions extends ViewOptions, HttpOptions {
   dashboard: boolean
   /** Item views kept serialised in memory (0: none). */
   viewCacheSize: number
+  /** Whole answers kept until the index next changes (0: none); see {@link ResponseCache}. */
+  responseCacheSize: number
   /** Proxies whose `X-Forwarded-For` gives the client IP (rate limiting, logs); none by default. */
   trustProxy?: string[]
   /** Registers further routes in the XRPC routes' scope (same hooks); the benchmark's plain routes. */
@@ -39,7 +41,8 @@ const STATUS_TTL_MS = 2000
  * as native routes (params decoded and validated against the lexicons, errors as
  * `{ error, message }`), plus `GET /xrpc/_health`, `GET /metrics` and the operator dashboard.
  * HTTP behaviour (CORS, rate limits, size limits, logs): {@link installHttp}. Responses of the
- * query methods carry `Cache-Control: public, max-age=…` and a strong `ETag` (304 on match).
+ * query methods carry `Cache-Control: public, max-age=…` and a strong `ETag` (304 on match),
+ * and are served from a {@link ResponseCache} until the index next changes.
  * Closing the instance drains in-flight requests and closes the read connection.
  */
 export async function createAppView(opts: AppViewOptions): Promise<FastifyInstance> {
@@ -64,11 +67,13 @@ export async function createAppView(opts: AppViewOptions): Promise<FastifyInstan
 
   await app.register(async (scope) => {
     scope.addHook('onSend', etag)
+    const responses = new ResponseCache(() => reader.dataVersion(), opts.responseCacheSize)
     for (const [nsid, def] of Object.entries(methods)) {
       const cacheControl = `public, max-age=${def.maxAge}`
       scope.get(`/xrpc/${nsid}`, (req, reply) => {
-        const body = def.handler(decodeParams(nsid, req.query as Record<string, unknown>))
-        return reply.header('cache-control', cacheControl).type('application/json').send(body)
+        const params = decodeParams(nsid, req.query as Record<string, unknown>)
+        const { body, etag } = responses.get(nsid + JSON.stringify(params, Object.keys(params).sort()), () => def.handler(params))
+        return reply.header('cache-control', cacheControl).header('etag', etag).type('application/json').send(body)
       })
     }
     if (opts.dashboard) installDashboard(scope, status)
@@ -78,12 +83,15 @@ export async function createAppView(opts: AppViewOptions): Promise<FastifyInstan
 }
 
 /**
- * Strong ETag (SHA-1 of the body, base64url) on successful GET/HEAD string bodies; answers 304
- * with no body when `If-None-Match` lists it.
+ * ETags on successful GET/HEAD answers: the route's own (query methods, from the response
+ * cache) or a SHA-1 of the body ({@link etagOf}); 304 with no body when `If-None-Match` lists it.
  */
-async function etag(req: import('fastify').FastifyRequest, reply: import('fastify').FastifyReply, payload: unknown) {
-  if (reply.statusCode !== 200 || typeof payload !== 'string' || (req.method !== 'GET' && req.method !== 'HEAD')) return payload
-  const tag = `"${crypto.hash('sha1', payload, 'base64url')}"`
+async function etag(req: FastifyRequest, reply: FastifyReply, payload: unknown) {
+  if (reply.statusCode !== 200 || typeof payload !== 'string' || (req.method !== 'GET' && req.method !== 'HEAD')) {
+    reply.removeHeader('etag')
+    return payload
+  }
+  const tag = (reply.getHeader('etag') as string | undefined) ?? etagOf(payload)
   reply.header('etag', tag)
   const match = req.headers['if-none-match']
   if (match && (match === '*' || match.split(',').some((t) => t.trim().replace(/^W\//, '') === tag))) {
