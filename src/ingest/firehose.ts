@@ -352,14 +352,20 @@ class HostStream {
     switch (msg.type) {
       case '#commit':
         return this.commitOps(body)
-      case '#identity':
-        return this.indexer.actorOps((body as { did: string }).did, true)
+      // Identity, account and sync events of actors the index knows nothing of are none of its
+      // business (on a relay that is nearly all of them): no DID lookups, no rows.
+      case '#identity': {
+        const did = (body as { did: string }).did
+        return (await this.indexer.knows(did)) ? this.indexer.actorOps(did, true) : []
+      }
       case '#account': {
         const evt = parseAccount(body)
-        return evt ? [{ type: 'status', did: evt.did, status: evt.active ? null : (evt.status ?? 'deactivated') }] : []
+        return evt && (await this.indexer.knows(evt.did)) ? [{ type: 'status', did: evt.did, status: evt.active ? null : (evt.status ?? 'deactivated') }] : []
       }
-      case '#sync':
-        return [{ type: 'resync', did: (body as { did: string }).did }]
+      case '#sync': {
+        const did = (body as { did: string }).did
+        return (await this.indexer.knows(did)) ? [{ type: 'resync', did }] : []
+      }
       default:
         return []
     }

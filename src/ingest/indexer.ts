@@ -92,6 +92,14 @@ export class Indexer {
     await this.opts.db.insertInto('cursor').values({ service, seq: -1, eventTime: null, updatedAt: now }).onConflict((oc) => oc.column('service').doNothing()).execute()
   }
 
+  /** Whether the index holds anything of `did` (an actor row or a repo row). */
+  async knows(did: string): Promise<boolean> {
+    if (this.knownActors.has(did)) return true
+    const actor = await this.opts.db.selectFrom('actor').select('did').where('did', '=', did).executeTakeFirst()
+    const repo = actor ?? (await this.opts.db.selectFrom('repo').select('did').where('did', '=', did).executeTakeFirst())
+    return repo !== undefined
+  }
+
   /** Marks the ingest alive for `service` without moving its cursor (heartbeat while idle and connected). */
   async touch(service: string): Promise<void> {
     await this.opts.db.updateTable('cursor').set({ updatedAt: new Date().toISOString() }).where('service', '=', service).execute()
