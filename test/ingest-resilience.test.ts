@@ -84,6 +84,26 @@ describe('ingest resilience', () => {
     await waitFor('health ok again', async () => (await health()).status === 'ok', 30_000)
   })
 
+  it('backfills again when a connection at the live tail drops before its first event', async () => {
+    const file = path.join(work, 'tail.sqlite')
+    const tailDb = openIndex(file)
+    await migrateIndex(tailDb)
+    const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent')
+    const identity = new Identity({ plcUrl: net.plcUrl, handleResolverUrl: net.pdsUrl, allowPrivateNetwork: true, log })
+    const tail = await startIngest({ db: tailDb, identity, services: [proxy.url], trustedPds: [], log, heartbeatMs: 300, maxReconnectSeconds: 2 })
+    try {
+      await tail.backfillsSettled()
+      expect((await tailDb.selectFrom('cursor').select('seq').executeTakeFirstOrThrow()).seq).toBe(-1)
+      proxy.drop()
+      await waitFor('a new backfill', async () => (await tailDb.selectFrom('backfill').select('reason').executeTakeFirst())?.reason === 'reconnected at the live tail', 30_000)
+      await tail.backfillsSettled()
+      expect((await tailDb.selectFrom('item').select('uri').execute()).length).toBe(await db.selectFrom('item').select('uri').execute().then((r) => r.length))
+    } finally {
+      await tail.stop()
+      await tailDb.destroy()
+    }
+  })
+
   it('survives a PDS restart on the same port, without operator action', async () => {
     await restartPds(net)
     const uri = await writeMood()
