@@ -117,6 +117,7 @@ class HostStream {
   ) {
     this.log = opts.log.child({ service })
     this.verify = opts.verify ?? true
+    metrics.connected.set({ service }, 0)
   }
 
   cursor(): number | undefined {
