@@ -1,4 +1,6 @@
+import { Writable } from 'node:stream'
 import { XRPCError } from '@atproto/xrpc'
+import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createAppView, type AppViewOptions } from '../src/appview/server.js'
 import { createLogger } from '../src/log.js'
@@ -275,6 +277,25 @@ describe('AppView', () => {
     } finally {
       await app.close()
     }
+  })
+
+  it('logs each request at debug level as JSON, without headers', async () => {
+    const lines: string[] = []
+    const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(...String(chunk).trim().split('\n')), done()) })
+    const { app, url } = await sideAppView({ log: pino({ level: 'debug' }, sink) })
+    try {
+      await fetch(`${url}/xrpc/${M}.resolveCode?code=%23Pa1`, { headers: { authorization: 'Bearer secret-token-123', cookie: 'session=secret-cookie' } })
+      await fetch(`${url}/xrpc/${M}.resolveCode?code=nope`)
+      await waitFor('two request lines', () => lines.filter((l) => l.includes('"msg":"request"')).length === 2, 5000)
+    } finally {
+      await app.close()
+    }
+    const requests = lines.map((l) => JSON.parse(l)).filter((l) => l.msg === 'request')
+    expect(requests).toEqual([
+      expect.objectContaining({ level: 20, method: 'GET', url: `/xrpc/${M}.resolveCode?code=%23Pa1`, status: 200, ms: expect.any(Number), ip: '127.0.0.1' }),
+      expect.objectContaining({ method: 'GET', status: 400 }),
+    ])
+    expect(lines.join('\n')).not.toMatch(/secret-token|secret-cookie/)
   })
 
   it('serves Prometheus metrics', async () => {

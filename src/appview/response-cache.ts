@@ -29,22 +29,23 @@ export class ResponseCache {
     private readonly maxEntries: number,
   ) {}
 
-  /** The answer for `key`, from the cache or from `build` (whose errors propagate, uncached). */
-  get(key: string, build: () => string): CachedResponse {
+  /** The answer for `key()`, from the cache or from `build` (whose errors propagate, uncached). */
+  get(key: () => string, build: () => string): CachedResponse {
     if (this.maxEntries === 0) return withEtag(build())
     const version = this.dataVersion()
     if (version !== this.version) {
       this.entries = new Map()
       this.version = version
     }
-    const hit = this.entries.get(key)
+    const k = key()
+    const hit = this.entries.get(k)
     if (hit) {
-      this.entries.delete(key) // re-insert: Map order is the recency order
-      this.entries.set(key, hit)
+      this.entries.delete(k) // re-insert: Map order is the recency order
+      this.entries.set(k, hit)
       return hit
     }
     const response = withEtag(build())
-    this.entries.set(key, response)
+    this.entries.set(k, response)
     if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!)
     return response
   }

@@ -72,7 +72,7 @@ export async function createAppView(opts: AppViewOptions): Promise<FastifyInstan
       const cacheControl = `public, max-age=${def.maxAge}`
       scope.get(`/xrpc/${nsid}`, (req, reply) => {
         const params = decodeParams(nsid, req.query as Record<string, unknown>)
-        const { body, etag } = responses.get(nsid + JSON.stringify(params, Object.keys(params).sort()), () => def.handler(params))
+        const { body, etag } = responses.get(() => nsid + JSON.stringify(params, Object.keys(params).sort()), () => def.handler(params))
         return reply.header('cache-control', cacheControl).header('etag', etag).type('application/json').send(body)
       })
     }
