@@ -1,9 +1,12 @@
+import { randomBytes } from 'node:crypto'
 import { AtpAgent } from '@atproto/api'
 import { ObjectId } from 'mongodb'
 import sharp from 'sharp'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runAudit, runBackfill, runWipe } from '../src/services.js'
+import { RepoClient } from '../src/writer/repo.js'
 import { deterministicRkey } from '../src/writer/rkey.js'
+import { makeThumbnail } from '../src/writer/thumbnail.js'
 import { addGuest, addPainting, addUser, bombPng, doc, listRepo, pixelArt, putMedia, type AcUser } from './support/ac.js'
 import { startStack, type Stack } from './support/stack.js'
 
@@ -227,5 +230,46 @@ describe('writer', () => {
     await runBackfill(stack.cfg, stack.log, { anonymous: true })
     const records = [...(await listRepo(stack, guest.did, PAINTING)).values()]
     expect(records.map((r) => r.value.ref)).toContain(anon._id.toHexString())
+  })
+})
+
+describe('writer sessions', () => {
+  let stack: Stack
+
+  beforeAll(async () => {
+    stack = await startStack()
+  })
+
+  afterAll(async () => {
+    await stack?.close()
+  })
+
+  it('recovers from a rejected access token and from a revoked session without failing the write', async () => {
+    const user = await addUser(stack, 'relogger')
+    const client = await RepoClient.login(stack.net.pdsUrl, user, stack.log)
+    const tokens = (client as unknown as { session: { session: { accessJwt: string; refreshJwt: string } } }).session.session
+    const write = (n: number) => client.applyWrites([{ action: 'create', collection: MOOD, rkey: deterministicRkey(new ObjectId().toHexString(), new Date()), value: { $type: MOOD, mood: `m${n}`, when: new Date().toISOString(), ref: 'x' } }])
+
+    tokens.accessJwt = 'not-a-token' // the PDS rejects it: the session is refreshed or replaced
+    await write(1)
+    const again = (client as unknown as { session: { session: { accessJwt: string; refreshJwt: string } } }).session.session
+    again.accessJwt = 'not-a-token'
+    again.refreshJwt = 'revoked' // nothing to refresh with: one new login
+    await write(2)
+    expect((await listRepo(stack, user.did, MOOD)).size).toBe(2)
+  })
+})
+
+describe('thumbnails', () => {
+  it('fall back to JPEG when the PNG would exceed the limit, and refuse when nothing fits', async () => {
+    const noise = await sharp(randomBytes(1024 * 1024 * 3), { raw: { width: 1024, height: 1024, channels: 3 } }).png().toBuffer()
+    const png = await makeThumbnail(noise, 1_048_576)
+    expect(png.mimeType).toBe('image/png')
+    const limit = png.bytes.length - 1
+    const jpeg = await makeThumbnail(noise, limit)
+    expect(jpeg.mimeType).toBe('image/jpeg')
+    expect(jpeg.bytes.length).toBeLessThanOrEqual(limit)
+    expect(await sharp(jpeg.bytes).metadata()).toMatchObject({ width: 512, height: 512, format: 'jpeg' })
+    await expect(makeThumbnail(noise, 1000)).rejects.toThrow(/exceeds 1000 bytes even as JPEG/)
   })
 })

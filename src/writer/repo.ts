@@ -98,6 +98,8 @@ class WriteBudget {
  */
 export class RepoClient {
   private readonly budget: WriteBudget
+  /** The credential session (tokens); kept so a revoked one can be replaced. */
+  private session?: CredentialSession
 
   private constructor(
     readonly did: string,
@@ -132,6 +134,7 @@ export class RepoClient {
     } catch (err) {
       throw new Error(`login to ${this.pdsUrl} as ${this.account.did} failed: ${(err as Error).message}`)
     }
+    this.session = session
     this.xrpc = new XrpcClient(session, lexicons)
   }
 
@@ -179,8 +182,13 @@ export class RepoClient {
 
   /** Uploads a blob; returns its lexicon JSON blob ref. */
   async uploadBlob(blob: BlobInput): Promise<Record<string, unknown>> {
-    const res = await this.procedure<{ blob: LexValue }>('com.atproto.repo.uploadBlob', blob.bytes, blob.mimeType)
-    return lexToJson(res.data.blob) as Record<string, unknown>
+    try {
+      const res = await this.procedure<{ blob: LexValue }>('com.atproto.repo.uploadBlob', blob.bytes, blob.mimeType)
+      return lexToJson(res.data.blob) as Record<string, unknown>
+    } catch (err) {
+      if ((err as { status?: number }).status === 413) throw new Error(`${blob.mimeType} blob of ${blob.bytes.length} bytes is over the PDS's upload limit (HTTP 413)`)
+      throw err
+    }
   }
 
   /**
