@@ -61,9 +61,24 @@ export function decodeParams(nsid: string, query: Record<string, unknown>): Reco
     params[name] = decodeValue(name, prop.type, String(raw))
   }
   try {
-    return lexicons.assertValidXrpcParams(nsid, params) as Record<string, unknown>
+    return withoutStackTraces(() => lexicons.assertValidXrpcParams(nsid, params) as Record<string, unknown>)
   } catch (err) {
     throw invalidRequest((err as Error).message)
+  }
+}
+
+/**
+ * Runs `fn` with V8's stack capture off. `@atproto/lexicon` builds a ValidationError (with its
+ * stack) for every optional parameter that is absent, then discards it: capturing those stacks
+ * was 80-85 % of validating getFeed's params (about 20 µs of 24). Messages are unaffected.
+ */
+function withoutStackTraces<T>(fn: () => T): T {
+  const limit = Error.stackTraceLimit
+  Error.stackTraceLimit = 0
+  try {
+    return fn()
+  } finally {
+    Error.stackTraceLimit = limit
   }
 }
 
