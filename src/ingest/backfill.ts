@@ -36,6 +36,8 @@ export interface BackfillProgress {
 }
 
 const PAGE = 1000
+/** DID resolutions at once during a backfill (PLC and handle lookups, across all hosts). */
+const RESOLVE_CONCURRENCY = 16
 
 /**
  * Backfill: discovers the repos of a firehose host (`com.atproto.sync.listReposByCollection` for
@@ -50,7 +52,9 @@ const PAGE = 1000
  * rev are skipped, and a snapshot older than applied live commits is fetched again.
  */
 export class Backfiller {
+  /** Fetch queues by PDS host. */
   private readonly queues = new Map<string, PQueue>()
+  private readonly resolving = new PQueue({ concurrency: RESOLVE_CONCURRENCY })
   private readonly running = new Map<string, Promise<void>>()
   private stopped = false
   private readonly stopping = new AbortController()
@@ -81,21 +85,21 @@ export class Backfiller {
 
   /** Fetches one repo again (after a #sync event or a commit that failed verification). */
   resync(did: string, source: string): Promise<void> {
-    return this.queueFor(source).add(() => this.repo(did, source)).catch((err: Error) => this.opts.log.error({ did, err: err.message }, 'resync failed'))
+    return this.repo(did, source)
   }
 
   /** Resolves when no run is going and no repo is queued. */
   async idle(): Promise<void> {
-    while (this.running.size || [...this.queues.values()].some((q) => q.size || q.pending)) {
-      await Promise.all([...this.running.values(), ...[...this.queues.values()].map((q) => q.onIdle())])
+    const queues = () => [this.resolving, ...this.queues.values()]
+    while (this.running.size || queues().some((q) => q.size || q.pending)) {
+      await Promise.all([...this.running.values(), ...queues().map((q) => q.onIdle())])
     }
   }
 
   /** Stops taking new repos; resolves when the ones in flight are done. */
   async stop(): Promise<void> {
     this.stopped = true
-    this.stopping.abort()
-    for (const q of this.queues.values()) q.clear()
+    this.stopping.abort() // queued repos see `stopped` and return at once
     await Promise.all([...this.running.values(), ...[...this.queues.values()].map((q) => q.onIdle())])
   }
 
@@ -132,7 +136,7 @@ export class Backfiller {
     const listed = await this.discover(source)
     const pending = await db.selectFrom('repo').select('did').where('source', '=', source).where('state', '=', 'pending').execute()
     await this.updateGauges(source)
-    await Promise.all(pending.map(({ did }) => this.queueFor(source).add(() => this.repo(did, source))))
+    await Promise.all(pending.map(({ did }) => this.repo(did, source)))
     if (this.stopped) return
     await this.removeGone(source, listed, started)
     await db.updateTable('backfill').set({ status: 'done', finishedAt: new Date().toISOString() }).where('source', '=', source).execute()
@@ -256,16 +260,23 @@ export class Backfiller {
     }
   }
 
+  /**
+   * Resolves the repo's DID (at most {@link RESOLVE_CONCURRENCY} at once), then fetches, verifies
+   * and applies it in the queue of its PDS host (`concurrencyPerHost` at once per host).
+   */
   private async fetchAndApply(did: string, source: string): Promise<'stale' | 'ok'> {
     const { indexer } = this.opts
-    const actor = await indexer.actorOps(did, true)
+    const actor = await this.resolving.add(() => indexer.actorOps(did, true))
     const pds = actor[0]?.type === 'actor' ? actor[0].pds : null
     if (!pds) throw new Error('DID has no PDS (could not resolve it)')
-    const bytes = await fetchRepo(pds, did, this.opts.maxRepoBytes ?? 512 * 1024 * 1024)
-    const { rev, ops } = await this.verifiedRecords(did, bytes)
-    const result = await indexer.applySnapshot(did, source, rev, ops, actor)
-    if (result !== 'stale') this.opts.log.debug({ did, rev, ...result }, 'repo backfilled')
-    return result === 'stale' ? 'stale' : 'ok'
+    return this.queueFor(pds).add(async () => {
+      if (this.stopped) return 'ok'
+      const bytes = await fetchRepo(pds, did, this.opts.maxRepoBytes ?? 512 * 1024 * 1024)
+      const { rev, ops } = await this.verifiedRecords(did, bytes)
+      const result = await indexer.applySnapshot(did, source, rev, ops, actor)
+      if (result !== 'stale') this.opts.log.debug({ did, rev, ...result }, 'repo backfilled')
+      return result === 'stale' ? 'stale' : 'ok'
+    })
   }
 
   /**
@@ -310,9 +321,10 @@ export class Backfiller {
     return (await this.opts.db.selectFrom('repo').select('source').where('did', '=', did).executeTakeFirst())?.source
   }
 
-  private queueFor(source: string): PQueue {
-    let q = this.queues.get(source)
-    if (!q) this.queues.set(source, (q = new PQueue({ concurrency: this.opts.concurrencyPerHost })))
+  /** The fetch queue of one PDS host (origin). */
+  private queueFor(host: string): PQueue {
+    let q = this.queues.get(host)
+    if (!q) this.queues.set(host, (q = new PQueue({ concurrency: this.opts.concurrencyPerHost })))
     return q
   }
 
