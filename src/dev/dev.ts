@@ -6,6 +6,7 @@ import { onShutdown, printReport } from '../cli-support.js'
 import { loadConfig } from '../config.js'
 import type { Logger } from '../log.js'
 import { openMigratedIndex, runAppView, runBackfill, runIngest, runLive } from '../services.js'
+import { localEnv } from './config.js'
 import { startMediaServer } from './media-server.js'
 import { startMongo } from './mongo-server.js'
 import { startNetwork } from './network.js'
@@ -49,15 +50,7 @@ export async function runDev(opts: { scale: 'small' | 'ac'; port: number; log: L
 
   const cfg = loadConfig({
     ...process.env,
-    MONGODB_URI: mongo.uri,
-    MONGODB_DB: DEV_DB,
-    PDS_URL: net.pdsUrl,
-    PLC_URL: net.plcUrl,
-    HANDLE_RESOLVER_URL: net.pdsUrl,
-    ALLOW_PRIVATE_NETWORK: 'true',
-    AC_STORAGE_URL: `${media.url}/{bucket}`,
-    INDEX_DB_PATH: path.join(work, 'index.sqlite'),
-    DATA_DIR: path.join(work, 'data'),
+    ...localEnv({ mongoUri: mongo.uri, mongoDb: DEV_DB, pdsUrl: net.pdsUrl, plcUrl: net.plcUrl, mediaUrl: media.url, work }),
     PORT: String(opts.port),
   })
   const index = await openMigratedIndex(cfg, log)

@@ -45,12 +45,7 @@ export async function runLive(cfg: Config, log: Logger, req: Pick<WriterRequest,
       client = await MongoClient.connect(cfg.MONGODB_URI)
       return client.db(cfg.MONGODB_DB)
     },
-    db: client.db(cfg.MONGODB_DB),
-    pdsUrl: cfg.PDS_URL,
-    ctx: createWriterContext(cfg),
-    log: log.child({ component: 'writer' }),
-    concurrency: req.concurrency ?? cfg.WRITER_CONCURRENCY,
-    guestUser: cfg.AC_GUEST_USER,
+    ...baseOptions(cfg, log, client.db(cfg.MONGODB_DB), req.concurrency),
     ledger,
     reconcileSeconds: cfg.WRITER_RECONCILE_SECONDS,
     onMirrored: req.onMirrored,
@@ -80,6 +75,18 @@ export async function runWipe(cfg: Config, log: Logger, handle: string, only?: K
   }
 }
 
+/** What every writer command takes from configuration. */
+function baseOptions(cfg: Config & { PDS_URL: string }, log: Logger, db: Db, concurrency?: number) {
+  return {
+    db,
+    pdsUrl: cfg.PDS_URL,
+    ctx: createWriterContext(cfg),
+    log: log.child({ component: 'writer' }),
+    concurrency: concurrency ?? cfg.WRITER_CONCURRENCY,
+    guestUser: cfg.AC_GUEST_USER,
+  }
+}
+
 async function withWriter<T>(cfg: Config, log: Logger, req: WriterRequest, run: (opts: WriterOptions) => Promise<T>, useLedger: boolean): Promise<T> {
   requireConfig(cfg, 'MONGODB_URI', 'PDS_URL')
   const client = await MongoClient.connect(cfg.MONGODB_URI)
@@ -87,12 +94,7 @@ async function withWriter<T>(cfg: Config, log: Logger, req: WriterRequest, run: 
   try {
     const db = client.db(cfg.MONGODB_DB)
     return await run({
-      db,
-      pdsUrl: cfg.PDS_URL,
-      ctx: createWriterContext(cfg),
-      log: log.child({ component: 'writer' }),
-      concurrency: req.concurrency ?? cfg.WRITER_CONCURRENCY,
-      guestUser: cfg.AC_GUEST_USER,
+      ...baseOptions(cfg, log, db, req.concurrency),
       ledger,
       only: req.only,
       users: req.handles?.length ? await resolveUsers(db, req.handles) : undefined,

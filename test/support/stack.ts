@@ -4,6 +4,7 @@ import path from 'node:path'
 import { MongoClient, type Db } from 'mongodb'
 import { loadConfig, type Config } from '../../src/config.js'
 import type { IndexDb } from '../../src/db/index.js'
+import { localEnv } from '../../src/dev/config.js'
 import { startMediaServer } from '../../src/dev/media-server.js'
 import { startMongo } from '../../src/dev/mongo-server.js'
 import { startNetwork, type LocalNetwork } from '../../src/dev/network.js'
@@ -35,15 +36,7 @@ export async function startStack(opts: { rateLimits?: boolean } = {}): Promise<S
   await fs.mkdir(mediaDir, { recursive: true })
   const media = await startMediaServer({ dir: mediaDir })
   const cfg = loadConfig({
-    MONGODB_URI: mongo.uri,
-    MONGODB_DB: dbName,
-    PDS_URL: net.pdsUrl,
-    PLC_URL: net.plcUrl,
-    HANDLE_RESOLVER_URL: net.pdsUrl,
-    ALLOW_PRIVATE_NETWORK: 'true',
-    AC_STORAGE_URL: `${media.url}/{bucket}`,
-    INDEX_DB_PATH: path.join(work, 'index.sqlite'),
-    DATA_DIR: path.join(work, 'data'),
+    ...localEnv({ mongoUri: mongo.uri, mongoDb: dbName, pdsUrl: net.pdsUrl, plcUrl: net.plcUrl, mediaUrl: media.url, work }),
     HOST: '127.0.0.1',
     PORT: '0',
     LOG_LEVEL: 'silent',
