@@ -28,6 +28,15 @@ export const MAX_WRITES_PER_CALL = 200
 /** Write points per action in the PDS's repo-write budget: create 3, update 2, delete 1 (ac-data-model.md). */
 const POINTS = { create: 3, update: 2, delete: 1 } as const
 
+/** Longest a PDS request may take (a 50 MB video upload included); a hung PDS then counts as down. */
+const REQUEST_TIMEOUT_MS = 120_000
+
+/** `fetch` that gives up after {@link REQUEST_TIMEOUT_MS}, keeping any caller's abort signal. */
+const fetchWithTimeout: typeof fetch = (input, init) => {
+  const timeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS)
+  return fetch(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, timeout]) : timeout })
+}
+
 /** PDS account credentials as AC keeps them in `users.atproto`. */
 export interface AccountCredentials {
   did: string
@@ -128,7 +137,7 @@ export class RepoClient {
    * compiled lexicon set: building one per agent costs milliseconds of CPU per account.
    */
   private async relogin(): Promise<void> {
-    const session = new CredentialSession(new URL(this.pdsUrl))
+    const session = new CredentialSession(new URL(this.pdsUrl), fetchWithTimeout)
     try {
       await this.call(() => session.login({ identifier: this.account.did, password: this.account.password }), false)
     } catch (err) {
