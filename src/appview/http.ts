@@ -46,9 +46,8 @@ export function sendXrpcError(reply: FastifyReply, err: XrpcError): FastifyReply
 }
 
 /**
- * The HTTP behaviour of a public API, on every route: CORS for `corsOrigins`, per-IP rate
- * limiting ({@link RateLimiter}), a URL length
- * cap (414), structured request logs at debug level (method, path and query, status, ms, IP;
+ * The HTTP behaviour of a public API, on every route: CORS for `corsOrigins`, per-client rate
+ * limiting ({@link RateLimiter}), a URL length cap (414), structured request logs at debug level (method, path and query, status, ms, IP;
  * no headers, so no credentials), XRPC-shaped answers for unknown routes (404), wrong HTTP
  * methods (405) and any error (4xx as thrown, anything else 500 and logged).
  * @param queries NSIDs served, to tell a wrong HTTP method (405) from an unknown method (404).

@@ -80,11 +80,6 @@ export class ViewCache {
     return json
   }
 
-  /** Views currently held. */
-  get size(): number {
-    return this.entries.size
-  }
-
   private remember(uri: string, view: CachedView) {
     this.entries.delete(uri)
     this.entries.set(uri, view)
