@@ -1,8 +1,6 @@
-import { requireConfig, type Config } from './config.js'
+import type { Config } from './config.js'
 import { migrateIndex, openIndex, type IndexDb } from './db/index.js'
 import { createAppView } from './appview/server.js'
-import { startIngest, type Ingest } from './ingest/firehose.js'
-import { Identity } from './ingest/identity.js'
 import type { Logger } from './log.js'
 
 /** Opens the index at INDEX_DB_PATH and applies pending migrations. */
@@ -15,32 +13,8 @@ export async function openMigratedIndex(cfg: Config, log: Logger): Promise<Index
 
 export { parseKinds, runAudit, runBackfill, runLive, runWipe } from './writer/commands.js'
 
-/**
- * Starts the ingest from FIREHOSE_URL (default PDS_URL; several hosts when comma-separated) into
- * the index, with the INGEST_* settings. `backfill` runs a backfill of every host now;
- * `startCursor` replays from that seq instead of the stored cursor.
- */
-export async function runIngest(cfg: Config, log: Logger, db: IndexDb, opts: { backfill?: boolean; startCursor?: number } = {}): Promise<Ingest> {
-  requireConfig(cfg, 'firehoseUrl')
-  const identity = new Identity({
-    plcUrl: cfg.PLC_URL,
-    handleResolverUrl: cfg.HANDLE_RESOLVER_URL,
-    allowPrivateNetwork: cfg.ALLOW_PRIVATE_NETWORK,
-    log: log.child({ component: 'identity' }),
-  })
-  return startIngest({
-    db,
-    identity,
-    services: cfg.firehoseUrls,
-    trustedPds: cfg.trustedPds,
-    log: log.child({ component: 'ingest' }),
-    verify: cfg.INGEST_VERIFY,
-    batchSize: cfg.INGEST_BATCH_SIZE,
-    watchdogMs: cfg.INGEST_WATCHDOG_SECONDS * 1000,
-    backfillConcurrency: cfg.INGEST_BACKFILL_CONCURRENCY,
-    ...opts,
-  })
-}
+/** Starts the ingest (src/ingest/run.ts); here so every command finds its service in one place. */
+export { runIngest } from './ingest/run.js'
 
 /**
  * Starts the AppView on HOST:PORT over the index `db` (which must be the file INDEX_DB_PATH: the

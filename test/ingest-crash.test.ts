@@ -13,7 +13,8 @@ const ACCOUNTS = 4
 const AC = ['computer.aesthetic.mood', 'computer.aesthetic.piece', 'computer.aesthetic.kidlisp']
 
 /**
- * Crash safety: `ac-appview ingest` (the real CLI, a child process) is killed with SIGKILL at
+ * Crash safety: the ingest (the CLI, then test/support/ingest-child.ts: the same ingest, quicker
+ * to start), as a child process, is killed with SIGKILL at
  * random points while records are created, updated and deleted, during the live stream and
  * during backfills; after each restart the index must equal what `listRecords` says each repo
  * holds: nothing missing, nothing extra, no stale version, nothing twice.
@@ -117,7 +118,7 @@ describe('ingest under SIGKILL', () => {
   })
 
   it(`restarts to an exact index after ${KILLS} SIGKILLs during the live stream`, async () => {
-    let p = spawnIngest(env)
+    let p = spawnIngest(env) // the CLI first; restarts use the same ingest without the rest of the CLI (faster)
     for (let k = 0; k < KILLS; k++) {
       await caughtUp(p)
       await expectExact()
@@ -125,7 +126,7 @@ describe('ingest under SIGKILL', () => {
       await sleep(Math.random() * 800)
       await kill(p)
       await writing
-      p = spawnIngest(env)
+      p = spawnIngest(env, [], true)
     }
     await caughtUp(p)
     await expectExact()
@@ -137,7 +138,7 @@ describe('ingest under SIGKILL', () => {
     // a kill that lands after the backfill finished does not count: the round is repeated
     for (let round = 0; midBackfill < KILLS && round < KILLS * 3; round++) {
       if (round === 0) await fs.rm(work, { recursive: true, force: true }).then(() => fs.mkdir(work)) // first start: no cursor, a fresh backfill
-      const p = spawnIngest(env, round === 0 ? [] : ['--backfill'])
+      const p = spawnIngest(env, round === 0 ? [] : ['--backfill'], true)
       await untilLog(p, 'backfill starting')
       const writing = burst()
       await sleep(Math.random() * 250) // backfills here take 0.4-1.3 s
@@ -145,7 +146,7 @@ describe('ingest under SIGKILL', () => {
       await kill(p)
       if (running) midBackfill++
       await writing
-      const resumed = spawnIngest(env) // resumes the interrupted backfill
+      const resumed = spawnIngest(env, [], true) // resumes the interrupted backfill
       await caughtUp(resumed)
       await expectExact()
       await stop(resumed)

@@ -130,10 +130,14 @@ export async function restartPds(network: LocalNetwork): Promise<TestPds> {
   return pds
 }
 
-/** `ac-appview ingest …` as a child process with `env` (on top of the test's environment). */
-export function spawnIngest(env: Record<string, string>, args: string[] = []): { child: ChildProcess; stderr: () => string; exited: Promise<number | null> } {
+/**
+ * The ingest as a child process with `env` (on top of the test's environment): the CLI's
+ * `ac-appview ingest`, or with `lean` test/support/ingest-child.ts (the same ingest, faster to start).
+ */
+export function spawnIngest(env: Record<string, string>, args: string[] = [], lean = false): { child: ChildProcess; stderr: () => string; exited: Promise<number | null> } {
   let err = ''
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin/ac-appview.js'), 'ingest', ...args], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
+  const entry = lean ? ['--import', 'tsx', path.join(ROOT, 'test/support/ingest-child.ts')] : [path.join(ROOT, 'bin/ac-appview.js'), 'ingest']
+  const child = spawn(process.execPath, [...entry, ...args], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()))
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)))
   return { child, stderr: () => err, exited }
