@@ -292,7 +292,12 @@ async function buildRecord(plan: Planned, ctx: WriterContext, client: RepoClient
       warn(`${blob.field} left out: ${(err as Error).message}`)
       continue
     }
-    if (input) value[blob.field] = await client.uploadBlob(input)
+    if (!input) continue
+    try {
+      value[blob.field] = await client.uploadBlob(input)
+    } catch (err) {
+      throw Object.assign(new Error(`${blob.field}: ${(err as Error).message}`), { status: (err as { status?: number }).status })
+    }
   }
   const valid = lexicons.validate(plan.col.nsid, jsonToLex(value as never))
   if (!valid.success) throw new Error(`record fails ${plan.col.nsid}: ${valid.error.message}`)

@@ -195,7 +195,7 @@ export class RepoClient {
       const res = await this.procedure<{ blob: LexValue }>('com.atproto.repo.uploadBlob', blob.bytes, blob.mimeType)
       return lexToJson(res.data.blob) as Record<string, unknown>
     } catch (err) {
-      if ((err as { status?: number }).status === 413) throw new Error(`${blob.mimeType} blob of ${blob.bytes.length} bytes is over the PDS's upload limit (HTTP 413)`)
+      if ((err as { status?: number }).status === 413) throw Object.assign(new Error(`${blob.mimeType} blob of ${blob.bytes.length} bytes is over the PDS's upload limit (HTTP 413)`), { status: 413 })
       throw err
     }
   }
