@@ -151,6 +151,7 @@ export async function startLive(opts: LiveOptions): Promise<Live> {
     opts.log.info('reconcile pass starting')
     const report = await backfill({ ...current(), runId })
     for (const c of report.changes) counts[c.action] = (counts[c.action] ?? 0) + 1
+    opts.ledger.updateRun(runId, { ...counts, mirrored: state.mirrored })
     lastReconcile = Date.now()
     state.lastReconcileAt = new Date(lastReconcile).toISOString()
     opts.log.info({ changes: report.changes.length, durationMs: report.durationMs }, 'reconcile pass done')
