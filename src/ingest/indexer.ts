@@ -162,10 +162,15 @@ export class Indexer {
     return result
   }
 
-  /** Applies one commit's record ops unless the repo already reflects `rev`; true when applied. */
+  /**
+   * Applies one commit's record ops unless the repo already reflects `rev`, or its account was
+   * deleted (deletion is final; a replay of older events must not bring records back); true when applied.
+   */
   private async applyCommit(trx: Trx, op: Extract<IndexOp, { type: 'commit' }>, service: string, now: string): Promise<boolean> {
     const stored = await trx.selectFrom('repo').select('rev').where('did', '=', op.did).executeTakeFirst()
     if (stored?.rev && stored.rev >= op.rev) return false
+    const actor = await trx.selectFrom('actor').select('status').where('did', '=', op.did).executeTakeFirst()
+    if (actor?.status === 'deleted') return false
     for (const rop of op.ops) await this.applyRecordOp(trx, rop, now)
     await trx
       .insertInto('repo')
