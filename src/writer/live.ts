@@ -84,9 +84,11 @@ export async function startLive(opts: LiveOptions): Promise<Live> {
     const col = byMongo.get(collection)
     if (!col) return
     if (change.operationType === 'update' && onlyBackrefs(change.updateDescription.updatedFields, change.updateDescription.removedFields)) return
-    const doc = 'fullDocument' in change ? change.fullDocument : undefined
+    // Mirror the document as it is now, not the event's snapshot: a replayed insert (after a
+    // restart) must not write content that a later edit already replaced.
+    const doc = await db.collection(col.mongo).findOne({ _id: change.documentKey._id })
     if (doc) await mirrorDoc(col, doc)
-    else if (change.operationType === 'delete' || change.operationType === 'update' || change.operationType === 'replace') await mirrorRemoval(col, String(id?.toHexString?.() ?? id))
+    else await mirrorRemoval(col, String(id?.toHexString?.() ?? id))
     state.mirrored++
     opts.onMirrored?.({ collection, id: String(id?.toHexString?.() ?? id), operation: change.operationType })
   }
@@ -180,7 +182,7 @@ export async function startLive(opts: LiveOptions): Promise<Live> {
       const saved = opts.ledger.getState(TOKEN_KEY)
       try {
         stream = db.watch([{ $match: { 'ns.coll': { $in: [...WATCHED, ...byMongo.keys()] } } }], {
-          fullDocument: 'updateLookup',
+          fullDocument: 'updateLookup', // for users and @handles; items are read afresh
           ...(saved ? { resumeAfter: JSON.parse(saved) as ResumeToken } : {}),
         })
         // The driver opens the stream lazily: the first tryNext starts it, so nothing written
