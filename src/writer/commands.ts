@@ -11,7 +11,7 @@ import { startLive, type Live, type LiveOptions } from './live.js'
 import { wipe, type WipeReport } from './wipe.js'
 
 /** What the operator asked for on the command line. */
-export type WriterRequest = Pick<BackfillOptions, 'dryRun' | 'only' | 'anonymous' | 'since' | 'limit' | 'onProgress'> & {
+export type WriterRequest = Pick<BackfillOptions, 'dryRun' | 'resume' | 'only' | 'anonymous' | 'since' | 'limit' | 'onProgress'> & {
   /** AC handles (with or without `@`); see {@link resolveUsers}. */
   handles?: string[]
   concurrency?: number
@@ -23,7 +23,7 @@ export type WriterRequest = Pick<BackfillOptions, 'dryRun' | 'only' | 'anonymous
  * @throws ConfigError when either is unset; Error when a handle is unknown.
  */
 export async function runBackfill(cfg: Config, log: Logger, req: WriterRequest = {}): Promise<BackfillReport> {
-  return withWriter(cfg, log, req, (opts) => backfill({ ...opts, dryRun: req.dryRun }), !req.dryRun)
+  return withWriter(cfg, log, req, (opts) => backfill({ ...opts, dryRun: req.dryRun, resume: req.resume }), !req.dryRun)
 }
 
 /** Runs `writer audit` (and `--fix`). @see audit */
@@ -51,7 +51,8 @@ export async function runLive(cfg: Config, log: Logger, req: Pick<WriterRequest,
     onMirrored: req.onMirrored,
   })
   return {
-    status: live.status,
+    status: () => live.status(),
+    reconciled: () => live.reconciled(),
     async stop() {
       await live.stop()
       ledger.close()
@@ -109,10 +110,13 @@ async function withWriter<T>(cfg: Config, log: Logger, req: WriterRequest, run: 
   }
 }
 
+/** A mistake in the command's arguments: the CLI prints its message alone and exits with code 2. */
+export class UsageError extends Error {}
+
 /**
  * `users._id` for each handle: an AC handle from `@handles` (`@jeffrey` or `jeffrey`), else a
  * PDS handle from `users.atproto.handle`, else a `users._id` itself (e.g. `art-guest`).
- * @throws Error listing the handles that match nobody.
+ * @throws UsageError listing the handles that match nobody.
  */
 export async function resolveUsers(db: Db, handles: string[]): Promise<string[]> {
   const users: string[] = []
@@ -126,15 +130,15 @@ export async function resolveUsers(db: Db, handles: string[]): Promise<string[]>
     if (found) users.push(found._id)
     else missing.push(raw)
   }
-  if (missing.length) throw new Error(`unknown AC handle(s): ${missing.join(', ')}`)
+  if (missing.length) throw new UsageError(`--user: no AC user is ${missing.join(', ')} (expected an AC handle such as @jeffrey, a PDS handle, or a users._id such as art-guest)`)
   return users
 }
 
-/** Parses `--only painting,mood`. @throws Error naming an unknown kind. */
+/** Parses `--only painting,mood`. @throws UsageError naming an unknown kind and the accepted ones. */
 export function parseKinds(value: string): Kind[] {
   const kinds = value.split(',').map((k) => k.trim()).filter(Boolean)
   const bad = kinds.filter((k) => !(KINDS as readonly string[]).includes(k))
-  if (bad.length) throw new Error(`unknown kind(s) ${bad.join(', ')}; expected ${KINDS.join(', ')}`)
+  if (bad.length || !kinds.length) throw new UsageError(`unknown kind ${bad.join(', ') || '(none given)'}; expected a comma-separated list of ${KINDS.join(', ')}`)
   return kinds as Kind[]
 }
 
