@@ -1,7 +1,7 @@
 import type { Logger } from './log.js'
 import type { AuditFinding, AuditReport } from './writer/audit.js'
-import { ACTIONS, type BackfillReport, type Outcome } from './writer/backfill.js'
 import { reasonPattern, type Problem } from './writer/ledger.js'
+import { ACTIONS, type BackfillReport, type Outcome } from './writer/report.js'
 import type { ProblemGroup } from './writer/status.js'
 
 /** Examples printed per group unless `--verbose`. */

@@ -4,10 +4,12 @@ import cliProgress from 'cli-progress'
 import { ConfigError, loadConfig, type Config } from './config.js'
 import { createLogger, type Logger } from './log.js'
 import type { Kind } from './collections/index.js'
-import { openMigratedIndex, parseKinds, runAppView, runAudit, runBackfill, runIngest, runLive, runWipe } from './services.js'
 import { formatAudit, formatProblemGroups, formatReport, onShutdown, table } from './cli-support.js'
-import { UsageError } from './writer/commands.js'
+import { UsageError, parseKinds } from './usage.js'
 import type { BackfillReport } from './writer/report.js'
+
+/** The services, loaded when a command needs them (so `--help`, `status` and argument errors answer at once). */
+const services = () => import('./services.js')
 
 const program = new Command()
   .name('ac-appview')
@@ -74,7 +76,7 @@ selectOptions(
 ).action(async (o: SelectOptions & { dryRun?: boolean; resume: boolean }) => {
   const cfg = config()
   const log = logger(cfg)
-  printBackfill(await runBackfill(cfg, log, { ...writerRequest(o, log), dryRun: o.dryRun, resume: o.resume }), o)
+  printBackfill(await (await services()).runBackfill(cfg, log, { ...writerRequest(o, log), dryRun: o.dryRun, resume: o.resume }), o)
 })
 
 /** Prints a backfill report (JSON or the grouped text) and sets the exit code: 1 when an item failed. */
@@ -91,7 +93,7 @@ selectOptions(
 ).action(async (o: SelectOptions & { fix?: boolean }) => {
   const cfg = config()
   const log = logger(cfg)
-  const report = await runAudit(cfg, log, { ...writerRequest(o, log), fix: o.fix })
+  const report = await (await services()).runAudit(cfg, log, { ...writerRequest(o, log), fix: o.fix })
   process.stdout.write(o.json ? JSON.stringify(report, null, 2) + '\n' : formatAudit(report, o.verbose))
   process.exitCode = (report.fix?.after ?? report).clean ? 0 : 1
 })
@@ -102,7 +104,7 @@ writer
   .action(async () => {
     const cfg = config()
     const log = logger(cfg)
-    const live = await runLive(cfg, log)
+    const live = await (await services()).runLive(cfg, log)
     onShutdown(log, () => live.stop())
   })
 
@@ -114,7 +116,7 @@ writer
   .option('--json', 'print the report as JSON on stdout')
   .action(async (o: { handle: string; only?: Kind[]; json?: boolean }) => {
     const cfg = config()
-    const report = await runWipe(cfg, logger(cfg), o.handle, o.only)
+    const report = await (await services()).runWipe(cfg, logger(cfg), o.handle, o.only)
     process.stdout.write(o.json ? JSON.stringify(report, null, 2) + '\n' : `wiped ${report.did}: ${Object.entries(report.deleted).map(([k, n]) => `${n} ${k}`).join(', ')}; ${report.backrefsCleared} back-references cleared\n`)
   })
 
@@ -128,7 +130,7 @@ writer
   .action(async (o: { handle: string; only?: Kind[]; json?: boolean; verbose?: boolean }) => {
     const cfg = config()
     const log = logger(cfg)
-    printBackfill(await runBackfill(cfg, log, { handles: [o.handle], only: o.only, onProgress: o.json ? undefined : progress(log) }), o)
+    printBackfill(await (await services()).runBackfill(cfg, log, { handles: [o.handle], only: o.only, onProgress: o.json ? undefined : progress(log) }), o)
   })
 
 writer
@@ -198,8 +200,8 @@ const ingestCmd = program
   .action(async (o: { backfill?: boolean; cursor?: number }) => {
     const cfg = config()
     const log = logger(cfg)
-    const db = await openMigratedIndex(cfg, log)
-    const ingest = await runIngest(cfg, log, db, { backfill: o.backfill, startCursor: o.cursor })
+    const db = await (await services()).openMigratedIndex(cfg, log)
+    const ingest = await (await services()).runIngest(cfg, log, db, { backfill: o.backfill, startCursor: o.cursor })
     const { serveMetrics } = await import('./ingest/metrics.js')
     const metricsServer = cfg.INGEST_METRICS_PORT === undefined ? undefined : await serveMetrics(cfg.HOST, cfg.INGEST_METRICS_PORT)
     if (metricsServer) log.info({ address: metricsServer.address() }, 'ingest metrics at /metrics')
@@ -216,7 +218,7 @@ ingestCmd
   .option('--json', 'print the list as JSON on stdout, with each raw record')
   .action(async (o: { json?: boolean }) => {
     const cfg = config()
-    const db = await openMigratedIndex(cfg, logger(cfg))
+    const db = await (await services()).openMigratedIndex(cfg, logger(cfg))
     const { listQuarantine, formatQuarantine } = await import('./ingest/quarantine.js')
     const entries = await listQuarantine(db)
     process.stdout.write(o.json ? JSON.stringify(entries, null, 2) + '\n' : formatQuarantine(entries))
@@ -235,8 +237,8 @@ program
   .action(async () => {
     const cfg = config()
     const log = logger(cfg)
-    const db = await openMigratedIndex(cfg, log)
-    const { app, url } = await runAppView(cfg, log, db)
+    const db = await (await services()).openMigratedIndex(cfg, log)
+    const { app, url } = await (await services()).runAppView(cfg, log, db)
     log.info({ url }, 'AppView listening')
     onShutdown(log, async () => {
       await app.close()
@@ -249,7 +251,7 @@ program
   .description('Apply pending index migrations (migrations/) to INDEX_DB_PATH.')
   .action(async () => {
     const cfg = config()
-    const db = await openMigratedIndex(cfg, logger(cfg))
+    const db = await (await services()).openMigratedIndex(cfg, logger(cfg))
     await db.destroy()
   })
 

@@ -16,6 +16,11 @@ import type { Action, Outcome, RunRecorder } from './report.js'
 
 /** Records built (thumbnails made, blobs uploaded) at once within a batch. */
 const BUILD_CONCURRENCY = 4
+/**
+ * Records with blobs to make per batch at most: a batch of thumbnails or tape conversions is
+ * committed within seconds, so a writer killed every few seconds still moves forward.
+ */
+const BLOB_ITEMS_PER_BATCH = 24
 /** Raw-codec multicodec code: the PDS names blobs by CIDv1 raw SHA-256 of their bytes. */
 const RAW_CODEC = 0x55
 const SHA256_CODE = 0x12
@@ -83,8 +88,8 @@ class RepoApplier {
       this.outcome(p, 'unchanged', { uri: p.existing!.uri })
     }
     let backrefs = await this.exclusive(() => this.finish(settled.filter((p) => !this.opts.skip?.(p)), kept))
-    for (let i = 0; i < changing.length; i += MAX_WRITES_PER_CALL) {
-      backrefs += await this.batch(changing.slice(i, i + MAX_WRITES_PER_CALL))
+    for (const batch of batches(changing)) {
+      backrefs += await this.batch(batch)
       this.opts.recorder.flush()
     }
     return backrefs
@@ -168,8 +173,9 @@ class RepoApplier {
 
   /**
    * Applies a batch's writes in one `applyWrites`; a failing batch is retried write by write, so
-   * one bad record loses nothing else. A batch refused with `BlobNotFound` (a blob an earlier run
-   * uploaded has expired on the PDS) is rebuilt once with fresh uploads.
+   * one bad record loses nothing else. A batch refused with `BlobNotFound` or `InvalidMimeType` (a
+   * blob the ledger remembered is not on the PDS as expected: an earlier run was killed mid-upload,
+   * or the PDS expired it) is rebuilt once with fresh uploads.
    */
   private async applyWrites(writes: PlannedWrite[], blobs: BlobUploader, rebuilt = false): Promise<Map<Planned, WriteResult>> {
     const written = new Map<Planned, WriteResult>()
@@ -185,7 +191,8 @@ class RepoApplier {
       await apply(writes)
       return written
     } catch (err) {
-      if ((err as { error?: string }).error === 'BlobNotFound' && !rebuilt) {
+      const error = (err as { error?: string }).error
+      if ((error === 'BlobNotFound' || error === 'InvalidMimeType') && !rebuilt) {
         blobs.forget()
         return this.applyWrites(await this.rebuild(writes, blobs), blobs, true)
       }
@@ -214,6 +221,30 @@ class RepoApplier {
 }
 
 /**
+ * The writes of a repo in batches: those needing no blob first (they are cheap), then the others;
+ * each batch at most {@link MAX_WRITES_PER_CALL} writes and {@link BLOB_ITEMS_PER_BATCH} records
+ * with blobs to make.
+ */
+function batches(changing: Planned[]): Planned[][] {
+  const needsBlobs = (p: Planned) => p.action !== 'delete' && p.col.blobs.length > 0
+  const ordered = [...changing.filter((p) => !needsBlobs(p)), ...changing.filter(needsBlobs)]
+  const out: Planned[][] = []
+  let current: Planned[] = []
+  let blobItems = 0
+  for (const p of ordered) {
+    if (current.length === MAX_WRITES_PER_CALL || (needsBlobs(p) && blobItems === BLOB_ITEMS_PER_BATCH)) {
+      out.push(current)
+      current = []
+      blobItems = 0
+    }
+    current.push(p)
+    if (needsBlobs(p)) blobItems++
+  }
+  if (current.length) out.push(current)
+  return out
+}
+
+/**
  * Uploads blobs to one repo, once: a blob the ledger says this repo already received (same CID)
  * is referenced without uploading it again, so a restarted run re-sends nothing. The CIDs of a
  * batch are kept so a write the PDS refuses with `BlobNotFound` can drop them from the ledger.
@@ -232,9 +263,18 @@ class BlobUploader {
     this.cids.add(cid)
     const known = this.ledger?.uploadedBlob(this.did, cid)
     if (known) return known
-    const ref = await this.client.uploadBlob(input)
-    this.ledger?.blobUploaded(this.did, cid, ref)
-    return ref
+    // Noted before the upload: a run killed while the bytes are in flight must not send them
+    // again. If the PDS never got them, the write says BlobNotFound and the batch uploads anew.
+    const expected = { $type: 'blob', ref: { $link: cid }, mimeType: input.mimeType, size: input.bytes.length }
+    this.ledger?.blobUploaded(this.did, cid, expected)
+    try {
+      const ref = await this.client.uploadBlob(input)
+      if (!isDeepStrictEqual(ref, expected)) this.ledger?.blobUploaded(this.did, cid, ref) // the PDS sniffed another MIME type
+      return ref
+    } catch (err) {
+      this.ledger?.blobLost(this.did, cid)
+      throw err
+    }
   }
 
   /** The PDS lost blobs the ledger remembered (unreferenced temporary blobs expire): forget this batch's. */

@@ -35,6 +35,8 @@ export interface WriterOptions extends Selection {
   /** `users._id` of AC's guest account, which owns anonymous items (AC: `art-guest`). */
   guestUser: string
   ledger?: Ledger
+  /** Attempts after a network error or 5xx before a PDS call fails (WRITER_RETRIES). */
+  retries?: number
   /** Logged-in clients to reuse (live mode keeps one per account for its whole life); default: this run's own. */
   sessions?: Sessions
   /** Called after each repo, for progress displays. */
@@ -112,7 +114,7 @@ export function isComplete(sel: Selection): boolean {
 
 /** The caller's sessions, or new ones the caller must close. */
 export function sessionsOf(opts: WriterOptions): { sessions: Sessions; owned: boolean } {
-  return opts.sessions ? { sessions: opts.sessions, owned: false } : { sessions: new Sessions(opts.pdsUrl, opts.log), owned: true }
+  return opts.sessions ? { sessions: opts.sessions, owned: false } : { sessions: new Sessions(opts.pdsUrl, opts.log, opts.retries), owned: true }
 }
 
 /**

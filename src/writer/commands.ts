@@ -1,5 +1,6 @@
 import { MongoClient, type Db } from 'mongodb'
-import { KINDS, type Kind } from '../collections/index.js'
+import type { Kind } from '../collections/index.js'
+import { UsageError } from '../usage.js'
 import { requireConfig, type Config } from '../config.js'
 import type { Logger } from '../log.js'
 import { loadAccounts, type Account } from './accounts.js'
@@ -85,6 +86,7 @@ function baseOptions(cfg: Config & { PDS_URL: string }, log: Logger, db: Db, con
     log: log.child({ component: 'writer' }),
     concurrency: concurrency ?? cfg.WRITER_CONCURRENCY,
     guestUser: cfg.AC_GUEST_USER,
+    retries: cfg.WRITER_RETRIES,
   }
 }
 
@@ -110,9 +112,6 @@ async function withWriter<T>(cfg: Config, log: Logger, req: WriterRequest, run: 
   }
 }
 
-/** A mistake in the command's arguments: the CLI prints its message alone and exits with code 2. */
-export class UsageError extends Error {}
-
 /**
  * `users._id` for each handle: an AC handle from `@handles` (`@jeffrey` or `jeffrey`), else a
  * PDS handle from `users.atproto.handle`, else a `users._id` itself (e.g. `art-guest`).
@@ -133,13 +132,3 @@ export async function resolveUsers(db: Db, handles: string[]): Promise<string[]>
   if (missing.length) throw new UsageError(`--user: no AC user is ${missing.join(', ')} (expected an AC handle such as @jeffrey, a PDS handle, or a users._id such as art-guest)`)
   return users
 }
-
-/** Parses `--only painting,mood`. @throws UsageError naming an unknown kind and the accepted ones. */
-export function parseKinds(value: string): Kind[] {
-  const kinds = value.split(',').map((k) => k.trim()).filter(Boolean)
-  const bad = kinds.filter((k) => !(KINDS as readonly string[]).includes(k))
-  if (bad.length || !kinds.length) throw new UsageError(`unknown kind ${bad.join(', ') || '(none given)'}; expected a comma-separated list of ${KINDS.join(', ')}`)
-  return kinds as Kind[]
-}
-
-

@@ -97,7 +97,7 @@ class LiveWriter implements Live {
 
   constructor(private readonly opts: LiveOptions) {
     this.db = opts.db
-    this.sessions = opts.sessions ?? new Sessions(opts.pdsUrl, opts.log, 2)
+    this.sessions = opts.sessions ?? new Sessions(opts.pdsUrl, opts.log, Math.min(2, opts.retries ?? 2))
     this.lanes = new Lanes(opts.concurrency, opts.log)
     this.recorder = new RunRecorder(false, opts.ledger, opts.log, false)
     this.mirror = new Mirror({ db: () => this.db, sessions: this.sessions, ledger: opts.ledger, recorder: this.recorder, ctx: opts.ctx, guestUser: opts.guestUser, log: opts.log })

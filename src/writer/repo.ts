@@ -42,10 +42,12 @@ const REQUEST_TIMEOUT_MS = 120_000
 function pinnedFetch(pdsUrl: string): typeof fetch {
   const origin = new URL(pdsUrl)
   return (input, init) => {
-    const request = new Request(input, init)
-    const asked = new URL(request.url)
+    const asked = new URL(input instanceof Request ? input.url : String(input))
+    const url = new URL(asked.pathname + asked.search, origin)
     const timeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS)
-    return fetch(new Request(new URL(asked.pathname + asked.search, origin), request), { redirect: 'error', signal: AbortSignal.any([request.signal, timeout]) })
+    const signal = init?.signal ? AbortSignal.any([init.signal, timeout]) : timeout
+    // A Request carries its own method, headers and body; plain init keeps a byte body's Content-Length.
+    return input instanceof Request ? fetch(new Request(url, input), { redirect: 'error', signal }) : fetch(url, { ...init, redirect: 'error', signal })
   }
 }
 
