@@ -15,6 +15,8 @@ const program = new Command()
   .name('ac-appview')
   .description("Aesthetic Computer's ATProto backend: writer (MongoDB → PDS), ingest (firehose → SQLite), AppView (XRPC).\nConfiguration comes from environment variables; see the README.")
   .exitOverride()
+  // Argument errors are one line (commander puts "Did you mean …?" on a second one).
+  .configureOutput({ outputError: (message, write) => write(message.trimEnd().replace(/\n+/g, ' ') + '\n') })
 
 program
   .command('dev')

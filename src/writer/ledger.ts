@@ -314,7 +314,7 @@ export class Ledger {
  */
 export function reasonPattern(reason: string): string {
   return reason
-    .replace(/\b(?:https?|wss?):\/\/[^\s"'),]+/g, '<url>')
+    .replace(/\b(?:https?|wss?):\/\/[^\s"')]+?(?=[:,.;]?(?:[\s"')]|$))/g, '<url>')
     .replace(/\bdid:[a-z]+:[A-Za-z0-9._:%-]+/g, '<did>')
     .replace(/\b[0-9a-f]{24}\b/g, '<id>')
     .replace(/\b\d{4,}\b/g, '<n>')
