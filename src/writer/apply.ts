@@ -7,6 +7,7 @@ import { ObjectId, type AnyBulkWriteOperation, type Db } from 'mongodb'
 import PQueue from 'p-queue'
 import type { BlobInput, WriterContext } from '../collections/index.js'
 import { lexicons } from '../lexicon/lexicons.js'
+import type { Logger } from '../log.js'
 import type { Account } from './accounts.js'
 import type { Ledger } from './ledger.js'
 import { backrefUpdate, idOf, type Planned } from './plan.js'
@@ -38,6 +39,8 @@ export interface ApplyOptions {
   exclusive?<T>(fn: () => Promise<T>): Promise<T>
   /** Planned keys to leave alone after all (live mode changed the item since the plan was made). */
   skip?(p: Planned): boolean
+  /** Logs each batch written, at debug level. */
+  log?: Logger
 }
 
 /**
@@ -101,6 +104,7 @@ class RepoApplier {
     const writes = await this.buildWrites(batch.filter((p) => !this.opts.skip?.(p)), blobs)
     return this.exclusive(async () => {
       const written = await this.applyWrites(writes.filter((w) => !this.opts.skip?.(w.plan)), blobs)
+      if (written.size) this.opts.log?.debug({ repo: this.repo, writes: written.size }, 'batch written')
       for (const p of batch) if (p.action === 'unchanged' && p.existing) written.set(p, { uri: p.existing.uri, cid: p.existing.cid })
       return this.finish(batch, written)
     })

@@ -99,7 +99,7 @@ export async function backfill(opts: BackfillOptions): Promise<BackfillReport> {
 
 /** What {@link applyPlan} needs from writer options. */
 export function applyOptions(opts: WriterOptions & { dryRun?: boolean }, recorder: RunRecorder, extra: Partial<ApplyOptions> = {}): ApplyOptions {
-  return { db: opts.db, ctx: opts.ctx, ledger: opts.dryRun ? undefined : opts.ledger, recorder, dryRun: opts.dryRun, ...extra }
+  return { db: opts.db, ctx: opts.ctx, ledger: opts.dryRun ? undefined : opts.ledger, recorder, dryRun: opts.dryRun, log: opts.log, ...extra }
 }
 
 /** The options a run was asked for, as the ledger compares them to resume. */
