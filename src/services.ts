@@ -22,8 +22,9 @@ export { runIngest } from './ingest/run.js'
  * read path opens its own read-only connection to it); resolves to the app and its base URL.
  * `app.close()` drains in-flight requests (graceful shutdown).
  */
-export async function runAppView(cfg: Config, log: Logger, db: IndexDb) {
+export async function runAppView(cfg: Config, log: Logger, db: IndexDb, opts: { operatorOpen?: boolean } = {}) {
   const app = await createAppView({
+    operator: { password: cfg.ADMIN_PASSWORD, open: opts.operatorOpen },
     db,
     indexPath: cfg.indexDbPath,
     log,

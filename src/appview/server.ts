@@ -7,6 +7,7 @@ import { BODY_LIMIT, clientErrorHandler, frameworkErrors, installHttp, type Http
 import { installMetrics } from './metrics.js'
 import { createMethods, type MethodDef } from './methods.js'
 import { memoize, operatorStatus } from './operator.js'
+import { operatorGuard, type OperatorAccess } from './operator-auth.js'
 import { IndexReader } from './queries.js'
 import { ResponseCache, etagOf } from './response-cache.js'
 import { ViewCache, type ViewOptions } from './views.js'
@@ -29,6 +30,8 @@ export interface AppViewOptions extends ViewOptions, HttpOptions {
   responseCacheSize: number
   /** Proxies whose `X-Forwarded-For` gives the client IP (rate limiting, logs); none by default. */
   trustProxy?: string[]
+  /** Who may use the dashboard and `/metrics` (ADMIN_PASSWORD; open in dev). */
+  operator: OperatorAccess
   /** Registers further routes in the XRPC routes' scope (same hooks); the benchmark's plain routes. */
   extraRoutes?: (scope: FastifyInstance, methods: Record<string, MethodDef>) => void
 }
@@ -62,7 +65,8 @@ export async function createAppView(opts: AppViewOptions): Promise<FastifyInstan
 
   await installHttp(app, opts, new Set(Object.keys(methods)))
   const status = memoize(STATUS_TTL_MS, () => operatorStatus(opts.db, opts.dataDir))
-  installMetrics(app, status)
+  const guard = operatorGuard(opts.operator)
+  installMetrics(app, status, guard)
   app.get('/xrpc/_health', (_req, reply) => health(opts.db, opts.healthMaxLagSeconds, reply))
 
   await app.register(async (scope) => {
@@ -76,7 +80,7 @@ export async function createAppView(opts: AppViewOptions): Promise<FastifyInstan
         return reply.header('cache-control', cacheControl).header('etag', etag).type('application/json').send(body)
       })
     }
-    if (opts.dashboard) installDashboard(scope, status)
+    if (opts.dashboard) installDashboard(scope, status, guard)
     opts.extraRoutes?.(scope, methods)
   })
   return app
