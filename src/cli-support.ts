@@ -100,9 +100,10 @@ function groupBy<T>(items: T[], key: (t: T) => string, example: (t: T) => string
   return [...groups.values()].sort((a, b) => b.count - a.count || a.label.localeCompare(b.label))
 }
 
-/** Rows under a header, the first column left-aligned and the others right-aligned. */
+/** Rows under a header; numbers right-aligned, text left-aligned. */
 export function table(header: string[], rows: string[][]): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')
+  const numeric = header.map((_, i) => i > 0 && rows.every((r) => /^[\d.,]*$/.test(r[i])))
+  const line = (cells: string[]) => cells.map((c, i) => (numeric[i] ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd()
   return [line(header), ...rows.map(line)]
 }

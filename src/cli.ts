@@ -5,7 +5,7 @@ import { ConfigError, loadConfig, type Config } from './config.js'
 import { createLogger, type Logger } from './log.js'
 import type { Kind } from './collections/index.js'
 import { formatAudit, formatProblemGroups, formatReport, onShutdown, table } from './cli-support.js'
-import { UsageError, parseKinds } from './usage.js'
+import { PARTS, UsageError, parseKinds, parseParts, type PartName } from './usage.js'
 import type { BackfillReport } from './writer/report.js'
 
 /** The services, loaded when a command needs them (so `--help`, `status` and argument errors answer at once). */
@@ -42,14 +42,16 @@ interface SelectOptions {
   verbose?: boolean
 }
 
-/** `--only`'s parser: a bad kind is commander's one-line argument error (exit 2). */
-function kindsOption(value: string): Kind[] {
+/** An option's parser whose UsageError becomes commander's one-line argument error (exit 2). */
+function asOption<T>(parse: (value: string) => T, value: string): T {
   try {
-    return parseKinds(value)
+    return parse(value)
   } catch (err) {
     throw new InvalidArgumentError((err as Error).message)
   }
 }
+
+const kindsOption = (value: string): Kind[] => asOption(parseKinds, value)
 
 function selectOptions(cmd: Command): Command {
   return cmd
@@ -107,7 +109,11 @@ writer
     const cfg = config()
     const log = logger(cfg)
     const live = await (await services()).runLive(cfg, log)
-    onShutdown(log, () => live.stop())
+    const metricsServer = await serveProcessMetrics(cfg)
+    onShutdown(log, async () => {
+      metricsServer?.close()
+      await live.stop()
+    })
   })
 
 writer
@@ -245,6 +251,44 @@ program
       await app.close()
       await db.destroy()
     })
+  })
+
+program
+  .command('start')
+  .description(
+    'Run the service as AC deploys it: writer live, ingest and AppView in one process with one configuration (or --only some of them, to spread the parts over processes or machines). A part that fails is logged, shown in /xrpc/_health, the dashboard and ac_part_up, and restarted with backoff (1 s doubling to 5 min); the others go on. SIGTERM or SIGINT stops the writer, then the ingest, then the AppView (draining requests in flight).',
+  )
+  .option('--only <parts>', `run only these parts, comma-separated (${PARTS.join(', ')})`, (v) => asOption(parseParts, v))
+  .action(async (o: { only?: PartName[] }) => {
+    const cfg = config()
+    const log = logger(cfg)
+    const { runStart } = await import('./start.js')
+    const started = await runStart(cfg, log, o.only)
+    const metricsServer = o.only && !o.only.includes('appview') ? await serveProcessMetrics(cfg) : undefined
+    onShutdown(log, async () => {
+      metricsServer?.close()
+      await started.stop()
+    })
+  })
+
+program
+  .command('doctor')
+  .description(
+    "Check a deployment before anything is written: MongoDB and its change streams, AC's collections, users with and without PDS accounts, the guest account, the PDS, logins for a sample of accounts (no writes), the PDS's rate limits, media for a sample of paintings, PLC and handle resolution, each firehose host and the stored cursor, DATA_DIR, the index's migrations. Prints a table of checks with what to do; exit code 1 when a blocking check fails.",
+  )
+  .option('--json', 'print the checks as JSON on stdout')
+  .action(async (o: { json?: boolean }) => {
+    const cfg = config()
+    const { runDoctor, blocking } = await import('./doctor.js')
+    const checks = await runDoctor(cfg, createLogger('silent'))
+    if (o.json) process.stdout.write(JSON.stringify(checks, null, 2) + '\n')
+    else {
+      const mark = { ok: 'ok', warn: 'WARN', fail: 'FAIL', skip: 'skip' }
+      const rows = checks.map((c) => [c.name, mark[c.status], c.detail, c.fix ?? ''])
+      process.stdout.write(table(['check', 'status', 'found', 'what to do'], rows).join('\n') + '\n')
+      process.stdout.write(blocking(checks) ? `\n${checks.filter((c) => c.status === 'fail').length} blocking problem(s): fix them before the first backfill.\n` : '\nready: no blocking problem.\n')
+    }
+    process.exitCode = blocking(checks) ? 1 : 0
   })
 
 program

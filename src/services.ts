@@ -1,6 +1,6 @@
 import type { Config } from './config.js'
 import { migrateIndex, openIndex, type IndexDb } from './db/index.js'
-import { createAppView } from './appview/server.js'
+import { createAppView, type AppViewOptions } from './appview/server.js'
 import type { Logger } from './log.js'
 
 /** Opens the index at INDEX_DB_PATH and applies pending migrations. */
@@ -22,8 +22,9 @@ export { runIngest } from './ingest/run.js'
  * read path opens its own read-only connection to it); resolves to the app and its base URL.
  * `app.close()` drains in-flight requests (graceful shutdown).
  */
-export async function runAppView(cfg: Config, log: Logger, db: IndexDb, opts: { operatorOpen?: boolean } = {}) {
+export async function runAppView(cfg: Config, log: Logger, db: IndexDb, opts: { operatorOpen?: boolean; parts?: AppViewOptions['parts'] } = {}) {
   const app = await createAppView({
+    parts: opts.parts,
     operator: { password: cfg.ADMIN_PASSWORD, open: opts.operatorOpen },
     db,
     indexPath: cfg.indexDbPath,

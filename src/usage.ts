@@ -10,3 +10,15 @@ export function parseKinds(value: string): Kind[] {
   if (bad.length || !kinds.length) throw new UsageError(`unknown kind ${bad.join(', ') || '(none given)'}; expected a comma-separated list of ${KINDS.join(', ')}`)
   return kinds as Kind[]
 }
+
+/** The parts `ac-appview start` runs, in the order they stop (src/start.ts). */
+export const PARTS = ['writer', 'ingest', 'appview'] as const
+export type PartName = (typeof PARTS)[number]
+
+/** Parses `--only writer,ingest`. @throws UsageError naming an unknown part and the accepted ones. */
+export function parseParts(value: string): PartName[] {
+  const parts = value.split(',').map((p) => p.trim()).filter(Boolean)
+  const bad = parts.filter((p) => !(PARTS as readonly string[]).includes(p))
+  if (bad.length || !parts.length) throw new UsageError(`unknown part ${bad.join(', ') || '(none given)'}; expected a comma-separated list of ${PARTS.join(', ')}`)
+  return parts as PartName[]
+}

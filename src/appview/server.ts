@@ -1,6 +1,7 @@
 import SqliteDb from 'better-sqlite3'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { IndexDb } from '../db/index.js'
+import type { PartStatus } from '../supervisor.js'
 import { installDashboard } from './dashboard.js'
 import { health } from './health.js'
 import { BODY_LIMIT, clientErrorHandler, frameworkErrors, installHttp, type HttpOptions } from './http.js'
@@ -30,6 +31,8 @@ export interface AppViewOptions extends ViewOptions, HttpOptions {
   responseCacheSize: number
   /** Proxies whose `X-Forwarded-For` gives the client IP (rate limiting, logs); none by default. */
   trustProxy?: string[]
+  /** Under `ac-appview start`: the parts' states, for `/xrpc/_health` and the dashboard. */
+  parts?: () => PartStatus[]
   /** Who may use the dashboard and `/metrics` (ADMIN_PASSWORD; open in dev). */
   operator: OperatorAccess
   /** Registers further routes in the XRPC routes' scope (same hooks); the benchmark's plain routes. */
@@ -64,10 +67,10 @@ export async function createAppView(opts: AppViewOptions): Promise<FastifyInstan
   const methods = createMethods(reader, new ViewCache(opts, (uri) => reader.record(uri), opts.viewCacheSize))
 
   await installHttp(app, opts, new Set(Object.keys(methods)))
-  const status = memoize(STATUS_TTL_MS, () => operatorStatus(opts.db, opts.dataDir))
+  const status = memoize(STATUS_TTL_MS, () => operatorStatus(opts.db, opts.dataDir, opts.parts))
   const guard = operatorGuard(opts.operator)
   installMetrics(app, status, guard)
-  app.get('/xrpc/_health', (_req, reply) => health(opts.db, opts.healthMaxLagSeconds, reply))
+  app.get('/xrpc/_health', (_req, reply) => health(opts.db, opts.healthMaxLagSeconds, reply, opts.parts))
 
   await app.register(async (scope) => {
     scope.addHook('onSend', etag)

@@ -54,6 +54,7 @@ export async function runLive(cfg: Config, log: Logger, req: Pick<WriterRequest,
   return {
     status: () => live.status(),
     reconciled: () => live.reconciled(),
+    failure: live.failure,
     async stop() {
       await live.stop()
       ledger.close()

@@ -47,6 +47,8 @@ export interface Live {
   status(): LiveStatus
   /** Resolves once the first reconcile pass is over. */
   reconciled(): Promise<void>
+  /** Rejects if live mode dies (a fault its retries do not cover); never settles otherwise. */
+  failure: Promise<never>
   /** Finishes the changes in hand (a change waiting on a transient error is left for the next start), saves the resume token and stops. */
   stop(): Promise<void>
 }
@@ -94,6 +96,7 @@ class LiveWriter implements Live {
   private loops: Promise<void>[] = []
   private firstPass!: Promise<void>
   private heartbeat?: NodeJS.Timeout
+  failure!: Promise<never>
 
   constructor(private readonly opts: LiveOptions) {
     this.db = opts.db
@@ -113,6 +116,7 @@ class LiveWriter implements Live {
     await Promise.race([opened, streamLoop])
     this.firstPass = this.pass()
     this.loops = [streamLoop, this.reconcileLoop()]
+    this.failure = new Promise<never>((_, reject) => void Promise.all(this.loops).catch(reject))
     this.heartbeat = setInterval(() => this.writeCounts(), HEARTBEAT_MS)
     this.heartbeat.unref()
     this.opts.log.info({ reconcileSeconds: this.opts.reconcileSeconds }, 'writer live started')
