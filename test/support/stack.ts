@@ -25,7 +25,8 @@ export interface Stack {
   close(): Promise<void>
 }
 
-export async function startStack(opts: { rateLimits?: boolean } = {}): Promise<Stack> {
+/** `mediaLatencyMs`: delay of every object-storage answer, as AC's remote storage has. */
+export async function startStack(opts: { rateLimits?: boolean; mediaLatencyMs?: number } = {}): Promise<Stack> {
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'ac-appview-test-'))
   const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent')
   const dbName = `test_${process.pid}_${Date.now()}`
@@ -34,7 +35,7 @@ export async function startStack(opts: { rateLimits?: boolean } = {}): Promise<S
   const net = await startNetwork({ rateLimits: opts.rateLimits })
   const mediaDir = path.join(work, 'media')
   await fs.mkdir(mediaDir, { recursive: true })
-  const media = await startMediaServer({ dir: mediaDir })
+  const media = await startMediaServer({ dir: mediaDir, latencyMs: opts.mediaLatencyMs })
   const cfg = loadConfig({
     ...localEnv({ mongoUri: mongo.uri, mongoDb: dbName, pdsUrl: net.pdsUrl, plcUrl: net.plcUrl, mediaUrl: media.url, work }),
     HOST: '127.0.0.1',
