@@ -61,23 +61,7 @@ async function main() {
     const port = await getPort()
     const url = `http://127.0.0.1:${port}`
     const writerMetricsPort = await getPort()
-    const env = {
-      ...process.env,
-      MONGODB_URI: stack.cfg.MONGODB_URI,
-      MONGODB_DB: stack.cfg.MONGODB_DB,
-      PDS_URL: stack.cfg.PDS_URL,
-      PLC_URL: stack.cfg.PLC_URL,
-      HANDLE_RESOLVER_URL: stack.cfg.PDS_URL,
-      ALLOW_PRIVATE_NETWORK: 'true',
-      AC_STORAGE_URL: stack.cfg.AC_STORAGE_URL,
-      DATA_DIR: path.join(stack.work, 'data'),
-      INDEX_DB_PATH: path.join(stack.work, 'index.sqlite'),
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      ADMIN_PASSWORD: ADMIN,
-      WRITER_RECONCILE_SECONDS: '60',
-      LOG_LEVEL: 'warn',
-    }
+    const env = { ...process.env, ...stack.env, PORT: String(port), ADMIN_PASSWORD: ADMIN, WRITER_RECONCILE_SECONDS: '60', LOG_LEVEL: 'warn' }
     const backfillStarted = Date.now()
     await new Promise((resolve) => spawn(process.execPath, [BIN, 'writer', 'backfill'], { env, stdio: 'ignore' }).on('exit', resolve))
     console.log(`seeded (${scale}) in ${((backfillStarted - seedStarted) / 1000).toFixed(0)} s; writer backfill in ${((Date.now() - backfillStarted) / 1000).toFixed(0)} s`)
@@ -91,7 +75,7 @@ async function main() {
     const mirrored = await mirroredCount(stack.mongo)
     await waitFor('the AppView', async () => (await fetch(`${url}/xrpc/_health`).catch(() => undefined)) !== undefined, 120_000)
     await waitFor("the writer's metrics", async () => (await reconcilePasses(writerMetricsPort).catch(() => -1)) >= 0, 120_000)
-    await waitFor(`the index to hold the ${mirrored} mirrored items`, async () => (await indexCount(env.INDEX_DB_PATH)) >= mirrored, 600_000, 1000)
+    await waitFor(`the index to hold the ${mirrored} mirrored items`, async () => (await indexCount(stack.cfg.indexDbPath)) >= mirrored, 600_000, 1000)
     console.log(`index caught up: ${mirrored} items; soaking for ${minutes} min\n`)
 
     const changes = new ChangeMaker(stack, url)
@@ -122,8 +106,8 @@ async function main() {
         'writer MB': rss.writer.at(-1)!,
         'ingest MB': rss.ingest.at(-1)!,
         'appview MB': rss.appview.at(-1)!,
-        'ledger MB': sizeMb(path.join(env.DATA_DIR, 'writer.sqlite')),
-        'index MB': sizeMb(env.INDEX_DB_PATH),
+        'ledger MB': sizeMb(path.join(stack.cfg.DATA_DIR, 'writer.sqlite')),
+        'index MB': sizeMb(stack.cfg.indexDbPath),
       })
       passes = now
       console.log(Object.entries(rows.at(-1)!).map(([k, v]) => `${k} ${v}`).join(' | '))
@@ -141,7 +125,7 @@ async function main() {
       child.stdout!.on('data', (d) => (out += d))
       child.on('exit', (code) => resolve({ code, out }))
     })
-    const index = await compareIndex(stack, env.INDEX_DB_PATH)
+    const index = await compareIndex(stack, stack.cfg.indexDbPath)
 
     const cpus = os.cpus()
     console.log(`\nsoak: ${scale} sample, ${minutes} min, ${perMinute.toFixed(0)} changes/min (10× AC's rate is ${((Object.values(AC_PER_DAY).reduce((a, b) => a + b, 0) * 10 * 1.17) / 1440).toFixed(2)}/min), reconcile every 60 s`)

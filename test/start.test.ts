@@ -53,16 +53,8 @@ describe('ac-appview start', () => {
     child = spawn(process.execPath, [BIN, 'start'], {
       env: {
         ...process.env,
+        ...stack.env,
         MONGODB_URI: `mongodb://127.0.0.1:${proxy.port}/?directConnection=true&serverSelectionTimeoutMS=1000`,
-        MONGODB_DB: stack.cfg.MONGODB_DB,
-        PDS_URL: stack.cfg.PDS_URL,
-        PLC_URL: stack.cfg.PLC_URL,
-        HANDLE_RESOLVER_URL: stack.cfg.PDS_URL,
-        ALLOW_PRIVATE_NETWORK: 'true',
-        AC_STORAGE_URL: stack.cfg.AC_STORAGE_URL,
-        DATA_DIR: path.join(stack.work, 'data'),
-        INDEX_DB_PATH: path.join(stack.work, 'index.sqlite'),
-        HOST: '127.0.0.1',
         PORT: String(port),
         ADMIN_PASSWORD: ADMIN,
         WRITER_RECONCILE_SECONDS: '5',

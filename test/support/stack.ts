@@ -16,6 +16,8 @@ export { waitFor } from '../../src/wait.js'
 /** Everything a test needs, all real: MongoDB protocol server, PLC, PDS, object storage over HTTP. */
 export interface Stack {
   cfg: Config
+  /** The environment `cfg` was read from, for `ac-appview` run as a child process. */
+  env: Record<string, string>
   net: LocalNetwork
   mongo: Db
   mediaDir: string
@@ -36,14 +38,16 @@ export async function startStack(opts: { rateLimits?: boolean; mediaLatencyMs?: 
   const mediaDir = path.join(work, 'media')
   await fs.mkdir(mediaDir, { recursive: true })
   const media = await startMediaServer({ dir: mediaDir, latencyMs: opts.mediaLatencyMs })
-  const cfg = loadConfig({
+  const env = {
     ...localEnv({ mongoUri: mongo.uri, mongoDb: dbName, pdsUrl: net.pdsUrl, plcUrl: net.plcUrl, mediaUrl: media.url, work }),
     HOST: '127.0.0.1',
     PORT: '0',
     LOG_LEVEL: 'silent',
-  })
+  }
+  const cfg = loadConfig(env)
   return {
     cfg,
+    env,
     net,
     mongo: client.db(dbName),
     mediaDir,
