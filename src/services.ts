@@ -1,6 +1,7 @@
 import type { Config } from './config.js'
 import { migrateIndex, openIndex, type IndexDb } from './db/index.js'
 import { createAppView } from './appview/server.js'
+import { configuredIdentity } from './ingest/identity.js'
 import type { Logger } from './log.js'
 
 /** Opens the index at INDEX_DB_PATH and applies pending migrations. */
@@ -18,7 +19,8 @@ export { runIngest } from './ingest/run.js'
 
 /**
  * Starts the AppView on HOST:PORT over the index `db` (which must be the file INDEX_DB_PATH: the
- * read path opens its own read-only connection to it); resolves to the app and its base URL.
+ * read path opens its own read-only connection to it), with the feed generator when configured
+ * (FEEDGEN_HOSTNAME or FEEDGEN_SERVICE_DID); resolves to the app and its base URL.
  * `app.close()` drains in-flight requests (graceful shutdown).
  */
 export async function runAppView(cfg: Config, log: Logger, db: IndexDb) {
@@ -37,6 +39,7 @@ export async function runAppView(cfg: Config, log: Logger, db: IndexDb) {
     rateLimitMax: cfg.RATE_LIMIT_MAX,
     rateLimitWindowMs: cfg.RATE_LIMIT_WINDOW_MS,
     trustProxy: cfg.TRUST_PROXY,
+    feedGenerator: cfg.feedgen && { ...cfg.feedgen, resolver: configuredIdentity(cfg, log).resolver },
   })
   const address = await app.listen({ host: cfg.HOST, port: cfg.PORT })
   return { app, url: address.replace('[::1]', 'localhost') }

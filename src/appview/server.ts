@@ -2,6 +2,7 @@ import SqliteDb from 'better-sqlite3'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { IndexDb } from '../db/index.js'
 import { installDashboard } from './dashboard.js'
+import { feedGeneratorMethods, installDidDocument, type FeedGeneratorOptions } from './feedgen.js'
 import { health } from './health.js'
 import { BODY_LIMIT, clientErrorHandler, frameworkErrors, installHttp, type HttpOptions } from './http.js'
 import { installMetrics } from './metrics.js'
@@ -29,6 +30,8 @@ export interface AppViewOptions extends ViewOptions, HttpOptions {
   responseCacheSize: number
   /** Proxies whose `X-Forwarded-For` gives the client IP (rate limiting, logs); none by default. */
   trustProxy?: string[]
+  /** Serve AC's feeds as a feed generator (`app.bsky.feed.*`, `/.well-known/did.json`); off when undefined. */
+  feedGenerator?: FeedGeneratorOptions
   /** Registers further routes in the XRPC routes' scope (same hooks); the benchmark's plain routes. */
   extraRoutes?: (scope: FastifyInstance, methods: Record<string, MethodDef>) => void
 }
@@ -58,23 +61,29 @@ export async function createAppView(opts: AppViewOptions): Promise<FastifyInstan
   const sqlite = new SqliteDb(opts.indexPath, { readonly: true, fileMustExist: true })
   const reader = new IndexReader(sqlite, opts.db)
   app.addHook('onClose', async () => reader.close())
-  const methods = createMethods(reader, new ViewCache(opts, (uri) => reader.record(uri), opts.viewCacheSize))
+  const methods = {
+    ...createMethods(reader, new ViewCache(opts, (uri) => reader.record(uri), opts.viewCacheSize)),
+    ...(opts.feedGenerator ? feedGeneratorMethods(reader, opts.db, opts.feedGenerator) : {}),
+  }
 
   await installHttp(app, opts, new Set(Object.keys(methods)))
   const status = memoize(STATUS_TTL_MS, () => operatorStatus(opts.db, opts.dataDir))
   installMetrics(app, status)
   app.get('/xrpc/_health', (_req, reply) => health(opts.db, opts.healthMaxLagSeconds, reply))
+  if (opts.feedGenerator) installDidDocument(app, opts.feedGenerator)
 
   await app.register(async (scope) => {
     scope.addHook('onSend', etag)
     const responses = new ResponseCache(() => reader.dataVersion(), opts.responseCacheSize)
     for (const [nsid, def] of Object.entries(methods)) {
       const cacheControl = `public, max-age=${def.maxAge}`
-      scope.get(`/xrpc/${nsid}`, (req, reply) => {
-        const params = decodeParams(nsid, req.query as Record<string, unknown>)
+      const answer = (req: FastifyRequest, reply: FastifyReply) => {
+        const params = decodeParams(nsid, req.query as Record<string, unknown>, def.lexicons)
         const { body, etag } = responses.get(() => nsid + JSON.stringify(params, Object.keys(params).sort()), () => def.handler(params))
         return reply.header('cache-control', cacheControl).header('etag', etag).type('application/json').send(body)
-      })
+      }
+      const auth = def.auth
+      scope.get(`/xrpc/${nsid}`, auth ? async (req, reply) => (await auth(req.headers.authorization), answer(req, reply)) : answer)
     }
     if (opts.dashboard) installDashboard(scope, status)
     opts.extraRoutes?.(scope, methods)

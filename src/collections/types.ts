@@ -106,8 +106,14 @@ export interface Collection<F = any> {
 
 // ---- helpers shared by the modules ----
 
-/** Zod for AC's short codes: 1-10 letters or digits, case-sensitive (ac-data-model.md). */
-export const codeSchema = z.string().regex(/^[A-Za-z0-9]{1,10}$/, 'must be 1-10 letters or digits')
+/** AC's short codes: 1-10 letters or digits, case-sensitive (ac-data-model.md). */
+const CODE = /^[A-Za-z0-9]{1,10}$/
+
+/** Zod for AC's short codes (see {@link CODE}). */
+export const codeSchema = z.string().regex(CODE, 'must be 1-10 letters or digits')
+
+/** A code with its kind's prefix: `#abc` painting, `$abc` KidLisp, `!abc` tape; groups: prefix, code. */
+export const PREFIXED_CODE = new RegExp(`^([#$!])(${CODE.source.slice(1, -1)})$`)
 
 /** Reads a string field that may be absent. */
 export const optionalString = z.string().optional()
