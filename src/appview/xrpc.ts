@@ -63,7 +63,7 @@ export function decodeParams(nsid: string, query: Record<string, unknown>, lex: 
     params[name] = decodeValue(name, prop.type, String(raw))
   }
   try {
-    return withoutStackTraces(() => lex.assertValidXrpcParams(nsid, params) as Record<string, unknown>)
+    return withoutStackTraces(() => (lex.assertValidXrpcParams(nsid, params) ?? params) as Record<string, unknown>) // undefined for a method without parameters
   } catch (err) {
     throw invalidRequest((err as Error).message)
   }
