@@ -1,8 +1,10 @@
-import type { Config } from './config.js'
+import { ConfigError, type Config } from './config.js'
 import { migrateIndex, openIndex, type IndexDb } from './db/index.js'
 import { createAppView } from './appview/server.js'
+import { publishFeeds, type PublishedFeed } from './feeds/publish.js'
 import { configuredIdentity } from './ingest/identity.js'
 import type { Logger } from './log.js'
+import { bskyAccount } from './writer/bsky-account.js'
 
 /** Opens the index at INDEX_DB_PATH and applies pending migrations. */
 export async function openMigratedIndex(cfg: Config, log: Logger): Promise<IndexDb> {
@@ -12,7 +14,7 @@ export async function openMigratedIndex(cfg: Config, log: Logger): Promise<Index
   return db
 }
 
-export { parseKinds, runAudit, runBackfill, runLive, runWipe } from './writer/commands.js'
+export { parseKinds, runAudit, runBackfill, runLive, runShare, runWipe } from './writer/commands.js'
 
 /** Starts the ingest (src/ingest/run.ts); here so every command finds its service in one place. */
 export { runIngest } from './ingest/run.js'
@@ -43,4 +45,14 @@ export async function runAppView(cfg: Config, log: Logger, db: IndexDb) {
   })
   const address = await app.listen({ host: cfg.HOST, port: cfg.PORT })
   return { app, url: address.replace('[::1]', 'localhost') }
+}
+
+/**
+ * `ac-appview feeds publish`: writes the feed generator records (src/feeds/publish.ts) to AC's
+ * account (AC_BSKY_DID, AC_BSKY_PASSWORD), each pointing at the service DID.
+ * @throws ConfigError when FEEDGEN_HOSTNAME (or FEEDGEN_SERVICE_DID) or AC_BSKY_* is unset.
+ */
+export async function runPublishFeeds(cfg: Config, log: Logger): Promise<PublishedFeed[]> {
+  if (!cfg.feedgen) throw new ConfigError('missing configuration: FEEDGEN_HOSTNAME or FEEDGEN_SERVICE_DID must be set (the service the feed records point at)')
+  return publishFeeds({ account: await bskyAccount(cfg, log), serviceDid: cfg.feedgen.serviceDid, log: log.child({ component: 'feeds' }) })
 }

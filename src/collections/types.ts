@@ -48,6 +48,22 @@ export interface WriterContext {
   thumbnail(image: Uint8Array, maxBytes: number): Promise<BlobInput>
 }
 
+/** What a collection module needs to word a Bluesky post sharing an item (`writer share`). */
+export interface ShareContext extends WriterContext {
+  /** The owner's AC handle without `@` (from `@handles`); null for anonymous items and users without one. */
+  handle: string | null
+}
+
+/** A Bluesky post sharing an item, as AC's own scripts word it (ac-data-model.md, AC on Bluesky). */
+export interface SharePost {
+  /** The post's text, at most 300 graphemes; it holds `link`. */
+  text: string
+  /** AC's URL of the item, inside `text`; it becomes the post's link facet. */
+  link: string
+  /** An image (`app.bsky.embed.images`) or video (`app.bsky.embed.video`) of the item, with its alt text. */
+  media?: { type: 'image' | 'video'; blob: BlobInput; alt: string }
+}
+
 /** What a collection module needs from the AppView to build a view. */
 export interface ViewContext {
   publicUrl: string
@@ -102,6 +118,8 @@ export interface Collection<F = any> {
   normalize(record: Record<string, unknown>): Record<string, unknown>
   /** Kind-specific view fields (design.md, itemView). */
   view(did: string, record: Record<string, any>, ctx: ViewContext): Record<string, unknown>
+  /** The Bluesky post that shares an item (`writer share`); absent for kinds that are not shared by code. */
+  share?(item: SourceItem<F>, ctx: ShareContext): Promise<SharePost>
 }
 
 // ---- helpers shared by the modules ----
@@ -129,6 +147,11 @@ export function objectIdHex(value: unknown): string {
 export function blobUrlOf(did: string, blob: unknown, ctx: ViewContext): string | undefined {
   const cid = (blob as JsonBlob | undefined)?.ref?.$link
   return typeof cid === 'string' ? ctx.blobUrl(did, cid) : undefined
+}
+
+/** `by @handle ` for a share's text and alt text, or nothing for an anonymous item. */
+export function byline(handle: string | null): string {
+  return handle ? `by @${handle} ` : ''
 }
 
 /** AC's permalink for a code: https://aesthetic.computer/#abc, /$abc or /!abc. */

@@ -76,6 +76,9 @@ export const FEEDS: readonly FeedDefinition[] = [
 /** The NSID of feed generator records. */
 export const FEED_GENERATOR_COLLECTION = 'app.bsky.feed.generator'
 
+/** Bluesky's post collection: what the feeds list, and what `writer share` writes. */
+export const POST_COLLECTION = 'app.bsky.feed.post'
+
 /** A feed's AT-URI: `at://<publisher DID>/app.bsky.feed.generator/<rkey>`. */
 export function feedUri(publisherDid: string, def: FeedDefinition): string {
   return `at://${publisherDid}/${FEED_GENERATOR_COLLECTION}/${def.rkey}`

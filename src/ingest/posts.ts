@@ -2,13 +2,11 @@ import { RichText, lexicons as bskyLexicons } from '@atproto/api'
 import { jsonToLex, lexToJson, type LexValue } from '@atproto/lexicon'
 import type { Transaction } from 'kysely'
 import type { IndexDb, IndexSchema, PostTable } from '../db/index.js'
+import { POST_COLLECTION } from '../feeds/definitions.js'
 import { acLinks, type AcLinks, type AcTarget } from '../feeds/links.js'
 import type { Logger } from '../log.js'
 import { metrics } from './metrics.js'
 import type { CommitBody } from './verify.js'
-
-/** Bluesky's post collection. */
-export const POST_COLLECTION = 'app.bsky.feed.post'
 
 /** What a post points at on AC (a `post_ref` row without the post's own columns). */
 export type PostRef = Extract<AcTarget, { via: string }>
