@@ -12,7 +12,7 @@ const bool = z
 const url = z.url({ protocol: /^https?$/ })
 const wsUrl = z.url({ protocol: /^(https?|wss?)$/ })
 
-const did = z.string().refine(isValidDid, 'must be a DID (did:plc:… or did:web:…)')
+const did = z.string().refine((v): boolean => isValidDid(v), 'must be a DID (did:plc:… or did:web:…)')
 
 const list = z
   .string()
