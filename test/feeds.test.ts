@@ -125,6 +125,25 @@ describe('feed generator', () => {
     expect(joined?.feedContext).toBe(real.uri)
   })
 
+  it("drops the join while the winning claimant is taken down, without passing the code to the next", async () => {
+    const owner = await stack.account('owner')
+    const second = await stack.account('second')
+    const first = await publish(owner, { kind: 'painting', code: 'win1', when: '2021-01-01T00:00:00.000Z' })
+    const later = await publish(second, { kind: 'painting', code: 'win1', when: '2022-01-01T00:00:00.000Z' })
+    await Promise.all([first, later].map((i) => itemIndexed(i.uri)))
+    const post = await createPost(fan, { text: 'https://aesthetic.computer/#win1' })
+    await indexedPost(post.uri)
+    expect(await feeds.all('ac-paintings')).toContainEqual({ post: post.uri, feedContext: first.uri })
+    const pds = stack.net.network.pds
+    const setTakedown = (applied: boolean) =>
+      pds.getAgent().com.atproto.admin.updateSubjectStatus({ subject: { $type: 'com.atproto.admin.defs#repoRef', did: owner.did }, takedown: { applied, ref: applied ? 'test' : undefined } }, { headers: pds.adminAuthHeaders(), encoding: 'application/json' })
+    await setTakedown(true)
+    await waitFor('the takedown to unjoin the post', async () => !(await posts('ac-paintings')).includes(post.uri))
+    expect(await posts('ac-all')).toContain(post.uri)
+    await setTakedown(false)
+    await waitFor('the restore', async () => (await feeds.all('ac-paintings')).some((i) => i.post === post.uri && i.feedContext === first.uri))
+  })
+
   it('takes a deleted post out of every feed', async () => {
     const post = await createPost(artist, { text: 'brief https://aesthetic.computer/#pA1' })
     await indexedPost(post.uri)

@@ -34,9 +34,9 @@ export function skeletonPage(reader: FeedReader, def: FeedDefinition, limit: num
 }
 
 /**
- * A page of a kind's feed: posts in order, each kept when one of its pointers resolves to a
- * visible item of the kind (its AT-URI becomes the `feedContext`), read in chunks until the page
- * is full, the posts run out, or {@link SCAN_BUDGET} posts were examined.
+ * A page of a kind's feed: posts in order, each kept when it is joined to a visible item of the
+ * kind (whose AT-URI becomes the `feedContext`), read in chunks until the page is full, the posts
+ * run out, or {@link SCAN_BUDGET} posts were examined.
  */
 function kindPage(reader: FeedReader, kind: string, limit: number, after?: FeedPosition): SkeletonPage {
   const kept: Array<{ item: SkeletonItem; at: FeedPosition }> = []
@@ -44,25 +44,15 @@ function kindPage(reader: FeedReader, kind: string, limit: number, after?: FeedP
   let cursor = after
   let scanned = 0
   for (;;) {
-    const groups = reader.refGroups(kind, chunk, cursor)
-    for (const group of groups) {
-      cursor = position(group)
-      const item = firstTarget(reader, kind, group.refs)
-      if (item) kept.push({ item: { post: group.uri, feedContext: item }, at: cursor })
+    const rows = reader.kindPosts(kind, chunk, cursor)
+    for (const row of rows) {
+      cursor = position(row)
+      if (row.item) kept.push({ item: { post: row.uri, feedContext: row.item }, at: cursor })
       if (kept.length > limit) return { feed: kept.slice(0, limit).map((k) => k.item), next: kept[limit - 1].at }
       if (++scanned >= SCAN_BUDGET) return { feed: kept.map((k) => k.item), next: cursor }
     }
-    if (groups.length < chunk) return { feed: kept.map((k) => k.item) }
+    if (rows.length < chunk) return { feed: kept.map((k) => k.item) }
   }
-}
-
-/** The first of a post's pointers (`[via, key]` pairs as JSON) that resolves to a visible item. */
-function firstTarget(reader: FeedReader, kind: string, refs: string): string | undefined {
-  for (const [via, key] of JSON.parse(refs) as Array<[string, string]>) {
-    const uri = reader.target(kind, via, key)
-    if (uri) return uri
-  }
-  return undefined
 }
 
 function position(row: { uri: string; sortAt: string }): FeedPosition {
