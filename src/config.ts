@@ -41,6 +41,7 @@ const schema = z.object({
   MEDIA_MAX_BYTES: z.coerce.number().int().min(1024).default(64 * 1024 * 1024),
   MEDIA_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
   WRITER_RECONCILE_SECONDS: z.coerce.number().int().min(0).default(300),
+  WRITER_RETRIES: z.coerce.number().int().min(0).max(20).default(8),
 
   // Ingest
   FIREHOSE_URL: list.pipe(z.array(wsUrl).min(1)).optional(),

@@ -14,7 +14,8 @@ export async function openMigratedIndex(cfg: Config, log: Logger): Promise<Index
   return db
 }
 
-export { parseKinds, runAudit, runBackfill, runLive, runShare, runWipe } from './writer/commands.js'
+export { runAudit, runBackfill, runLive, runShare, runWipe } from './writer/commands.js'
+export { parseKinds } from './usage.js'
 
 /** Starts the ingest (src/ingest/run.ts); here so every command finds its service in one place. */
 export { runIngest } from './ingest/run.js'

@@ -4,6 +4,7 @@ import { XrpcClient } from '@atproto/xrpc'
 import pRetry, { AbortError } from 'p-retry'
 import type { BlobInput } from '../collections/index.js'
 import type { Logger } from '../log.js'
+import { isTransient } from './errors.js'
 
 /** A record as the PDS lists it: lexicon JSON. */
 export interface RepoRecord {
@@ -31,10 +32,52 @@ const POINTS = { create: 3, update: 2, delete: 1 } as const
 /** Longest a PDS request may take (a 50 MB video upload included); a hung PDS then counts as down. */
 const REQUEST_TIMEOUT_MS = 120_000
 
-/** `fetch` that gives up after {@link REQUEST_TIMEOUT_MS}, keeping any caller's abort signal. */
-const fetchWithTimeout: typeof fetch = (input, init) => {
-  const timeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS)
-  return fetch(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, timeout]) : timeout })
+/**
+ * The `fetch` of every PDS call, which carries a password or a session token: always to
+ * `pdsUrl`'s origin (after login, `@atproto/api` would follow the endpoint the DID document
+ * names, which anyone who controls that document could point elsewhere), never following a
+ * redirect (a 307 would re-send the login body to another origin), and giving up after
+ * {@link REQUEST_TIMEOUT_MS}, keeping any caller's abort signal.
+ */
+function pinnedFetch(pdsUrl: string): typeof fetch {
+  const origin = new URL(pdsUrl)
+  return (input, init) => {
+    const asked = new URL(input instanceof Request ? input.url : String(input))
+    const url = new URL(asked.pathname + asked.search, origin)
+    const timeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS)
+    const signal = init?.signal ? AbortSignal.any([init.signal, timeout]) : timeout
+    // A Request carries its own method, headers and body; plain init keeps a byte body's Content-Length.
+    return input instanceof Request ? fetch(new Request(url, input), { redirect: 'error', signal }) : fetch(url, { ...init, redirect: 'error', signal })
+  }
+}
+
+/**
+ * Whether the PDS is reachable, shared by the clients of one run: once a call has failed on
+ * network errors or 5xx past all its retries, later calls make one attempt each (so a PDS that
+ * is down costs one series of retries, not one per repo) until a call succeeds again.
+ */
+export class PdsHealth {
+  private down = false
+
+  /** Retries a call may make now: `retries` while the PDS is up, none while it is down. */
+  retries(retries: number): number {
+    return this.down ? 0 : retries
+  }
+
+  failed() {
+    this.down = true
+  }
+
+  worked() {
+    this.down = false
+  }
+}
+
+export interface LoginOptions {
+  /** Attempts after a network error or 5xx before giving up (default 8). */
+  retries?: number
+  /** Shared with the run's other clients (see {@link PdsHealth}). */
+  health?: PdsHealth
 }
 
 /** PDS account credentials as AC keeps them in `users.atproto`. */
@@ -110,24 +153,27 @@ export class RepoClient {
   /** The credential session (tokens); kept so a revoked one can be replaced. */
   private session?: CredentialSession
 
+  private xrpc?: XrpcClient
+
   private constructor(
     readonly did: string,
     private readonly pdsUrl: string,
     private readonly account: AccountCredentials,
-    private xrpc: XrpcClient | undefined,
     private readonly log: Logger,
     private readonly retries: number,
+    private readonly health: PdsHealth,
   ) {
     this.budget = new WriteBudget(did, log)
   }
 
   /**
-   * `retries`: attempts after a network error or 5xx before giving up (live mode uses few and
-   * retries whole changes itself, so an outage shows at once).
-   * @throws when the PDS refuses the credentials (the error names the DID, never the password).
+   * Logs in as `account` on `pdsUrl`. Live mode passes few `retries`: it retries whole changes
+   * itself, so an outage shows at once.
+   * @throws when the PDS refuses the credentials or cannot be reached (the error names the DID,
+   *   never the password or the PDS's address; the status of the PDS's answer is kept).
    */
-  static async login(pdsUrl: string, account: AccountCredentials, log: Logger, retries = 8): Promise<RepoClient> {
-    const client = new RepoClient(account.did, pdsUrl, account, undefined, log, retries)
+  static async login(pdsUrl: string, account: AccountCredentials, log: Logger, opts: LoginOptions = {}): Promise<RepoClient> {
+    const client = new RepoClient(account.did, pdsUrl, account, log, opts.retries ?? 8, opts.health ?? new PdsHealth())
     await client.relogin()
     return client
   }
@@ -137,11 +183,12 @@ export class RepoClient {
    * compiled lexicon set: building one per agent costs milliseconds of CPU per account.
    */
   private async relogin(): Promise<void> {
-    const session = new CredentialSession(new URL(this.pdsUrl), fetchWithTimeout)
+    const session = new CredentialSession(new URL(this.pdsUrl), pinnedFetch(this.pdsUrl))
     try {
       await this.call(() => session.login({ identifier: this.account.did, password: this.account.password }), false)
     } catch (err) {
-      throw new Error(`login to ${this.pdsUrl} as ${this.account.did} failed: ${(err as Error).message}`)
+      const status = (err as { status?: number }).status
+      throw Object.assign(new Error(`login as ${this.account.did} failed: ${(err as Error).message}`), { status, error: (err as { error?: string }).error })
     }
     this.session = session
     this.xrpc = new XrpcClient(session, lexicons)
@@ -234,7 +281,7 @@ export class RepoClient {
   /** Runs one PDS call with the retry, rate-limit and session rules above. */
   private async call<T extends { headers?: Headers | Record<string, string> }>(fn: () => Promise<T>, mayRelogin = true): Promise<T> {
     let relogged = false
-    return pRetry(
+    const result = pRetry(
       async () => {
         try {
           const res = await fn()
@@ -257,7 +304,7 @@ export class RepoClient {
         }
       },
       {
-        retries: this.retries,
+        retries: this.health.retries(this.retries),
         minTimeout: 200,
         maxTimeout: 10_000,
         randomize: true,
@@ -266,6 +313,16 @@ export class RepoClient {
           const status = (error as { status?: number }).status
           if (status !== 429) this.log.warn({ did: this.did, err: error.message, status, attemptNumber }, 'PDS request failed, retrying')
         },
+      },
+    )
+    return result.then(
+      (res) => {
+        this.health.worked()
+        return res
+      },
+      (err) => {
+        if (isTransient(err)) this.health.failed()
+        throw err
       },
     )
   }

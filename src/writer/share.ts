@@ -5,7 +5,8 @@ import sharp from 'sharp'
 import { PREFIXED_CODE, byCodePrefix, readDoc, type BlobInput, type Collection, type Kind, type SourceItem, type WriterContext } from '../collections/index.js'
 import { POST_COLLECTION } from '../feeds/definitions.js'
 import type { Logger } from '../log.js'
-import { loadAccounts, type Account } from './accounts.js'
+import { UsageError } from '../usage.js'
+import { findAccount, findAccountByDid, type Account } from './accounts.js'
 import type { HostedAccount } from './bsky-account.js'
 import { RepoClient } from './repo.js'
 import { deterministicRkey } from './rkey.js'
@@ -61,30 +62,30 @@ const IMAGE_MAX_BYTES = 1_000_000
  * posting, its intended uri is written to the document's `bluesky {uri, rkey}`; the cid follows
  * once the post exists. A rerun (after a crash anywhere, or simply a second run, whatever `as`
  * says) finds that back-reference and completes or confirms the same post.
- * @throws Error naming the problem: an unknown or malformed code, a nuked item, an owner without a
- *   PDS account, a shared post deleted outside ac-appview (unshare it first), a PDS refusal.
+ * @throws UsageError naming what the operator must change: a malformed or unknown code, a nuked
+ *   item, an owner without a PDS account, AC's account not configured, a shared post deleted
+ *   outside ac-appview (unshare it first); Error when the PDS refuses the post.
  */
 export async function share(code: string, as: ShareAs, opts: ShareOptions): Promise<ShareReport> {
   const { col, doc, item } = await findItem(code, opts.db)
-  if (!item.live) throw new Error(`${code} is nuked or deleted in MongoDB: not shared`)
-  const accounts = await loadAccounts(opts.db, opts.log)
+  if (!item.live) throw new UsageError(`${code} is nuked or deleted in MongoDB: not shared`)
   let backref = shareBackref(doc)
   if (!backref) {
-    const did = as === 'account' ? requireAccount(opts, code).credentials.did : ownerAccount(item, code, accounts, opts).did
+    const did = as === 'account' ? requireAccount(opts, code).credentials.did : (await ownerAccount(item, code, opts)).did
     const rkey = deterministicRkey(item.id, item.when)
     const intent = { uri: `at://${did}/${POST_COLLECTION}/${rkey}`, rkey }
     const claimed = await opts.db.collection(col.mongo).updateOne({ _id: doc._id, 'bluesky.uri': { $exists: false } }, { $set: { 'bluesky.uri': intent.uri, 'bluesky.rkey': rkey } })
     backref = claimed.modifiedCount ? intent : shareBackref((await opts.db.collection(col.mongo).findOne({ _id: doc._id }))!)!
   }
   const report = { code, kind: col.kind, uri: backref.uri }
-  const client = await loginAs(didOf(backref.uri), code, accounts, opts)
+  const client = await loginAs(didOf(backref.uri), code, opts)
   const existing = await client.getRecord(POST_COLLECTION, backref.rkey)
   if (existing) {
     if (existing.cid === backref.cid) return { ...report, action: 'unchanged', cid: existing.cid }
     await recordCid(opts.db, col, doc, existing.cid)
     return { ...report, action: 'adopted', cid: existing.cid }
   }
-  if (backref.cid) throw new Error(`${code} was shared as ${backref.uri}, which no longer exists (deleted outside ac-appview): unshare it to forget it, then share again`)
+  if (backref.cid) throw new UsageError(`${code} was shared as ${backref.uri}, which no longer exists (deleted outside ac-appview): unshare it to forget it, then share again`)
   const value = await postRecord(col, item, client, opts)
   let cid: string | undefined
   try {
@@ -101,13 +102,13 @@ export async function share(code: string, as: ShareAs, opts: ShareOptions): Prom
 /**
  * Deletes the post that shared `code` (`writer share --unshare`), nuked items included, and
  * unsets the document's `bluesky` back-reference. A post already gone is simply forgotten.
- * @throws Error for an unknown code, or when no credentials for the posting repo are configured.
+ * @throws UsageError for an unknown code, or when no credentials for the posting repo are configured.
  */
 export async function unshare(code: string, opts: ShareOptions): Promise<ShareReport> {
   const { col, doc } = await findItem(code, opts.db)
   const backref = shareBackref(doc)
   if (!backref) return { code, kind: col.kind, action: 'absent' }
-  const client = await loginAs(didOf(backref.uri), code, await loadAccounts(opts.db, opts.log), opts)
+  const client = await loginAs(didOf(backref.uri), code, opts)
   if (await client.getRecord(POST_COLLECTION, backref.rkey)) await client.applyWrites([{ action: 'delete', collection: POST_COLLECTION, rkey: backref.rkey }])
   await opts.db.collection(col.mongo).updateOne({ _id: doc._id }, { $unset: { bluesky: '' } })
   opts.log.info({ code, uri: backref.uri }, 'share deleted from Bluesky')
@@ -117,14 +118,14 @@ export async function unshare(code: string, opts: ShareOptions): Promise<ShareRe
 /** The collection, MongoDB document and checked item of a prefixed code. @throws Error naming what is wrong. */
 async function findItem(code: string, db: Db): Promise<{ col: Collection; doc: Document; item: SourceItem }> {
   const match = PREFIXED_CODE.exec(code)
-  if (!match) throw new Error(`not a code: ${JSON.stringify(code)} (expected # painting, $ KidLisp or ! tape, then 1-10 letters or digits)`)
+  if (!match) throw new UsageError(`not a code: ${JSON.stringify(code)} (expected # painting, $ KidLisp or ! tape, then 1-10 letters or digits)`)
   const col = byCodePrefix.get(match[1])!
   const doc = await db.collection(col.mongo).findOne({ code: match[2] })
-  if (!doc) throw new Error(`no ${col.kind} has the code ${code}`)
+  if (!doc) throw new UsageError(`no ${col.kind} has the code ${code}`)
   try {
     return { col, doc, item: readDoc(col, doc) }
   } catch (err) {
-    throw new Error(`${code}: ${(err as Error).message}`)
+    throw new UsageError(`${code}: ${(err as Error).message}`)
   }
 }
 
@@ -142,23 +143,23 @@ function didOf(uri: string): string {
 }
 
 function requireAccount(opts: ShareOptions, code: string): HostedAccount {
-  if (!opts.account) throw new Error(`${code}: sharing as AC's account needs AC_BSKY_DID and AC_BSKY_PASSWORD`)
+  if (!opts.account) throw new UsageError(`${code}: sharing as AC's account needs AC_BSKY_DID and AC_BSKY_PASSWORD`)
   return opts.account
 }
 
 /** The PDS account of the item's owner (the guest account for an anonymous item). */
-function ownerAccount(item: SourceItem, code: string, accounts: Map<string, Account>, opts: ShareOptions): Account {
+async function ownerAccount(item: SourceItem, code: string, opts: ShareOptions): Promise<Account> {
   const owner = item.owner ?? opts.guestUser
-  const account = accounts.get(owner)
-  if (!account) throw new Error(`${code}: its owner ${owner} has no PDS account (share it --as account)`)
+  const account = await findAccount(opts.db, owner, opts.log)
+  if (!account) throw new UsageError(`${code}: its owner ${owner} has no PDS account (share it --as account)`)
   return account
 }
 
 /** A session on the repo of `did`: AC's own account, or an AC user's account on AC's PDS. */
-async function loginAs(did: string, code: string, accounts: Map<string, Account>, opts: ShareOptions): Promise<RepoClient> {
+async function loginAs(did: string, code: string, opts: ShareOptions): Promise<RepoClient> {
   if (opts.account?.credentials.did === did) return RepoClient.login(opts.account.pdsUrl, opts.account.credentials, opts.log)
-  const account = [...accounts.values()].find((a) => a.did === did)
-  if (!account) throw new Error(`${code} was shared from ${did}, whose credentials are not configured (AC_BSKY_* or an AC user's)`)
+  const account = await findAccountByDid(opts.db, did, opts.log)
+  if (!account) throw new UsageError(`${code} was shared from ${did}, whose credentials are not configured (AC_BSKY_* or an AC user's)`)
   return RepoClient.login(opts.pdsUrl, account, opts.log)
 }
 
