@@ -146,6 +146,8 @@ describe('writer share', () => {
     await expect(share('#shN', 'owner', opts)).rejects.toThrow('#shN: its owner auth0|nobody has no PDS account (share it --as account)')
     await expect(share('#shN', 'account', { ...opts, account: undefined })).rejects.toThrow(/AC_BSKY_DID and AC_BSKY_PASSWORD/)
     expect(await backref('paintings', 'shN')).toBeUndefined()
+    const cli = promisify(execFile)(process.execPath, [path.join(ROOT, 'bin/ac-appview.js'), 'writer', 'share', '#nope'], { cwd: ROOT, env: { ...process.env, ...envOf(stack), LOG_LEVEL: 'silent' } })
+    await expect(cli).rejects.toMatchObject({ code: 2, stderr: 'ac-appview: no painting has the code #nope\n' })
   })
 })
 
