@@ -210,7 +210,7 @@ function parsePositive(v: string): number {
 const ingestCmd = program
   .command('ingest')
   .description(
-    'Subscribe to the firehose (FIREHOSE_URL, default PDS_URL; comma-separated for several hosts) and index computer.aesthetic.* records into INDEX_DB_PATH. Resumes from its stored cursor; backfills on first start and when the cursor is outside the host\'s window. Serves /metrics on INGEST_METRICS_PORT when set.',
+    'Subscribe to the firehose (FIREHOSE_URL, default PDS_URL; comma-separated for several hosts) and index computer.aesthetic.* records into INDEX_DB_PATH. Resumes from its stored cursor; backfills on first start and when the cursor is outside the host\'s window. Serves /metrics on METRICS_PORT when set (ADMIN_PASSWORD required).',
   )
   .option('--backfill', 'also backfill now: list every repo of each host, fetch and verify it, and make the index match it (resumable)')
   .option('--cursor <seq>', 'replay from this firehose seq instead of the stored cursor', (v) => parseSeq(v))
@@ -219,8 +219,7 @@ const ingestCmd = program
     const log = logger(cfg)
     const db = await (await services()).openMigratedIndex(cfg, log)
     const ingest = await (await services()).runIngest(cfg, log, db, { backfill: o.backfill, startCursor: o.cursor })
-    const { serveMetrics } = await import('./ingest/metrics.js')
-    const metricsServer = cfg.INGEST_METRICS_PORT === undefined ? undefined : await serveMetrics(cfg.HOST, cfg.INGEST_METRICS_PORT)
+    const metricsServer = await serveProcessMetrics(cfg)
     if (metricsServer) log.info({ address: metricsServer.address() }, 'ingest metrics at /metrics')
     onShutdown(log, async () => {
       metricsServer?.close()
@@ -285,6 +284,14 @@ program
     const db = await (await services()).openMigratedIndex(cfg, logger(cfg))
     await db.destroy()
   })
+
+/** `/metrics` of this process on METRICS_PORT, behind ADMIN_PASSWORD, when METRICS_PORT is set. */
+async function serveProcessMetrics(cfg: Config) {
+  if (cfg.METRICS_PORT === undefined) return undefined
+  const { serveMetrics } = await import('./metrics.js')
+  const { checkCredential } = await import('./appview/operator-auth.js')
+  return serveMetrics(cfg.HOST, cfg.METRICS_PORT, (authorization) => checkCredential({ password: cfg.ADMIN_PASSWORD }, authorization))
+}
 
 function config(): Config {
   return loadConfig()

@@ -54,8 +54,9 @@ const schema = z.object({
   INGEST_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(500),
   INGEST_WATCHDOG_SECONDS: z.coerce.number().int().min(1).default(60),
   INGEST_BACKFILL_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
-  INGEST_METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   INGEST_POSTS: bool.default(true),
+  METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  ADMIN_PASSWORD: z.string().min(12, 'must be at least 12 characters').optional(),
 
   // AppView
   HOST: z.string().min(1).default('127.0.0.1'),

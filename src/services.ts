@@ -26,8 +26,9 @@ export { runIngest } from './ingest/run.js'
  * (FEEDGEN_HOSTNAME or FEEDGEN_SERVICE_DID); resolves to the app and its base URL.
  * `app.close()` drains in-flight requests (graceful shutdown).
  */
-export async function runAppView(cfg: Config, log: Logger, db: IndexDb) {
+export async function runAppView(cfg: Config, log: Logger, db: IndexDb, opts: { operatorOpen?: boolean } = {}) {
   const app = await createAppView({
+    operator: { password: cfg.ADMIN_PASSWORD, open: opts.operatorOpen },
     db,
     indexPath: cfg.indexDbPath,
     log,

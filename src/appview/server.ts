@@ -8,6 +8,7 @@ import { BODY_LIMIT, clientErrorHandler, frameworkErrors, installHttp, type Http
 import { installMetrics } from './metrics.js'
 import { createMethods, type MethodDef } from './methods.js'
 import { memoize, operatorStatus } from './operator.js'
+import { operatorGuard, type OperatorAccess } from './operator-auth.js'
 import { IndexReader } from './queries.js'
 import { ResponseCache, etagOf } from './response-cache.js'
 import { ViewCache, type ViewOptions } from './views.js'
@@ -30,6 +31,8 @@ export interface AppViewOptions extends ViewOptions, HttpOptions {
   responseCacheSize: number
   /** Proxies whose `X-Forwarded-For` gives the client IP (rate limiting, logs); none by default. */
   trustProxy?: string[]
+  /** Who may use the dashboard and `/metrics` (ADMIN_PASSWORD; open in dev). */
+  operator: OperatorAccess
   /** Serve AC's feeds as a feed generator (`app.bsky.feed.*`, `/.well-known/did.json`); off when undefined. */
   feedGenerator?: FeedGeneratorOptions
   /** Registers further routes in the XRPC routes' scope (same hooks); the benchmark's plain routes. */
@@ -68,7 +71,8 @@ export async function createAppView(opts: AppViewOptions): Promise<FastifyInstan
 
   await installHttp(app, opts, new Set(Object.keys(methods)))
   const status = memoize(STATUS_TTL_MS, () => operatorStatus(opts.db, opts.dataDir))
-  installMetrics(app, status)
+  const guard = operatorGuard(opts.operator)
+  installMetrics(app, status, guard)
   app.get('/xrpc/_health', (_req, reply) => health(opts.db, opts.healthMaxLagSeconds, reply))
   if (opts.feedGenerator) installDidDocument(app, opts.feedGenerator)
 
@@ -85,7 +89,7 @@ export async function createAppView(opts: AppViewOptions): Promise<FastifyInstan
       const auth = def.auth
       scope.get(`/xrpc/${nsid}`, auth ? async (req, reply) => (await auth(req.headers.authorization), answer(req, reply)) : answer)
     }
-    if (opts.dashboard) installDashboard(scope, status)
+    if (opts.dashboard) installDashboard(scope, status, guard)
     opts.extraRoutes?.(scope, methods)
   })
   return app

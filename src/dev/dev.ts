@@ -71,7 +71,7 @@ export async function runDev(opts: { scale: 'small' | 'ac'; port: number; log: L
   // From here on, changes made in MongoDB (e.g. with mongosh on MONGODB_URI) reach the AppView.
   const live = await runLive(cfg, log)
   stops.push(() => live.stop())
-  const { app, url } = await runAppView(cfg, log, index)
+  const { app, url } = await runAppView(cfg, log, index, { operatorOpen: true })
   stops.push(() => app.close())
 
   const written = Object.values(report.counts).reduce((n, c) => n + c.create + c.update + c.unchanged, 0)

@@ -19,7 +19,7 @@ export interface SkeletonPage {
  * trusted item are skipped; past this many, the page ends early (with a cursor), so a flood of
  * links to unknown codes cannot make one request scan the whole index.
  */
-export const SCAN_BUDGET = 2000
+const SCAN_BUDGET = 2000
 
 /**
  * One page of `def`'s feed after `after`: at most `limit` posts, newest first; `next` is the

@@ -1,13 +1,15 @@
 import { Counter, Gauge, Registry } from 'prom-client'
+import { registerPartMetrics } from '../metrics.js'
 import type { ProblemGroup } from './status.js'
 
 /**
- * The writer's Prometheus metrics, in a registry of their own (like the ingest's), merged into
- * the AppView's `/metrics` when both run in one process (`ac-appview start`) and served on
- * METRICS_PORT by `writer live` alone. Labels never carry item or person identifiers: problems
+ * The writer's Prometheus metrics, in a registry of their own registered with the process's
+ * (src/metrics.ts): served by the AppView's `/metrics` when both run in one process
+ * (`ac-appview start`), and on METRICS_PORT by `writer live` alone. Labels never carry item or person identifiers: problems
  * are labelled by action and reason pattern only.
  */
 export const writerMetrics = new Registry()
+registerPartMetrics(writerMetrics)
 
 const registers = [writerMetrics]
 
