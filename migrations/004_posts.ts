@@ -8,9 +8,10 @@ import { type Kysely, sql } from 'kysely'
  * - `post_ref`: what each post points at: an AC item by code (`#`, `$`, `!`, news), by painting
  *   slug or by mood rkey; `sortAt` and `did` are the post's, so a kind's feed is read from the
  *   covering index `post_ref_feed` alone;
- * - `item.imageSlug` (generated from the record's slug, without a recording part after `:`) and
- *   the indexes `item_image_slug` and `item_kind_rkey`, so a painting URL (`painting~@h/slug`)
- *   and a mood URL (`moods~h~rkey`) find their item with one index lookup.
+ * - `item.slug`: the slug AC's URLs name an item by (a painting's image slug: its record's `slug`
+ *   without a `:recording` part; set by the indexer, filled here for paintings already indexed),
+ *   and the indexes `item_slug` and `item_kind_rkey`, so a painting URL (`painting~@h/slug`) and a
+ *   mood URL (`moods~h~rkey`) find their item with one index lookup.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema
@@ -40,15 +41,16 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .execute()
   await sql`create index post_ref_feed on post_ref (kind, sortAt desc, post desc, did, via, key)`.execute(db)
 
-  await sql`alter table item add column imageSlug text generated always as (substr(json_extract(record, '$.slug'), 1, instr(json_extract(record, '$.slug') || ':', ':') - 1)) virtual`.execute(db)
-  await sql`create index item_image_slug on item (kind, imageSlug, sortAt, uri)`.execute(db)
+  await db.schema.alterTable('item').addColumn('slug', 'text').execute()
+  await sql`update item set slug = substr(json_extract(record, '$.slug'), 1, instr(json_extract(record, '$.slug') || ':', ':') - 1) where kind = 'painting'`.execute(db)
+  await sql`create index item_slug on item (kind, slug, sortAt, uri)`.execute(db)
   await sql`create index item_kind_rkey on item (kind, rkey, sortAt, uri)`.execute(db)
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
   await sql`drop index item_kind_rkey`.execute(db)
-  await sql`drop index item_image_slug`.execute(db)
-  await sql`alter table item drop column imageSlug`.execute(db)
+  await sql`drop index item_slug`.execute(db)
+  await db.schema.alterTable('item').dropColumn('slug').execute()
   await db.schema.dropTable('post_ref').execute()
   await db.schema.dropTable('post').execute()
 }

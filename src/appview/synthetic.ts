@@ -33,7 +33,7 @@ export interface SyntheticIndex {
   posts: number
 }
 
-/** Items per INSERT statement (10 columns: well under SQLite's 32,766 bound parameters). */
+/** Items per INSERT statement (11 columns: well under SQLite's 32,766 bound parameters). */
 const BATCH = 500
 const CODE_ALPHABET = 'abcdefghijkmnopqrstuvwxyz23456789ABCDEFGHJKLMNPQRSTUVWXYZ'
 const CODE_SPACE = CODE_ALPHABET.length ** 3
@@ -64,6 +64,7 @@ export async function writeSyntheticIndex(db: IndexDb, opts: SyntheticOptions = 
   const pick = cumulativePicker(weights, random)
   const codes: string[] = []
   const moodRkeys: string[] = []
+  const slugs: string[] = []
   let items = 0
   await db.transaction().execute(async (trx) => {
     for (let i = 0; i < actors.length; i += BATCH) await trx.insertInto('actor').values(actors.slice(i, i + BATCH)).execute()
@@ -82,13 +83,15 @@ export async function writeSyntheticIndex(db: IndexDb, opts: SyntheticOptions = 
           const record = recordOf(kind, n, code, when, random)
           const rkey = tid(Date.parse(when), n)
           if (kind === 'mood') moodRkeys.push(rkey)
-          rows.push({ uri: `at://${did}/${col.nsid}/${rkey}`, did, kind, rkey, cid: cidOf(`${kind} ${n}`), rev: rkey, code, sortAt: when, indexedAt: now, record: JSON.stringify(record) })
+          const slug = col.urlSlug?.(record) ?? null
+          if (slug) slugs.push(slug)
+          rows.push({ uri: `at://${did}/${col.nsid}/${rkey}`, did, kind, rkey, cid: cidOf(`${kind} ${n}`), rev: rkey, code, slug, sortAt: when, indexedAt: now, record: JSON.stringify(record) })
         }
         await trx.insertInto('item').values(rows).execute()
         items += rows.length
       }
     }
-    if (opts.posts) await writeSyntheticPosts(trx, opts.posts, { actors, pick, codes, moodRkeys, random, now })
+    if (opts.posts) await writeSyntheticPosts(trx, opts.posts, { actors, pick, codes, moodRkeys, slugs, random, now })
   })
   return { codes, handles: actors.map((a) => a.handle), items, posts: opts.posts ?? 0 }
 }
@@ -98,14 +101,15 @@ const FANS = 2000
 
 /**
  * Posts about AC, as the ingest would have kept them: by AC's users (trusted, Zipf-distributed)
- * and by {@link FANS} accounts elsewhere, over the same three years. In ten: four link a painting
- * code, two a KidLisp code, one a tape code, one a mood by rkey, one a news post, and one is an
- * AC user's image without a link (the artists feed only); a third carry an image.
+ * and by {@link FANS} accounts elsewhere, over the same three years. In ten: three link a painting
+ * code and one a painting by slug (AC's share URL), two a KidLisp code, one a tape code, one a
+ * mood by rkey, one a news post, and one is an AC user's image without a link (the artists feed
+ * only); a third carry an image.
  */
 async function writeSyntheticPosts(
   trx: Transaction<IndexSchema>,
   count: number,
-  w: { actors: Array<{ did: string }>; pick: () => number; codes: string[]; moodRkeys: string[]; random: () => number; now: string },
+  w: { actors: Array<{ did: string }>; pick: () => number; codes: string[]; moodRkeys: string[]; slugs: string[]; random: () => number; now: string },
 ): Promise<void> {
   const fans = Array.from({ length: FANS }, (_, i) => ({ did: `did:plc:${`fan${i}`.padEnd(24, 'x')}`, handle: `fan${i}.bsky.example`, pds: 'https://bsky.example', trusted: 0, status: null, updatedAt: w.now }))
   for (let i = 0; i < fans.length; i += BATCH) await trx.insertInto('actor').values(fans.slice(i, i + BATCH)).execute()
@@ -121,7 +125,8 @@ async function writeSyntheticPosts(
       const sortAt = new Date(FROM + w.random() * (TO - FROM)).toISOString()
       const uri = `at://${did}/app.bsky.feed.post/${tid(Date.parse(sortAt), n)}`
       const ref =
-        slot < 4 ? { kind: 'painting', via: 'code', key: choose(targets.painting) }
+        slot < 3 ? { kind: 'painting', via: 'code', key: choose(targets.painting) }
+        : slot === 3 ? { kind: 'painting', via: 'slug', key: choose(w.slugs) }
         : slot < 6 ? { kind: 'kidlisp', via: 'code', key: choose(targets.kidlisp) }
         : slot === 6 ? { kind: 'tape', via: 'code', key: choose(targets.tape) }
         : slot === 7 ? { kind: 'mood', via: 'rkey', key: choose(w.moodRkeys) }

@@ -66,6 +66,8 @@ export const painting: Collection<Fields> = {
     },
   ],
   normalize: (record) => record,
+  /** The image slug: AC's painting URLs leave out a `:recording` part. */
+  urlSlug: (record) => slugParts(record.slug).image,
   view: (did, r, ctx) => ({
     code: r.code,
     slug: r.slug,

@@ -116,6 +116,8 @@ export interface Collection<F = any> {
   blobs: Array<{ field: string; required: boolean; make(item: SourceItem<F>, ctx: WriterContext): Promise<BlobInput | null> }>
   /** Rewrites AC's known legacy record shapes into the lexicon's (ac-data-model.md). */
   normalize(record: Record<string, unknown>): Record<string, unknown>
+  /** The slug AC's URLs name an item by (`painting~@handle/<slug>`), from its valid record; absent for kinds without such URLs. */
+  urlSlug?(record: Record<string, any>): string
   /** Kind-specific view fields (design.md, itemView). */
   view(did: string, record: Record<string, any>, ctx: ViewContext): Record<string, unknown>
   /** The Bluesky post that shares an item (`writer share`); absent for kinds that are not shared by code. */

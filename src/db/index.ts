@@ -27,6 +27,11 @@ export interface ItemTable {
   /** Repo revision of the commit that wrote this version; replays never go backwards. */
   rev: string
   code: string | null
+  /**
+   * The slug AC's URLs name the item by (`painting~@handle/<slug>`: a painting's image slug), from
+   * its collection module's `urlSlug`; null for other kinds (004).
+   */
+  slug: string | null
   /** The record's `when`, normalised to ISO UTC; feeds sort by it. */
   sortAt: string
   indexedAt: string

@@ -67,14 +67,14 @@ export class FeedReader {
           .where('post_ref.kind', '=', p('kind'))
           .where('author.status', 'is', null)
         if (after) q = q.where((eb) => eb(eb.refTuple('post_ref.sortAt', 'post_ref.post'), '<', eb.tuple(p('sortAt'), p('uri'))))
-        const winner = (column: 'item.code' | 'item.imageSlug' | 'item.rkey') =>
+        const winner = (column: 'item.code' | 'item.slug' | 'item.rkey') =>
           earliestFirst(
             this.qb
               .selectFrom('item')
               .innerJoin('actor', 'actor.did', 'item.did')
               .select(sql<string>`case when actor.status is null then item.uri else '' end`.as('uri'))
               .where('item.kind', '=', sql.ref<string>('post_ref.kind'))
-              .where(sql.ref(column), '=', sql.ref<string>('post_ref.key'))
+              .where(column, '=', sql.ref<string>('post_ref.key'))
               .where('actor.trusted', '=', 1),
           ).limit(1)
         return q
@@ -82,7 +82,7 @@ export class FeedReader {
             'post_ref.post as uri',
             'post_ref.sortAt',
             eb.fn
-              .max<string | null>(eb.case('post_ref.via').when('code').then(winner('item.code')).when('slug').then(winner('item.imageSlug')).when('rkey').then(winner('item.rkey')).end())
+              .max<string | null>(eb.case('post_ref.via').when('code').then(winner('item.code')).when('slug').then(winner('item.slug')).when('rkey').then(winner('item.rkey')).end())
               .as('item'),
           ])
           .groupBy(['post_ref.sortAt', 'post_ref.post'])

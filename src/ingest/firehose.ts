@@ -393,13 +393,13 @@ class HostStream {
     if (!posts && !body.ops.some((op) => isAcPath(op.path))) return []
     const match = posts ? (nsid: string) => nsid === POST_COLLECTION || isAcCollection(nsid) : isAcCollection
     const verified = this.verify ? await this.verifiedOps(body, match) : await unverifiedCommit(body, match)
-    const ops = verified.flatMap((op) => this.recordOp(body, op, trustedAuthor) ?? [])
+    const ops = (await Promise.all(verified.map((op) => this.recordOp(body, op, trustedAuthor)))).filter((op) => op !== null)
     if (!ops.length) return []
     return [...(await this.indexer.actorOps(body.repo)), { type: 'commit', did: body.repo, rev: body.rev, ops }]
   }
 
   /** The index operation of one verified op: an AC record (or its deletion), or a post; null when none. */
-  private recordOp(body: CommitBody, op: VerifiedOp, trustedAuthor: boolean): RecordOp | null {
+  private async recordOp(body: CommitBody, op: VerifiedOp, trustedAuthor: boolean): Promise<RecordOp | null> {
     if (op.collection === POST_COLLECTION) return this.posts!.op(body.repo, op.rkey, op.cid?.toString(), body.rev, op.record, op.action, body.time, trustedAuthor)
     if (op.action === 'delete') return { type: 'delete', uri: `at://${body.repo}/${op.collection}/${op.rkey}`, rev: body.rev }
     return this.indexer.recordOp(collectionOf(op.collection)!, body.repo, op.rkey, op.cid!.toString(), body.rev, op.record, op.action)

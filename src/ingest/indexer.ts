@@ -200,6 +200,7 @@ export class Indexer {
                 cid: eb.ref('excluded.cid'),
                 rev: eb.ref('excluded.rev'),
                 code: eb.ref('excluded.code'),
+                slug: eb.ref('excluded.slug'),
                 sortAt: eb.ref('excluded.sortAt'),
                 record: eb.ref('excluded.record'),
               }))
@@ -290,7 +291,8 @@ export function recordOpFromJson(col: Collection, did: string, rkey: string, cid
   const reason = validationError(col, record, lex)
   if (reason) return { type: 'quarantine', uri, cid, did, collection: col.nsid, rev, reason, record: JSON.stringify(json) }
   const code = col.codePrefix && typeof record.code === 'string' ? record.code : null
-  return { type: 'put', action, uri, did, kind: col.kind, rkey, cid, rev, code, sortAt: new Date(record.when as string).toISOString(), record: JSON.stringify(record) }
+  const slug = col.urlSlug?.(record) ?? null
+  return { type: 'put', action, uri, did, kind: col.kind, rkey, cid, rev, code, slug, sortAt: new Date(record.when as string).toISOString(), record: JSON.stringify(record) }
 }
 
 /** The collection module of an exact NSID (the firehose filter is a prefix match), or undefined. */

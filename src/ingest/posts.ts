@@ -1,4 +1,3 @@
-import { RichText, lexicons as bskyLexicons } from '@atproto/api'
 import { jsonToLex, lexToJson, type LexValue } from '@atproto/lexicon'
 import type { Transaction } from 'kysely'
 import type { IndexDb, IndexSchema, PostTable } from '../db/index.js'
@@ -33,6 +32,13 @@ const RECORD_WITH_MEDIA = 'app.bsky.embed.recordWithMedia'
 /** Embed types that make a post's media, and what the `media` column calls them. */
 const MEDIA: Record<string, 'image' | 'video'> = { 'app.bsky.embed.images': 'image', 'app.bsky.embed.video': 'video' }
 const MEDIA_MARKERS = Object.keys(MEDIA).map((t) => Buffer.from(t))
+
+/**
+ * `@atproto/api` (Bluesky's lexicons, RichText) costs about a second to load: it is loaded with
+ * the first post to decode, so an ingest that meets none (and every restart) starts without it.
+ */
+let bskyApi: Promise<typeof import('@atproto/api')> | undefined
+const loadBskyApi = () => (bskyApi ??= import('@atproto/api'))
 
 /**
  * Which `app.bsky.feed.post` records the ingest keeps, on every firehose it follows: posts that
@@ -94,18 +100,19 @@ export class PostIndex {
    * warning naming it and why (its author's earlier version, if kept, leaves the index).
    * `time` is when the host sequenced the commit: `sortAt` is the post's `createdAt`, never later.
    */
-  op(did: string, rkey: string, cid: string | undefined, rev: string, record: unknown, action: 'create' | 'update' | 'delete', time: string | undefined, trustedAuthor: boolean): PostOp | PostDeleteOp | null {
+  async op(did: string, rkey: string, cid: string | undefined, rev: string, record: unknown, action: 'create' | 'update' | 'delete', time: string | undefined, trustedAuthor: boolean): Promise<PostOp | PostDeleteOp | null> {
     const uri = `at://${did}/${POST_COLLECTION}/${rkey}`
     const leave = this.authors.has(did) ? { type: 'post-delete' as const, uri, rev } : null
     if (action === 'delete' || !cid) return leave
+    const { lexicons, RichText } = await loadBskyApi()
     const json = lexToJson(record as LexValue) as Record<string, any>
-    const valid = bskyLexicons.validate(POST_COLLECTION, jsonToLex(json))
+    const valid = lexicons.validate(POST_COLLECTION, jsonToLex(json))
     if (!valid.success) {
       metrics.posts.inc({ action: 'invalid' })
       this.log.warn({ uri, reason: valid.error.message }, 'post fails app.bsky.feed.post: not indexed')
       return leave
     }
-    const refs = dedupe(linksOf(json).map((url) => this.links.target(url)))
+    const refs = dedupe(linksOf(json, RichText).map((url) => this.links.target(url)))
     const about = refs.length > 0
     const media = mediaOf(json)
     if (!about && !(media && trustedAuthor)) return leave
@@ -125,8 +132,8 @@ export class PostIndex {
   }
 }
 
-/** Every URL a post carries: link facets, its external embed (alone or beside a record) and URLs in its text. */
-function linksOf(post: Record<string, any>): string[] {
+/** Every URL a post carries: link facets, its external embed (alone or beside a record) and URLs in its text (found by `RichText`). */
+function linksOf(post: Record<string, any>, RichText: typeof import('@atproto/api').RichText): string[] {
   const urls: string[] = []
   const linkFacets = (facets: unknown) => {
     for (const facet of (facets as Array<{ features?: Array<Record<string, unknown>> }> | undefined) ?? []) {
