@@ -1,3 +1,4 @@
+import { isValidDid } from '@atproto/syntax'
 import { z } from 'zod'
 
 /**
@@ -10,6 +11,8 @@ const bool = z
 
 const url = z.url({ protocol: /^https?$/ })
 const wsUrl = z.url({ protocol: /^(https?|wss?)$/ })
+
+const did = z.string().refine((v): boolean => isValidDid(v), 'must be a DID (did:plc:… or did:web:…)')
 
 const list = z
   .string()
@@ -51,6 +54,7 @@ const schema = z.object({
   INGEST_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(500),
   INGEST_WATCHDOG_SECONDS: z.coerce.number().int().min(1).default(60),
   INGEST_BACKFILL_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
+  INGEST_POSTS: bool.default(true),
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   ADMIN_PASSWORD: z.string().min(12, 'must be at least 12 characters').optional(),
 
@@ -69,6 +73,13 @@ const schema = z.object({
   DASHBOARD: bool.default(true),
   VIEW_CACHE_SIZE: z.coerce.number().int().min(0).default(50_000),
   RESPONSE_CACHE_SIZE: z.coerce.number().int().min(0).default(10_000),
+
+  // Feed generator, and AC's own account on Bluesky (feed publisher, `writer share --as account`)
+  FEEDGEN_HOSTNAME: z.string().regex(/^[a-z0-9.-]+(:\d{1,5})?$/i, 'must be a host name with an optional port, without scheme or path').optional(),
+  FEEDGEN_SERVICE_DID: did.optional(),
+  AC_BSKY_DID: did.optional(),
+  AC_BSKY_PASSWORD: z.string().min(1).optional(),
+  AC_BSKY_PDS_URL: url.optional(),
 })
 
 export type Env = z.infer<typeof schema>
@@ -82,6 +93,21 @@ export interface Config extends Env {
   trustedPds: string[]
   /** Origins allowed by CORS: exact origins, `*.host` wildcards for subdomains, or `*` for any. */
   corsOrigins: string[]
+  /** The feed generator the AppView serves; undefined when FEEDGEN_HOSTNAME and FEEDGEN_SERVICE_DID are unset. */
+  feedgen: FeedgenConfig | undefined
+}
+
+/** The feed generator's identity (issue 10; ATProto feed generator spec). */
+export interface FeedgenConfig {
+  /** FEEDGEN_SERVICE_DID, else `did:web:<FEEDGEN_HOSTNAME>` (a port's `:` percent-encoded). */
+  serviceDid: string
+  /**
+   * `https://<FEEDGEN_HOSTNAME>` (`http` for localhost, which did:web resolvers allow in dev):
+   * the endpoint the did:web document names. Undefined without FEEDGEN_HOSTNAME.
+   */
+  endpoint: string | undefined
+  /** AC_BSKY_DID: the repo holding the `app.bsky.feed.generator` records, named by the feeds' AT-URIs. */
+  publisherDid: string
 }
 
 export class ConfigError extends Error {}
@@ -105,6 +131,22 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     firehoseUrls: e.FIREHOSE_URL ?? (e.PDS_URL ? [e.PDS_URL] : []),
     trustedPds: (e.TRUSTED_PDS ?? (e.PDS_URL ? [e.PDS_URL] : [])).map((u) => new URL(u).origin),
     corsOrigins: e.CORS_ORIGINS ?? defaultCorsOrigins(e.AC_PUBLIC_URL, e.ALLOW_PRIVATE_NETWORK),
+    feedgen: feedgenConfig(e),
+  }
+}
+
+/**
+ * The feed generator's identity from FEEDGEN_HOSTNAME, FEEDGEN_SERVICE_DID and AC_BSKY_DID.
+ * @throws ConfigError when the feed generator is configured without AC_BSKY_DID.
+ */
+function feedgenConfig(e: Env): FeedgenConfig | undefined {
+  const host = e.FEEDGEN_HOSTNAME
+  if (!host && !e.FEEDGEN_SERVICE_DID) return undefined
+  if (!e.AC_BSKY_DID) throw new ConfigError('invalid configuration:\n  AC_BSKY_DID: must be set with FEEDGEN_HOSTNAME or FEEDGEN_SERVICE_DID (the feeds\' AT-URIs name the account that publishes them)')
+  return {
+    serviceDid: e.FEEDGEN_SERVICE_DID ?? `did:web:${encodeURIComponent(host!.toLowerCase())}`,
+    endpoint: host ? `${/^localhost(:|$)/i.test(host) ? 'http' : 'https'}://${host.toLowerCase()}` : undefined,
+    publisherDid: e.AC_BSKY_DID,
   }
 }
 
