@@ -15,6 +15,7 @@ export const kidlisp: Collection<z.infer<typeof fields>> = {
   kind: 'kidlisp',
   nsid: 'computer.aesthetic.kidlisp',
   mongo: 'kidlisp',
+  backrefFields: ['atproto'],
   codePrefix: '$',
   anonymous: true,
   fieldsSchema: fields,

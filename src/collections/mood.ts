@@ -13,6 +13,7 @@ export const mood: Collection<z.infer<typeof fields>> = {
   kind: 'mood',
   nsid: 'computer.aesthetic.mood',
   mongo: 'moods',
+  backrefFields: ['atproto'],
   anonymous: false,
   fieldsSchema: fields,
   isLive: (doc) => doc.deleted !== true,

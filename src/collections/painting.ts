@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import type { Collection, SourceItem, WriterContext } from './types.js'
-import { blobUrlOf, bucketSchema, byline, codeSchema, ownerFolder, pathSegment, permalink } from './types.js'
+import { blobMaxSize, blobUrlOf, bucketSchema, byline, codeSchema, ownerFolder, pathSegment, permalink } from './types.js'
 
 const fields = z.object({
   code: codeSchema,
@@ -9,8 +9,9 @@ const fields = z.object({
 })
 type Fields = z.infer<typeof fields>
 
-/** Lexicon maxSize of `thumbnail` (lexicons/computer/aesthetic/painting.json). */
-const THUMBNAIL_MAX_BYTES = 1_048_576
+const NSID = 'computer.aesthetic.painting'
+/** The lexicon's limit on the `thumbnail` blob. */
+const THUMBNAIL_MAX_BYTES = blobMaxSize(NSID, 'thumbnail')
 
 /** `imageSlug:recordingSlug` when a recording exists (ac-data-model.md). */
 function slugParts(slug: string): { image: string; recording?: string } {
@@ -36,8 +37,9 @@ async function hasRecording(item: SourceItem<Fields>, ctx: WriterContext): Promi
 /** `computer.aesthetic.painting`: AC's `paintings`, `#code`, deleted by `nuked: true`. */
 export const painting: Collection<Fields> = {
   kind: 'painting',
-  nsid: 'computer.aesthetic.painting',
+  nsid: NSID,
   mongo: 'paintings',
+  backrefFields: ['atproto'],
   codePrefix: '#',
   anonymous: true,
   fieldsSchema: fields,

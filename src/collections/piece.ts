@@ -8,6 +8,7 @@ export const piece: Collection<z.infer<typeof fields>> = {
   kind: 'piece',
   nsid: 'computer.aesthetic.piece',
   mongo: 'pieces',
+  backrefFields: ['atproto'],
   anonymous: true,
   fieldsSchema: fields,
   isLive: (doc) => doc.nuked !== true,

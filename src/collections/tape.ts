@@ -1,8 +1,13 @@
-import PQueue from 'p-queue'
 import { z } from 'zod'
-import { THUMBNAIL_MAX_BYTES, VIDEO_MAX_BYTES, convertTape, type TapeVideo } from '../writer/tape-video.js'
 import type { BlobInput, Collection, SourceItem, WriterContext } from './types.js'
-import { blobUrlOf, bucketSchema, byline, codeSchema, ownerFolder, pathSegment, permalink } from './types.js'
+import { blobMaxSize, blobUrlOf, bucketSchema, byline, codeSchema, ownerFolder, pathSegment, permalink } from './types.js'
+
+const NSID = 'computer.aesthetic.tape'
+/** The lexicon's limits on the `video` and `thumbnail` blobs. */
+export const VIDEO_MAX_BYTES = blobMaxSize(NSID, 'video')
+export const THUMBNAIL_MAX_BYTES = blobMaxSize(NSID, 'thumbnail')
+
+type TapeVideo = Awaited<ReturnType<WriterContext['convertTape']>>
 
 const fields = z.object({
   code: codeSchema,
@@ -28,9 +33,6 @@ function finishedMp4(item: SourceItem<Fields>): string | undefined {
   return item.fields.mp4Status === 'complete' ? item.fields.mp4Url : undefined
 }
 
-/** ffmpeg uses every core; one conversion at a time keeps the writer's other work moving. */
-const converter = new PQueue({ concurrency: 1 })
-
 /**
  * One conversion per item per run: the `video` and `thumbnail` makers share it. The entry is
  * dropped once the thumbnail (the last blob) has taken its part, so MP4 bytes are not kept.
@@ -50,7 +52,7 @@ function conversion(item: SourceItem<Fields>, ctx: WriterContext): Promise<TapeV
 async function convertFromZip(url: string, ctx: WriterContext): Promise<TapeVideo> {
   const zip = await ctx.fetchBytes(url, ZIP_MAX_BYTES)
   try {
-    return await converter.add(() => convertTape(zip))
+    return await ctx.convertTape(zip)
   } catch (err) {
     throw new Error(`tape ZIP ${url}: ${(err as Error).message}`)
   }
@@ -78,12 +80,13 @@ async function makeThumbnail(item: SourceItem<Fields>, ctx: WriterContext): Prom
 
 /**
  * `computer.aesthetic.tape`: AC's `tapes`, `!code`, deleted by `nuked: true`. The video is AC's
- * finished MP4, or for a tape without one, converted here from its frame ZIP (src/writer/tape-video.ts).
+ * finished MP4, or for a tape without one, converted by the writer from its frame ZIP (`ctx.convertTape`).
  */
 export const tape: Collection<Fields> = {
   kind: 'tape',
-  nsid: 'computer.aesthetic.tape',
+  nsid: NSID,
   mongo: 'tapes',
+  backrefFields: ['atproto', 'at'],
   codePrefix: '!',
   anonymous: true,
   fieldsSchema: fields,

@@ -1,5 +1,5 @@
-import { ObjectId } from 'mongodb'
 import { z } from 'zod'
+import { lexicons } from '../lexicon/lexicons.js'
 
 /** The five AC kinds; each is the last segment of its record NSID `computer.aesthetic.<kind>`. */
 export const KINDS = ['painting', 'mood', 'piece', 'kidlisp', 'tape'] as const
@@ -46,6 +46,11 @@ export interface WriterContext {
   fetchBytes(url: string, maxBytes?: number): Promise<Uint8Array>
   /** 512×512 contain-on-black thumbnail of an image (see src/writer/thumbnail.ts). */
   thumbnail(image: Uint8Array, maxBytes: number): Promise<BlobInput>
+  /**
+   * A tape's frame ZIP as an MP4 and a JPEG thumbnail (AC's converter's rules, see
+   * src/writer/tape-video.ts), conversions one at a time. @throws naming the file or rule that failed.
+   */
+  convertTape(zip: Uint8Array): Promise<{ mp4: Uint8Array; thumbnail: Uint8Array }>
 }
 
 /** What a collection module needs to word a Bluesky post sharing an item (`writer share`). */
@@ -102,6 +107,8 @@ export interface Collection<F = any> {
   nsid: string
   /** AC's MongoDB collection. */
   mongo: string
+  /** MongoDB fields holding back-references to write: `atproto` for every kind, tapes also AC's `at`. */
+  backrefFields: ReadonlyArray<'atproto' | 'at'>
   /** Short-code prefix in AC's URLs, if the kind has codes. */
   codePrefix?: '#' | '$' | '!'
   /** Whether AC has items of this kind without an owner (moods are never anonymous). */
@@ -138,11 +145,19 @@ export const PREFIXED_CODE = new RegExp(`^([#$!])(${CODE.source.slice(1, -1)})$`
 /** Reads a string field that may be absent. */
 export const optionalString = z.string().optional()
 
-/** Normalises an ObjectId or hex string to 24 hex characters. */
+/** Normalises an ObjectId (anything with `toHexString`, so kinds need not load the MongoDB driver) or hex string to 24 hex characters. */
 export function objectIdHex(value: unknown): string {
-  if (value instanceof ObjectId) return value.toHexString()
-  if (typeof value === 'string' && /^[0-9a-f]{24}$/i.test(value)) return value.toLowerCase()
+  const hex = typeof (value as { toHexString?: unknown })?.toHexString === 'function' ? (value as { toHexString(): string }).toHexString() : value
+  if (typeof hex === 'string' && /^[0-9a-f]{24}$/i.test(hex)) return hex.toLowerCase()
   throw new DocError('_id', 'is not an ObjectId')
+}
+
+/** A blob field's `maxSize` in its record lexicon (lexicons/computer/aesthetic/<kind>.json): the one place the limit is stated. */
+export function blobMaxSize(nsid: string, field: string): number {
+  const def = lexicons.getDefOrThrow(nsid) as { record?: { properties?: Record<string, { maxSize?: number }> } }
+  const max = def.record?.properties?.[field]?.maxSize
+  if (max === undefined) throw new Error(`${nsid}#${field} declares no maxSize`)
+  return max
 }
 
 /** URL of a blob in the view: null-safe accessor for a lexicon JSON blob field. */

@@ -1,7 +1,12 @@
+import PQueue from 'p-queue'
 import type { WriterContext } from '../collections/index.js'
 import type { Config } from '../config.js'
 import { createMediaClient } from './media.js'
+import { convertTape } from './tape-video.js'
 import { makeThumbnail } from './thumbnail.js'
+
+/** ffmpeg uses every core: one tape conversion at a time (per process) keeps the writer's other work moving. */
+const converter = new PQueue({ concurrency: 1 })
 
 /** The writer's view of AC's storage and site, from configuration (AC_STORAGE_URL, AC_PUBLIC_URL, MEDIA_*). */
 export function createWriterContext(cfg: Pick<Config, 'AC_STORAGE_URL' | 'AC_PUBLIC_URL' | 'MEDIA_MAX_BYTES' | 'MEDIA_TIMEOUT_MS'>): WriterContext {
@@ -12,5 +17,6 @@ export function createWriterContext(cfg: Pick<Config, 'AC_STORAGE_URL' | 'AC_PUB
     exists: media.exists,
     fetchBytes: media.fetchBytes,
     thumbnail: makeThumbnail,
+    convertTape: (zip) => converter.add(() => convertTape(zip)) as ReturnType<WriterContext['convertTape']>,
   }
 }

@@ -139,7 +139,7 @@ export function backrefUpdate(col: Collection, item: SourceItem, want: Backref |
     const stale = Object.values(shapes).some((s) => s?.uri !== undefined || s?.cid !== undefined)
     return stale ? { $unset: { 'atproto.uri': '', 'atproto.cid': '', 'at.uri': '', 'at.cid': '' } } : null
   }
-  const keys = col.kind === 'tape' ? (['atproto', 'at'] as const) : (['atproto'] as const)
+  const keys = col.backrefFields
   const same = (s: Partial<Backref> | undefined) => s?.rkey === want.rkey && s?.uri === want.uri && s?.cid === want.cid
   if (keys.every((k) => same(shapes[k]))) return null
   const set: Record<string, string> = {}

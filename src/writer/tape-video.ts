@@ -4,6 +4,7 @@ import os from 'node:os'
 import path from 'node:path'
 import sharp from 'sharp'
 import { z } from 'zod'
+import { THUMBNAIL_MAX_BYTES, VIDEO_MAX_BYTES } from '../collections/tape.js'
 import { makeThumbnail } from './thumbnail.js'
 import { extractZip, type ZipLimits } from './zip.js'
 
@@ -48,10 +49,6 @@ export interface ConvertOptions {
 export const MAX_SECONDS = 30
 /** AC's frame rate when timing.json is missing or unusable. */
 export const DEFAULT_FPS = 60
-/** Lexicon maxSize of `computer.aesthetic.tape#video` (lexicons/computer/aesthetic/tape.json). */
-export const VIDEO_MAX_BYTES = 52_428_800
-/** Lexicon maxSize of `computer.aesthetic.tape#thumbnail`. */
-export const THUMBNAIL_MAX_BYTES = 1_048_576
 
 /**
  * Limits on a tape ZIP. A 30 s tape at 60 fps has 1,800 frames; 4,000 entries leave room for
