@@ -31,10 +31,32 @@ const POINTS = { create: 3, update: 2, delete: 1 } as const
 /** Longest a PDS request may take (a 50 MB video upload included); a hung PDS then counts as down. */
 const REQUEST_TIMEOUT_MS = 120_000
 
-/** `fetch` that gives up after {@link REQUEST_TIMEOUT_MS}, keeping any caller's abort signal. */
-const fetchWithTimeout: typeof fetch = (input, init) => {
-  const timeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS)
-  return fetch(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, timeout]) : timeout })
+/**
+ * The `fetch` of every PDS request, all of which carry a credential (the password, then the
+ * session's tokens): only to `origin` (PDS_URL's), never following a redirect (a 3xx fails the
+ * request: a redirected POST would resend the password elsewhere), giving up after
+ * {@link REQUEST_TIMEOUT_MS} while keeping any caller's abort signal.
+ * @throws TypeError naming the refused origin, or fetch's own on a redirect (`unexpected redirect`).
+ */
+function pdsFetch(origin: string): typeof fetch {
+  return (input, init) => {
+    const url = new URL(input instanceof Request ? input.url : input)
+    if (url.origin !== origin) return Promise.reject(new TypeError(`refusing to send PDS credentials to ${url.origin}: only PDS_URL is called`))
+    const timeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS)
+    const signal = init?.signal ?? (input instanceof Request ? input.signal : undefined)
+    return fetch(input, { ...init, redirect: 'error', signal: signal ? AbortSignal.any([signal, timeout]) : timeout })
+  }
+}
+
+/**
+ * A credential session that stays on the service it logged in to. `CredentialSession` switches
+ * its calls to the PDS endpoint of the DID document that createSession/refreshSession may return;
+ * a document names whatever its controller likes, so the writer keeps calling PDS_URL.
+ */
+class PinnedSession extends CredentialSession {
+  override get dispatchUrl(): URL {
+    return this.serviceUrl
+  }
 }
 
 /** PDS account credentials as AC keeps them in `users.atproto`. */
@@ -108,7 +130,7 @@ class WriteBudget {
 export class RepoClient {
   private readonly budget: WriteBudget
   /** The credential session (tokens); kept so a revoked one can be replaced. */
-  private session?: CredentialSession
+  private session?: PinnedSession
 
   private constructor(
     readonly did: string,
@@ -135,13 +157,16 @@ export class RepoClient {
   /**
    * A new session (`com.atproto.server.createSession`). The XRPC client shares @atproto/api's
    * compiled lexicon set: building one per agent costs milliseconds of CPU per account.
+   * @throws Error naming the DID and the PDS's answer; never PDS_URL (the message reaches the
+   *   ledger, which the dashboard shows) nor the password.
    */
   private async relogin(): Promise<void> {
-    const session = new CredentialSession(new URL(this.pdsUrl), fetchWithTimeout)
+    const service = new URL(this.pdsUrl)
+    const session = new PinnedSession(service, pdsFetch(service.origin))
     try {
       await this.call(() => session.login({ identifier: this.account.did, password: this.account.password }), false)
     } catch (err) {
-      throw new Error(`login to ${this.pdsUrl} as ${this.account.did} failed: ${(err as Error).message}`)
+      throw new Error(`login to the PDS as ${this.account.did} failed: ${describe(err)}`)
     }
     this.session = session
     this.xrpc = new XrpcClient(session, lexicons)
@@ -231,7 +256,7 @@ export class RepoClient {
     })
   }
 
-  /** Runs one PDS call with the retry, rate-limit and session rules above. */
+  /** Runs one PDS call with the retry, rate-limit and session rules above. A redirect is never retried. */
   private async call<T extends { headers?: Headers | Record<string, string> }>(fn: () => Promise<T>, mayRelogin = true): Promise<T> {
     let relogged = false
     return pRetry(
@@ -252,7 +277,7 @@ export class RepoClient {
             await this.relogin()
             throw err // retried with the new session
           }
-          if (status !== undefined && status >= 400 && status < 500) throw new AbortError(err as Error)
+          if ((status !== undefined && status >= 400 && status < 500) || isRedirect(err)) throw new AbortError(err as Error)
           throw err
         }
       },
@@ -269,4 +294,16 @@ export class RepoClient {
       },
     )
   }
+}
+
+/** fetch's error for a response that redirected (`redirect: 'error'`), which XRPC wraps. */
+function isRedirect(err: unknown): boolean {
+  return /redirect/i.test(describe(err))
+}
+
+/** An error's message with its causes (fetch's TypeError says only `fetch failed`). */
+function describe(err: unknown): string {
+  const parts: string[] = []
+  for (let e = err as { message?: string; cause?: unknown } | undefined; e && parts.length < 4; e = e.cause as typeof e) if (e.message) parts.push(e.message)
+  return [...new Set(parts)].join(': ')
 }
