@@ -2,10 +2,12 @@ import type { Migration } from 'kysely/migration'
 import * as m001 from './001_init.js'
 import * as m002 from './002_ingest.js'
 import * as m003 from './003_appview.js'
+import * as m004 from './004_hostile.js'
 
 /** Every index migration, in order. Add a numbered file and list it here. */
 export const migrations: Record<string, Migration> = {
   '001_init': m001,
   '002_ingest': m002,
   '003_appview': m003,
+  '004_hostile': m004,
 }

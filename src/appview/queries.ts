@@ -59,9 +59,10 @@ export class IndexReader {
   ) {}
 
   /**
-   * One page of a feed, newest `sortAt` first, ties by uri descending, only items of visible
-   * actors (see {@link visibleItems}); `limit + 1` rows are read so the caller knows whether
-   * another page exists. Keyset pagination: `after` is the last row of the previous page.
+   * One page of a feed, newest `sortAt` first (a record's `when`, no later than its first
+   * indexing plus a few minutes), ties by uri descending, only items of visible actors (see
+   * {@link visibleItems}); `limit + 1` rows are read so the caller knows whether another page
+   * exists. Keyset pagination: `after` is the last row of the previous page.
    */
   feedPage(q: FeedQuery): FeedRow[] {
     const shape = `feed:${q.did ? 'd' : ''}${q.kind ? 'k' : ''}${q.after ? 'a' : ''}`
@@ -175,14 +176,14 @@ const FEED_COLUMNS = ['item.uri', 'item.cid', 'item.did', 'item.kind', 'item.ind
 
 /**
  * Items whose author is active: items of accounts that are taken down, suspended, deactivated or
- * deleted (`actor.status`, from #account events) are hidden everywhere. A LEFT JOIN: the item
- * index drives the scan (newest first, read from the covering feed indexes of migration 003),
- * one actor lookup per row, a plan SQLite keeps with or without ANALYZE statistics (an inner join
- * turns into a Bloom-filter scan of all actors once the tables are analysed). The ingest writes an
- * item's actor before the item; an item without an actor row would show without a handle.
+ * deleted (`actor.status`, from #account events) are hidden everywhere. The ingest copies that
+ * status onto the items (`item.hidden`, migration 004), which leads the site-wide feed indexes:
+ * a page is read from visible items only, however many rows hidden actors hold. (An author feed
+ * is served only for a visible actor, whose items are all visible.) The actor row, joined for
+ * handle and PDS, is one lookup per row; a LEFT JOIN keeps the item index driving the scan.
  */
 function visibleItems(qb: IndexDb) {
-  return qb.selectFrom('item').leftJoin('actor', 'actor.did', 'item.did').where('actor.status', 'is', null).select(FEED_COLUMNS)
+  return qb.selectFrom('item').leftJoin('actor', 'actor.did', 'item.did').where('item.hidden', '=', 0).select(FEED_COLUMNS)
 }
 
 /**
