@@ -139,7 +139,7 @@ export function httpOrigin(url: string): string {
 }
 
 /** AC's site and its subdomains: `https://aesthetic.computer`, `https://*.aesthetic.computer`. */
-function acOrigins(publicUrl: string): string[] {
+export function acOrigins(publicUrl: string): string[] {
   const site = new URL(publicUrl)
   return [site.origin, `${site.protocol}//*.${site.host}`]
 }

@@ -61,7 +61,7 @@ export class IndexReader {
   /**
    * One page of a feed, newest `sortAt` first (a record's `when`, no later than its first
    * indexing plus a few minutes), ties by uri descending, only items of visible actors (see
-   * {@link visibleItems}); `limit + 1` rows are read so the caller knows whether another page
+   * {@link feedItems}); `limit + 1` rows are read so the caller knows whether another page
    * exists. Keyset pagination: `after` is the last row of the previous page.
    */
   feedPage(q: FeedQuery): FeedRow[] {
@@ -69,8 +69,9 @@ export class IndexReader {
     return this.all<FeedRow>(
       shape,
       (p) => {
-        let query = visibleItems(this.qb)
-        if (q.did) query = query.where('item.did', '=', p('did'))
+        let query = feedItems(this.qb)
+        // An author feed is served only for a visible actor, all of whose items are visible.
+        query = q.did ? query.where('item.did', '=', p('did')) : query.where('item.hidden', '=', 0)
         if (q.kind) query = query.where('item.kind', '=', p('kind'))
         if (q.after) query = query.where((eb) => eb(eb.refTuple('item.sortAt', 'item.uri'), '<', eb.tuple(p('sortAt'), p('uri'))))
         return query.orderBy('item.sortAt', 'desc').orderBy('item.uri', 'desc').limit(p<number>('limit'))
@@ -175,15 +176,15 @@ function bindValues(binds: Prepared['binds'], values: Record<string, unknown>): 
 const FEED_COLUMNS = ['item.uri', 'item.cid', 'item.did', 'item.kind', 'item.indexedAt', 'item.sortAt', 'actor.handle', 'actor.pds'] as const
 
 /**
- * Items whose author is active: items of accounts that are taken down, suspended, deactivated or
- * deleted (`actor.status`, from #account events) are hidden everywhere. The ingest copies that
- * status onto the items (`item.hidden`, migration 004), which leads the site-wide feed indexes:
- * a page is read from visible items only, however many rows hidden actors hold. (An author feed
- * is served only for a visible actor, whose items are all visible.) The actor row, joined for
- * handle and PDS, is one lookup per row; a LEFT JOIN keeps the item index driving the scan.
+ * Feed rows joined with their author's handle and PDS. Items of accounts that are taken down,
+ * suspended, deactivated or deleted (`actor.status`, from #account events) are hidden everywhere:
+ * the ingest copies that status onto the items (`item.hidden`, migration 004), which leads the
+ * site-wide feed indexes, so a page reads visible items only however many rows hidden actors
+ * hold. The actor row is one lookup per row; a LEFT JOIN keeps the item index driving the scan
+ * (an inner join turns into a scan of all actors once the tables are analysed).
  */
-function visibleItems(qb: IndexDb) {
-  return qb.selectFrom('item').leftJoin('actor', 'actor.did', 'item.did').where('item.hidden', '=', 0).select(FEED_COLUMNS)
+function feedItems(qb: IndexDb) {
+  return qb.selectFrom('item').leftJoin('actor', 'actor.did', 'item.did').select(FEED_COLUMNS)
 }
 
 /**

@@ -33,4 +33,5 @@ export const kidlisp: Collection<z.infer<typeof fields>> = {
   blobs: [],
   normalize: (record) => record,
   view: (_did, r, ctx) => ({ code: r.code, source: r.source, acUrl: permalink(ctx.publicUrl, '$', r.code) }),
+  longText: 'source',
 }

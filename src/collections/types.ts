@@ -51,6 +51,12 @@ export interface WriterContext {
 /** What a collection module needs from the AppView to build a view. */
 export interface ViewContext {
   publicUrl: string
+  /**
+   * A URL the record carries (its `field`), or undefined when it may not be served: only https
+   * URLs on AC's or the configured origins (VIEW_URL_ORIGINS) are; the rest are dropped and
+   * counted. URLs derived from the code (`acUrl`) or the author's blobs need no check.
+   */
+  recordUrl(field: string, url: unknown): string | undefined
   /** URL that serves a blob of `did` (the author's PDS getBlob, or the CDN template); undefined when unknown. */
   blobUrl(did: string, cid: string): string | undefined
 }
@@ -102,6 +108,8 @@ export interface Collection<F = any> {
   normalize(record: Record<string, unknown>): Record<string, unknown>
   /** Kind-specific view fields (design.md, itemView). */
   view(did: string, record: Record<string, any>, ctx: ViewContext): Record<string, unknown>
+  /** The view field holding long text, cut in feeds (`truncated: true`) and whole in resolveCode. */
+  longText?: string
 }
 
 // ---- helpers shared by the modules ----

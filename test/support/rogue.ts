@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { TID } from '@atproto/common-web'
 import { Secp256k1Keypair } from '@atproto/crypto'
 import { BlockMap, MemoryBlockstore, Repo, WriteOpAction, blocksToCarFile } from '@atproto/repo'
-import { MessageFrame, XrpcStreamServer } from '@atproto/xrpc-server'
+import { MessageFrame, XrpcStreamServer, type Handler } from '@atproto/xrpc-server'
 import { Client as PlcClient } from '@did-plc/lib'
 
 /** A repo of our own: a did:plc on the test PLC whose DID document names any PDS we like. */
@@ -74,25 +74,23 @@ export async function startRogueHost(opts: { userinfo?: string } = {}): Promise<
       res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'MethodNotImplemented', message: 'no' }))
     }
   })
-  new XrpcStreamServer({
-    server,
-    async *handler(req, signal) {
-      const cursor = Number(new URL(req.url ?? '/', 'http://rogue').searchParams.get('cursor') ?? Number.MAX_SAFE_INTEGER)
-      let next = events.findIndex((e) => e.seq > cursor)
-      if (next < 0) next = events.length
-      while (!signal.aborted) {
-        while (next < events.length) {
-          const e = events[next++]
-          yield new MessageFrame(e.type === '#info' ? e.body : ({ seq: e.seq, time: new Date().toISOString(), ...e.body } as never), { type: e.type })
-        }
-        await new Promise<void>((resolve) => {
-          const wake = () => (waiters.delete(wake), resolve())
-          waiters.add(wake)
-          signal.addEventListener('abort', wake, { once: true })
-        })
+  const handler: Handler = async function* (req, signal) {
+    const cursor = Number(new URL(req.url ?? '/', 'http://rogue').searchParams.get('cursor') ?? Number.MAX_SAFE_INTEGER)
+    let next = events.findIndex((e) => e.seq > cursor)
+    if (next < 0) next = events.length
+    while (!signal.aborted) {
+      while (next < events.length) {
+        const e = events[next++]
+        yield new MessageFrame((e.type === '#info' ? e.body : { seq: e.seq, time: new Date().toISOString(), ...e.body }) as never, { type: e.type })
       }
-    },
-  })
+      await new Promise<void>((resolve) => {
+        const wake = () => (waiters.delete(wake), resolve())
+        waiters.add(wake)
+        signal.addEventListener('abort', wake, { once: true })
+      })
+    }
+  }
+  new XrpcStreamServer({ server, handler })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
   const port = (server.address() as AddressInfo).port
   return {
