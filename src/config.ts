@@ -99,7 +99,7 @@ export interface Config extends Env {
   /** Every firehose host (FIREHOSE_URL is a comma-separated list; default PDS_URL). */
   firehoseUrls: string[]
   trustedPds: string[]
-  /** Origins (http form) of the relays whose #identity and #account events are believed. */
+  /** Origins (http form) of the relays whose #identity, #account and #sync events are believed. */
   trustedRelays: string[]
   /** Origins allowed by CORS: exact origins, `*.host` wildcards for subdomains, or `*` for any. */
   corsOrigins: string[]

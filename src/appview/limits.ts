@@ -14,23 +14,23 @@ export interface ConnectionLimits {
   headersTimeoutMs: number
 }
 
-/** Time a client has to send a whole request, in ms (Node requires at least the headers timeout). */
-const REQUEST_TIMEOUT_MS = 30_000
-
 /**
- * Fastify's `serverFactory`: Node's HTTP server with `limits`. Half-sent requests and drip-fed
- * headers no longer hold sockets for a minute (Node checks the timeouts every second instead of
- * every 30 s), and no client can hold more than its share of connections. Connections from the
- * reverse proxies in `trustProxy` (TRUST_PROXY) carry many clients and are only counted in the
- * total: the proxy limits its clients itself (see the README's proxy settings).
+ * Fastify's `serverFactory`: Node's HTTP server with `limits`, and Fastify's `requestTimeout` and
+ * `keepAliveTimeout` as Fastify would set them. Half-sent requests and drip-fed headers cannot
+ * hold sockets (Node checks the timeouts every second, not every 30 s), and no client can hold
+ * more than its share of connections. Connections from the reverse proxies in `trustProxy`
+ * (TRUST_PROXY) carry many clients and are only counted in the total: the proxy limits its
+ * clients itself (see the README's proxy settings).
  */
 export function limitedServer(limits: ConnectionLimits, trustProxy: string[] = []): FastifyServerFactory {
   const isProxy = compile(trustProxy)
-  return (handler) => {
+  return (handler, fastifyOptions) => {
+    const options = fastifyOptions as { requestTimeout: number; keepAliveTimeout: number }
     const server = http.createServer(
       {
         headersTimeout: limits.headersTimeoutMs,
-        requestTimeout: Math.max(REQUEST_TIMEOUT_MS, limits.headersTimeoutMs),
+        requestTimeout: Math.max(options.requestTimeout, limits.headersTimeoutMs), // Node requires requestTimeout ≥ headersTimeout
+        keepAliveTimeout: options.keepAliveTimeout,
         connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
       },
       handler,

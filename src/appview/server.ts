@@ -1,5 +1,5 @@
-import SqliteDb from 'better-sqlite3'
 import crypto from 'node:crypto'
+import SqliteDb from 'better-sqlite3'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { APPVIEW_LIMITS } from '../config.js'
 import type { IndexDb } from '../db/index.js'

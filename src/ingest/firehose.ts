@@ -22,7 +22,7 @@ export interface IngestOptions {
   services: string[]
   /** Origins of the PDSes whose repos may own short codes (see Provenance). */
   trustedPds: string[]
-  /** Origins of the relays whose #identity and #account events are believed; none by default. */
+  /** Origins of the relays whose #identity, #account and #sync events are believed; none by default. */
   trustedRelays?: string[]
   log: Logger
   /** Verify commit signatures and MST proofs (and backfilled repos). Default true. */
@@ -396,10 +396,10 @@ class HostStream {
     }
   }
 
-  /** An event this host may not send about `did` (see Provenance): ignored, counted and logged. */
+  /** An event this host may not send about `did` (see Provenance): ignored and counted (logged at debug: a host may send floods). */
   private refuse(type: string, did: string): IndexOp[] {
     metrics.eventsRefused.inc({ service: this.service, type })
-    this.log.warn({ type, did }, 'event refused: this host does not speak for that DID')
+    this.log.debug({ type, did }, 'event refused: this host does not speak for that DID')
     return []
   }
 

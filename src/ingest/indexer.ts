@@ -46,7 +46,7 @@ export interface IndexerOptions {
   identity: Identity
   /** Origins of the PDSes whose repos may own short codes (design.md, code authority). */
   trustedPds: string[]
-  /** Origins of the relays whose #identity and #account events are believed (TRUSTED_RELAYS); none by default. */
+  /** Origins of the relays whose #identity, #account and #sync events are believed (TRUSTED_RELAYS); none by default. */
   trustedRelays?: string[]
   log: Logger
 }

@@ -8,7 +8,7 @@ export interface ProvenanceOptions {
   identity: Identity
   /** Origins of the PDSes whose repos may own short codes (TRUSTED_PDS). */
   trustedPds: string[]
-  /** Origins of the relays whose #identity and #account events are believed (TRUSTED_RELAYS). */
+  /** Origins of the relays whose #identity, #account and #sync events are believed (TRUSTED_RELAYS). */
   trustedRelays: string[]
   log: Logger
 }
