@@ -4,8 +4,8 @@ import type { FeedRow, IndexReader } from './queries.js'
 import type { ViewCache } from './views.js'
 import { XrpcError, echo, invalidRequest } from './xrpc.js'
 
-/** A query method: decoded, lexicon-valid params in, the JSON body out (as a string). */
-export type Method = (params: Record<string, any>) => string
+/** A query method: decoded, lexicon-valid params in, the JSON body out (UTF-8). */
+export type Method = (params: Record<string, any>) => Buffer
 
 export interface MethodDef {
   handler: Method
@@ -24,6 +24,11 @@ const CODE = /^([#$!])([A-Za-z0-9]{1,10})$/
  */
 export const MAX_PAGE_BYTES = 256 * 1024
 
+const ITEMS_OPEN = Buffer.from('{"items":[')
+const ITEM_OPEN = Buffer.from('{"item":')
+const COMMA = Buffer.from(',')
+const CLOSE = Buffer.from('}')
+
 /**
  * The public contract (design.md, lexicons/computer/aesthetic/{media,actor}/*.json), by NSID.
  * Handlers are synchronous (the index is read through prepared statements) and throw
@@ -34,21 +39,22 @@ export function createMethods(reader: IndexReader, views: ViewCache, cursors: Cu
    * `{ items, cursor? }`: list views of the first `limit` rows, fewer when the page would pass
    * {@link MAX_PAGE_BYTES}; a cursor after the last row served when more rows remain.
    */
-  const page = (rows: FeedRow[], limit: number): string => {
-    const items: string[] = []
+  const page = (rows: FeedRow[], limit: number): Buffer => {
+    const parts: Buffer[] = [ITEMS_OPEN]
     let bytes = 0
     let served = 0
     for (const row of rows.slice(0, limit)) {
       const view = views.view(row, 'list')
-      if (view && items.length > 0 && bytes + view.bytes > MAX_PAGE_BYTES) break
+      if (view && bytes > 0 && bytes + view.length > MAX_PAGE_BYTES) break
       if (view) {
-        items.push(view.json)
-        bytes += view.bytes
+        if (bytes > 0) parts.push(COMMA)
+        parts.push(view)
+        bytes += view.length
       }
       served++
     }
-    const cursor = served < rows.length ? `,"cursor":"${cursors.encode(rows[served - 1])}"` : ''
-    return `{"items":[${items.join(',')}]${cursor}}`
+    parts.push(Buffer.from(served < rows.length ? `],"cursor":"${cursors.encode(rows[served - 1])}"}` : ']}'))
+    return Buffer.concat(parts)
   }
   const actorOrThrow = (actor: string) => {
     const found = reader.findActor(actor)
@@ -66,7 +72,7 @@ export function createMethods(reader: IndexReader, views: ViewCache, cursors: Cu
         const row = reader.codeWinner(byCodePrefix.get(match[1])!.kind, match[2])
         const view = row && row.status === null ? views.view(row, 'whole') : undefined
         if (!view) throw new XrpcError(400, 'NotFound', `No item has the code ${code}`)
-        return `{"item":${view.json}}`
+        return Buffer.concat([ITEM_OPEN, view, CLOSE])
       },
     },
     /** All items, newest `when` first, long texts cut. Errors: InvalidRequest (kind), InvalidCursor (not signed by this AppView). */
@@ -93,7 +99,7 @@ export function createMethods(reader: IndexReader, views: ViewCache, cursors: Cu
         const profile = JSON.stringify({ did, ...(handle ? { handle } : {}), counts: reader.countsByKind(did) })
         const [mood] = reader.feedPage({ did, kind: 'mood', limit: 1 })
         const latest = mood && views.view(mood, 'whole')
-        return latest ? `${profile.slice(0, -1)},"latestMood":${latest.json}}` : profile
+        return latest ? Buffer.concat([Buffer.from(`${profile.slice(0, -1)},"latestMood":`), latest, CLOSE]) : Buffer.from(profile)
       },
     },
   }

@@ -1,16 +1,14 @@
 import crypto from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 
-/** A successful answer: JSON body and its strong ETag. */
+/** A successful answer: JSON body (UTF-8) and its strong ETag. */
 export interface CachedResponse {
-  body: string
+  body: Buffer
   etag: string
-  /** The body's size in UTF-8 bytes. */
-  bytes: number
 }
 
 /** Strong ETag of a body: SHA-1, base64url, quoted. */
-export function etagOf(body: string): string {
+export function etagOf(body: string | Buffer): string {
   return `"${crypto.hash('sha1', body, 'base64url')}"`
 }
 
@@ -36,11 +34,11 @@ export class ResponseCache {
     maxEntries: number,
     maxBytes: number,
   ) {
-    if (maxEntries > 0 && maxBytes > 0) this.entries = new LRUCache({ max: maxEntries, maxSize: maxBytes, sizeCalculation: (v, k) => v.bytes + k.length + ENTRY_OVERHEAD_BYTES })
+    if (maxEntries > 0 && maxBytes > 0) this.entries = new LRUCache({ max: maxEntries, maxSize: maxBytes, sizeCalculation: (v, k) => v.body.length + k.length + ENTRY_OVERHEAD_BYTES })
   }
 
   /** The answer for `key()`, from the cache or from `build` (whose errors propagate, uncached). */
-  get(key: () => string, build: () => string): CachedResponse {
+  get(key: () => string, build: () => Buffer): CachedResponse {
     if (!this.entries) return withEtag(build())
     const version = this.dataVersion()
     if (version !== this.version) {
@@ -61,6 +59,6 @@ export class ResponseCache {
   }
 }
 
-function withEtag(body: string): CachedResponse {
-  return { body, etag: etagOf(body), bytes: Buffer.byteLength(body) }
+function withEtag(body: Buffer): CachedResponse {
+  return { body, etag: etagOf(body) }
 }

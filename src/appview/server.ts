@@ -107,7 +107,7 @@ export async function createAppView(opts: AppViewOptions): Promise<FastifyInstan
  * cache) or a SHA-1 of the body ({@link etagOf}); 304 with no body when `If-None-Match` lists it.
  */
 async function etag(req: FastifyRequest, reply: FastifyReply, payload: unknown) {
-  if (reply.statusCode !== 200 || typeof payload !== 'string' || (req.method !== 'GET' && req.method !== 'HEAD')) {
+  if (reply.statusCode !== 200 || !(typeof payload === 'string' || Buffer.isBuffer(payload)) || (req.method !== 'GET' && req.method !== 'HEAD')) {
     reply.removeHeader('etag')
     return payload
   }

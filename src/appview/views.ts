@@ -31,11 +31,8 @@ export type ViewMode = 'list' | 'whole'
  */
 export const LIST_TEXT_MAX_BYTES = 2048
 
-/** A view serialised: its JSON and that JSON's size in UTF-8 bytes. */
-export interface ViewJson {
-  json: string
-  bytes: number
-}
+/** A view serialised: its JSON in UTF-8, joined into answers as it is (no re-encoding per request). */
+export type ViewJson = Buffer
 
 /** A record URL is served only when https on an allowed origin (issue 15: `javascript:` and `data:` were served as they came). */
 function recordUrlFilter(origins: string[]): ViewContext['recordUrl'] {
@@ -101,16 +98,16 @@ interface CachedView {
   /** What the views were built from: any change (record, handle, PDS, re-creation) rebuilds them. */
   stamp: string
   list?: ViewJson
-  /** The same object as `list` when nothing was cut. */
+  /** The same buffer as `list` when nothing was cut. */
   whole?: ViewJson
 }
 
 /** Bytes counted per cache entry besides its JSON (key, stamp, bookkeeping). */
 const ENTRY_OVERHEAD_BYTES = 256
 
-/** Memory held by a cached entry: its JSON in UTF-8 bytes, counted once when both modes share it, plus overhead. */
+/** Memory held by a cached entry: its JSON bytes, counted once when both modes share them, plus overhead. */
 function entrySize(v: CachedView): number {
-  return (v.list?.bytes ?? 0) + (v.whole && v.whole !== v.list ? v.whole.bytes : 0) + v.stamp.length + ENTRY_OVERHEAD_BYTES
+  return (v.list?.length ?? 0) + (v.whole && v.whole !== v.list ? v.whole.length : 0) + v.stamp.length + ENTRY_OVERHEAD_BYTES
 }
 
 /**
@@ -148,7 +145,7 @@ export class ViewCache {
     const stored = this.load(row.uri)
     if (!stored) return undefined
     const built = itemView({ ...row, cid: stored.cid }, JSON.parse(stored.record), this.ctx(row), mode)
-    const view = withBytes(JSON.stringify(built))
+    const view = Buffer.from(JSON.stringify(built))
     entry[mode] = view
     if (mode === 'list' && !built.truncated) entry.whole ??= view
     if (stored.cid === row.cid) this.entries?.set(row.uri, { ...entry })
@@ -159,8 +156,4 @@ export class ViewCache {
   stats(): { entries: number; bytes: number } {
     return { entries: this.entries?.size ?? 0, bytes: this.entries?.calculatedSize ?? 0 }
   }
-}
-
-function withBytes(json: string): ViewJson {
-  return { json, bytes: Buffer.byteLength(json) }
 }
