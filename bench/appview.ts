@@ -91,6 +91,7 @@ async function serve(indexPath: string) {
   const db = openIndex(indexPath)
   const start = async (responseCacheSize: number, extraRoutes?: typeof plainRoutes) => {
     const app = await createAppView({
+      operator: { open: true },
       db,
       indexPath,
       log,

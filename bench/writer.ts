@@ -2,10 +2,15 @@
  * `npm run bench:writer`: mirrors an AC-scale sample (AC's real counts, thumbnails included)
  * into a local PDS with rate limits off, then, in the same run, writes a slice of the same
  * items the way AC's scripts do (log in per record, createRecord, 10 at a time, thumbnail per
- * painting) and prints records/s for both and the ratio.
+ * painting) and prints records/s for both and the ratio. Then it measures how fast a killed run
+ * resumes: every mood is edited, `ac-appview writer backfill` runs as its own process and is
+ * SIGKILLed halfway through, and a second run is timed from its start to its first write (the
+ * point the first one had reached: the repos it finished are skipped, the rest compared again).
  *   BENCH_SCALE=small   use the small sample instead (a quick check, not the benchmark)
  *   BASELINE_ITEMS=N    items the baseline writes (default 600)
+ * Last line: `BENCH_RESULT {"recordsPerS", "baselineRatio", "resumeSeconds", …}`.
  */
+import { spawn } from 'node:child_process'
 import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -76,6 +81,14 @@ async function main() {
     for (const p of report.problems.filter((p) => p.action === 'failed')) reasons.set(`${p.kind}: ${p.reason?.slice(0, 90)}`, (reasons.get(`${p.kind}: ${p.reason?.slice(0, 90)}`) ?? 0) + 1)
     for (const [reason, n] of reasons) console.log(`failed ×${n}: ${reason}`)
     console.log(`ratio: ${(ours / theirs).toFixed(1)}× the baseline; peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB (PDS, PLC and writer in one process)`)
+
+    const edited = (await db.collection('moods').updateMany({ deleted: { $ne: true } }, [{ $set: { mood: { $concat: ['$mood', ' (edited)'] } } }])).modifiedCount
+    const resume = await measureResume({ ...process.env, MONGODB_URI: mongo.uri, MONGODB_DB: mongo.dbName, PDS_URL: net.pdsUrl, AC_STORAGE_URL: `${media.url}/{bucket}`, DATA_DIR: path.join(work, 'data'), WRITER_CONCURRENCY: cfg.WRITER_CONCURRENCY.toString() })
+    console.log(`\nresume after SIGKILL (${edited} moods edited): first run killed at ${resume.killedAt} after ${resume.firstRunSeconds.toFixed(1)} s; the restart wrote its first batch after ${resume.resumeSeconds.toFixed(1)} s (target < 5 s)`)
+    console.log(
+      'BENCH_RESULT ' +
+        JSON.stringify({ scale, recordsPerS: +ours.toFixed(1), baselineRecordsPerS: +theirs.toFixed(1), baselineRatio: +(ours / theirs).toFixed(2), records: written, failed, resumeSeconds: +resume.resumeSeconds.toFixed(2), load1: +os.loadavg()[0].toFixed(2) }),
+    )
   } finally {
     await client.close()
     await media.close()
@@ -83,6 +96,45 @@ async function main() {
     await mongo.stop()
     await fs.rm(work, { recursive: true, force: true })
   }
+}
+
+const BIN = path.resolve(import.meta.dirname, '../bin/ac-appview.js')
+
+/**
+ * Runs `writer backfill` as its own process, SIGKILLs it once it reports half its items done,
+ * then starts it again and times its start to its first `batch written` (debug log).
+ */
+async function measureResume(env: NodeJS.ProcessEnv): Promise<{ killedAt: string; firstRunSeconds: number; resumeSeconds: number }> {
+  let killedAt = ''
+  const started = Date.now()
+  await runChild({ ...env, LOG_LEVEL: 'info' }, (line, child) => {
+    const items = /"items":"(\d+)\/(\d+)"/.exec(line)
+    if (items && Number(items[1]) >= Number(items[2]) / 2 && !killedAt) {
+      killedAt = `${items[1]}/${items[2]} items`
+      child.kill('SIGKILL')
+    }
+  })
+  const firstRunSeconds = (Date.now() - started) / 1000
+  const restarted = Date.now()
+  let resumeSeconds = NaN
+  await runChild({ ...env, LOG_LEVEL: 'debug' }, (line) => {
+    if (Number.isNaN(resumeSeconds) && line.includes('"msg":"batch written"')) resumeSeconds = (Date.now() - restarted) / 1000
+  })
+  return { killedAt, firstRunSeconds, resumeSeconds }
+}
+
+function runChild(env: NodeJS.ProcessEnv, onLine: (line: string, child: ReturnType<typeof spawn>) => void): Promise<void> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, 'writer', 'backfill'], { env, stdio: ['ignore', 'ignore', 'pipe'] })
+    let buffered = ''
+    child.stderr!.on('data', (d) => {
+      buffered += d
+      const lines = buffered.split('\n')
+      buffered = lines.pop()!
+      for (const line of lines) onLine(line, child)
+    })
+    child.on('exit', () => resolve())
+  })
 }
 
 interface BaselineItem {

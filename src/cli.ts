@@ -1,16 +1,22 @@
 #!/usr/bin/env node
-import { Command, InvalidArgumentError, Option } from 'commander'
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import cliProgress from 'cli-progress'
 import { ConfigError, loadConfig, type Config } from './config.js'
 import { createLogger, type Logger } from './log.js'
 import type { Kind } from './collections/index.js'
-import { openMigratedIndex, parseKinds, runAppView, runAudit, runBackfill, runIngest, runLive, runWipe } from './services.js'
-import { onShutdown, printAudit, printReport } from './cli-support.js'
+import { formatAudit, formatProblemGroups, formatReport, onShutdown, table } from './cli-support.js'
+import { PARTS, UsageError, parseKinds, parseParts, type PartName } from './usage.js'
+import type { BackfillReport } from './writer/report.js'
+
+/** The services, loaded when a command needs them (so `--help`, `status` and argument errors answer at once). */
+const services = () => import('./services.js')
 
 const program = new Command()
   .name('ac-appview')
   .description("Aesthetic Computer's ATProto backend: writer (MongoDB → PDS), ingest (firehose → SQLite), AppView (XRPC).\nConfiguration comes from environment variables; see the README.")
-  .showHelpAfterError()
+  .exitOverride()
+  // Argument errors are one line (commander puts "Did you mean …?" on a second one).
+  .configureOutput({ outputError: (message, write) => write(message.trimEnd().replace(/\n+/g, ' ') + '\n') })
 
 program
   .command('dev')
@@ -33,17 +39,30 @@ interface SelectOptions {
   limit?: number
   concurrency?: number
   json?: boolean
+  verbose?: boolean
 }
+
+/** An option's parser whose UsageError becomes commander's one-line argument error (exit 2). */
+function asOption<T>(parse: (value: string) => T, value: string): T {
+  try {
+    return parse(value)
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message)
+  }
+}
+
+const kindsOption = (value: string): Kind[] => asOption(parseKinds, value)
 
 function selectOptions(cmd: Command): Command {
   return cmd
-    .option('--user <handles...>', 'only these users (@handle from AC, PDS handle, or users._id)')
+    .option('--user <handles...>', 'only these users (@handle from AC, PDS handle, or users._id); the report covers only them')
     .option('--anonymous', 'only anonymous items (the guest repo)')
-    .option('--only <kinds>', 'only these kinds, comma-separated (painting,mood,piece,kidlisp,tape)', parseKinds)
+    .option('--only <kinds>', 'only these kinds, comma-separated (painting,mood,piece,kidlisp,tape)', kindsOption)
     .option('--since <date>', 'only items whose when is at or after this date (ISO 8601); orphans are then not judged', parseDate)
-    .option('--limit <n>', 'at most n items, oldest first; orphans are then not judged', parsePositive)
+    .option('--limit <n>', 'at most n items, oldest first (the report covers only them); orphans are then not judged', parsePositive)
     .option('--concurrency <n>', 'repos handled at once (default WRITER_CONCURRENCY)', parsePositive)
     .option('--json', 'print the report as JSON on stdout')
+    .option('--verbose', 'list every problem and change, not a few examples per reason')
 }
 
 function writerRequest(o: SelectOptions, log: Logger) {
@@ -53,28 +72,33 @@ function writerRequest(o: SelectOptions, log: Logger) {
 selectOptions(
   writer
     .command('backfill')
-    .description('Create, update and delete records so every repo matches MongoDB; adopts records AC made earlier. Safe to re-run and to kill: a second run changes nothing. Exit code 1 when any item failed.')
-    .option('--dry-run', 'print what would be created, updated and deleted, per kind and user; write nothing anywhere'),
-).action(async (o: SelectOptions & { dryRun?: boolean }) => {
+    .description(
+      'Create, update and delete records so every repo (every account in users.atproto and the guest account) matches MongoDB; adopts records AC made earlier. Safe to re-run and to kill: a second run changes nothing, and a run after a killed one resumes it. Prints problems grouped by reason, then a table per kind. Exit code 1 when any item failed, 2 on bad arguments.',
+    )
+    .option('--dry-run', 'print what would be created, updated and deleted, per kind and user; write nothing anywhere')
+    .option('--no-resume', 'compare every repo again even if the last run with these options was interrupted'),
+).action(async (o: SelectOptions & { dryRun?: boolean; resume: boolean }) => {
   const cfg = config()
   const log = logger(cfg)
-  const report = await runBackfill(cfg, log, { ...writerRequest(o, log), dryRun: o.dryRun })
-  if (o.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n')
-  else printReport(report)
-  process.exitCode = Object.values(report.counts).some((c) => c.failed > 0) ? 1 : 0
+  printBackfill(await (await services()).runBackfill(cfg, log, { ...writerRequest(o, log), dryRun: o.dryRun, resume: o.resume }), o)
 })
+
+/** Prints a backfill report (JSON or the grouped text) and sets the exit code: 1 when an item failed. */
+function printBackfill(report: BackfillReport, o: { json?: boolean; verbose?: boolean }) {
+  process.stdout.write(o.json ? JSON.stringify(report, null, 2) + '\n' : formatReport(report, o.verbose))
+  process.exitCode = Object.values(report.counts).some((c) => c.failed > 0) ? 1 : 0
+}
 
 selectOptions(
   writer
     .command('audit')
-    .description('Compare MongoDB with each repo: missing, orphaned, duplicated (by ref), drifted, dangling back-references. Exit code 0 only when clean.')
+    .description('Compare MongoDB with each repo (every account, with items or not): missing, orphaned, duplicated (by ref), drifted, dangling back-references. Exit code 0 only when clean.')
     .option('--fix', 'repair everything found, then audit again'),
 ).action(async (o: SelectOptions & { fix?: boolean }) => {
   const cfg = config()
   const log = logger(cfg)
-  const report = await runAudit(cfg, log, { ...writerRequest(o, log), fix: o.fix })
-  if (o.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n')
-  else printAudit(report)
+  const report = await (await services()).runAudit(cfg, log, { ...writerRequest(o, log), fix: o.fix })
+  process.stdout.write(o.json ? JSON.stringify(report, null, 2) + '\n' : formatAudit(report, o.verbose))
   process.exitCode = (report.fix?.after ?? report).clean ? 0 : 1
 })
 
@@ -84,19 +108,23 @@ writer
   .action(async () => {
     const cfg = config()
     const log = logger(cfg)
-    const live = await runLive(cfg, log)
-    onShutdown(log, () => live.stop())
+    const live = await (await services()).runLive(cfg, log)
+    const metricsServer = await serveProcessMetrics(cfg)
+    onShutdown(log, async () => {
+      metricsServer?.close()
+      await live.stop()
+    })
   })
 
 writer
   .command('wipe')
   .description("Delete a user's records (all five kinds, or --only) from their repo and clear the back-references in MongoDB. Undo with restore.")
   .requiredOption('--handle <handle>', 'the user (@handle from AC, PDS handle, or users._id such as art-guest)')
-  .option('--only <kinds>', 'only these kinds, comma-separated', parseKinds)
+  .option('--only <kinds>', 'only these kinds, comma-separated', kindsOption)
   .option('--json', 'print the report as JSON on stdout')
   .action(async (o: { handle: string; only?: Kind[]; json?: boolean }) => {
     const cfg = config()
-    const report = await runWipe(cfg, logger(cfg), o.handle, o.only)
+    const report = await (await services()).runWipe(cfg, logger(cfg), o.handle, o.only)
     process.stdout.write(o.json ? JSON.stringify(report, null, 2) + '\n' : `wiped ${report.did}: ${Object.entries(report.deleted).map(([k, n]) => `${n} ${k}`).join(', ')}; ${report.backrefsCleared} back-references cleared\n`)
   })
 
@@ -104,15 +132,46 @@ writer
   .command('restore')
   .description("Mirror a user's items again (a backfill for that user), e.g. after wipe.")
   .requiredOption('--handle <handle>', 'the user (@handle from AC, PDS handle, or users._id)')
-  .option('--only <kinds>', 'only these kinds, comma-separated', parseKinds)
+  .option('--only <kinds>', 'only these kinds, comma-separated', kindsOption)
   .option('--json', 'print the report as JSON on stdout')
-  .action(async (o: { handle: string; only?: Kind[]; json?: boolean }) => {
+  .option('--verbose', 'list every problem, not a few examples per reason')
+  .action(async (o: { handle: string; only?: Kind[]; json?: boolean; verbose?: boolean }) => {
     const cfg = config()
     const log = logger(cfg)
-    const report = await runBackfill(cfg, log, { handles: [o.handle], only: o.only, onProgress: o.json ? undefined : progress(log) })
-    if (o.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n')
-    else printReport(report)
-    process.exitCode = Object.values(report.counts).some((c) => c.failed > 0) ? 1 : 0
+    printBackfill(await (await services()).runBackfill(cfg, log, { handles: [o.handle], only: o.only, onProgress: o.json ? undefined : progress(log) }), o)
+  })
+
+writer
+  .command('status')
+  .description("The writer's latest runs from its ledger (DATA_DIR): mode, status (running, finished, or interrupted when its process died), counts; then the current problems by reason.")
+  .option('--json', 'print as JSON on stdout')
+  .action(async (o: { json?: boolean }) => {
+    const { Ledger } = await import('./writer/ledger.js')
+    const ledger = new Ledger(config().DATA_DIR)
+    try {
+      const runs = ledger.runs()
+      const groups = ledger.problemGroups()
+      if (o.json) return void process.stdout.write(JSON.stringify({ runs, problems: groups }, null, 2) + '\n')
+      const rows = runs.map((r) => [`#${r.id}`, r.mode, r.status, r.startedAt.slice(0, 19), r.finishedAt?.slice(0, 19) ?? '', Object.entries(r.counts).filter(([, n]) => n).map(([k, n]) => `${k} ${n}`).join(', ')])
+      process.stdout.write([...table(['run', 'mode', 'status', 'started', 'finished', 'counts'], rows), '', formatProblemGroups(groups)].join('\n'))
+    } finally {
+      ledger.close()
+    }
+  })
+
+writer
+  .command('problems')
+  .description('The problems the writer sees now (one per item and reason, with first and last seen and how often), grouped by reason with counts. Operators only: it names Auth0 subjects of people without a PDS account.')
+  .option('--json', 'print every problem as JSON on stdout')
+  .option('--verbose', 'list every item, not a few examples per reason')
+  .action(async (o: { json?: boolean; verbose?: boolean }) => {
+    const { Ledger } = await import('./writer/ledger.js')
+    const ledger = new Ledger(config().DATA_DIR)
+    try {
+      process.stdout.write(o.json ? JSON.stringify(ledger.problems(), null, 2) + '\n' : formatProblemGroups(ledger.problemGroups(o.verbose ? Infinity : undefined), o.verbose))
+    } finally {
+      ledger.close()
+    }
   })
 
 /** A progress bar with rate and ETA on a terminal; plain log lines otherwise. */
@@ -142,17 +201,16 @@ function parsePositive(v: string): number {
 const ingestCmd = program
   .command('ingest')
   .description(
-    'Subscribe to the firehose (FIREHOSE_URL, default PDS_URL; comma-separated for several hosts) and index computer.aesthetic.* records into INDEX_DB_PATH. Resumes from its stored cursor; backfills on first start and when the cursor is outside the host\'s window. Serves /metrics on INGEST_METRICS_PORT when set.',
+    'Subscribe to the firehose (FIREHOSE_URL, default PDS_URL; comma-separated for several hosts) and index computer.aesthetic.* records into INDEX_DB_PATH. Resumes from its stored cursor; backfills on first start and when the cursor is outside the host\'s window. Serves /metrics on METRICS_PORT when set (ADMIN_PASSWORD required).',
   )
   .option('--backfill', 'also backfill now: list every repo of each host, fetch and verify it, and make the index match it (resumable)')
   .option('--cursor <seq>', 'replay from this firehose seq instead of the stored cursor', (v) => parseSeq(v))
   .action(async (o: { backfill?: boolean; cursor?: number }) => {
     const cfg = config()
     const log = logger(cfg)
-    const db = await openMigratedIndex(cfg, log)
-    const ingest = await runIngest(cfg, log, db, { backfill: o.backfill, startCursor: o.cursor })
-    const { serveMetrics } = await import('./ingest/metrics.js')
-    const metricsServer = cfg.INGEST_METRICS_PORT === undefined ? undefined : await serveMetrics(cfg.HOST, cfg.INGEST_METRICS_PORT)
+    const db = await (await services()).openMigratedIndex(cfg, log)
+    const ingest = await (await services()).runIngest(cfg, log, db, { backfill: o.backfill, startCursor: o.cursor })
+    const metricsServer = await serveProcessMetrics(cfg)
     if (metricsServer) log.info({ address: metricsServer.address() }, 'ingest metrics at /metrics')
     onShutdown(log, async () => {
       metricsServer?.close()
@@ -167,7 +225,7 @@ ingestCmd
   .option('--json', 'print the list as JSON on stdout, with each raw record')
   .action(async (o: { json?: boolean }) => {
     const cfg = config()
-    const db = await openMigratedIndex(cfg, logger(cfg))
+    const db = await (await services()).openMigratedIndex(cfg, logger(cfg))
     const { listQuarantine, formatQuarantine } = await import('./ingest/quarantine.js')
     const entries = await listQuarantine(db)
     process.stdout.write(o.json ? JSON.stringify(entries, null, 2) + '\n' : formatQuarantine(entries))
@@ -186,8 +244,8 @@ program
   .action(async () => {
     const cfg = config()
     const log = logger(cfg)
-    const db = await openMigratedIndex(cfg, log)
-    const { app, url } = await runAppView(cfg, log, db)
+    const db = await (await services()).openMigratedIndex(cfg, log)
+    const { app, url } = await (await services()).runAppView(cfg, log, db)
     log.info({ url }, 'AppView listening')
     onShutdown(log, async () => {
       await app.close()
@@ -196,13 +254,59 @@ program
   })
 
 program
+  .command('start')
+  .description(
+    'Run the service as AC deploys it: writer live, ingest and AppView in one process with one configuration (or --only some of them, to spread the parts over processes or machines). A part that fails is logged, shown in /xrpc/_health, the dashboard and ac_part_up, and restarted with backoff (1 s doubling to 5 min); the others go on. SIGTERM or SIGINT stops the writer, then the ingest, then the AppView (draining requests in flight).',
+  )
+  .option('--only <parts>', `run only these parts, comma-separated (${PARTS.join(', ')})`, (v) => asOption(parseParts, v))
+  .action(async (o: { only?: PartName[] }) => {
+    const cfg = config()
+    const log = logger(cfg)
+    const { runStart } = await import('./start.js')
+    const started = await runStart(cfg, log, o.only)
+    const metricsServer = o.only && !o.only.includes('appview') ? await serveProcessMetrics(cfg) : undefined
+    onShutdown(log, async () => {
+      metricsServer?.close()
+      await started.stop()
+    })
+  })
+
+program
+  .command('doctor')
+  .description(
+    "Check a deployment before anything is written: MongoDB and its change streams, AC's collections, users with and without PDS accounts, the guest account, the PDS, logins for a sample of accounts (no writes), the PDS's rate limits, media for a sample of paintings, PLC and handle resolution, each firehose host and the stored cursor, DATA_DIR, the index's migrations. Prints a table of checks with what to do; exit code 1 when a blocking check fails.",
+  )
+  .option('--json', 'print the checks as JSON on stdout')
+  .action(async (o: { json?: boolean }) => {
+    const cfg = config()
+    const { runDoctor, blocking } = await import('./doctor.js')
+    const checks = await runDoctor(cfg, createLogger('silent'))
+    if (o.json) process.stdout.write(JSON.stringify(checks, null, 2) + '\n')
+    else {
+      const mark = { ok: 'ok', warn: 'WARN', fail: 'FAIL', skip: 'skip' }
+      const rows = checks.map((c) => [c.name, mark[c.status], c.detail, c.fix ?? ''])
+      process.stdout.write(table(['check', 'status', 'found', 'what to do'], rows).join('\n') + '\n')
+      process.stdout.write(blocking(checks) ? `\n${checks.filter((c) => c.status === 'fail').length} blocking problem(s): fix them before the first backfill.\n` : '\nready: no blocking problem.\n')
+    }
+    process.exitCode = blocking(checks) ? 1 : 0
+  })
+
+program
   .command('migrate')
   .description('Apply pending index migrations (migrations/) to INDEX_DB_PATH.')
   .action(async () => {
     const cfg = config()
-    const db = await openMigratedIndex(cfg, logger(cfg))
+    const db = await (await services()).openMigratedIndex(cfg, logger(cfg))
     await db.destroy()
   })
+
+/** `/metrics` of this process on METRICS_PORT, behind ADMIN_PASSWORD, when METRICS_PORT is set. */
+async function serveProcessMetrics(cfg: Config) {
+  if (cfg.METRICS_PORT === undefined) return undefined
+  const { serveMetrics } = await import('./metrics.js')
+  const { checkCredential } = await import('./appview/operator-auth.js')
+  return serveMetrics(cfg.HOST, cfg.METRICS_PORT, (authorization) => checkCredential({ password: cfg.ADMIN_PASSWORD }, authorization))
+}
 
 function config(): Config {
   return loadConfig()
@@ -213,6 +317,8 @@ function logger(cfg?: Config): Logger {
 }
 
 program.parseAsync().catch((err) => {
-  process.stderr.write(`ac-appview: ${err instanceof ConfigError ? err.message : (err as Error).stack ?? err}\n`)
-  process.exit(err instanceof ConfigError ? 2 : 1)
+  if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2) // commander printed the one-line message (or the help)
+  const usage = err instanceof ConfigError || err instanceof UsageError
+  process.stderr.write(`ac-appview: ${usage ? err.message : ((err as Error).stack ?? err)}\n`)
+  process.exit(usage ? 2 : 1)
 })

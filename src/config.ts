@@ -51,6 +51,7 @@ const schema = z.object({
   MEDIA_MAX_BYTES: z.coerce.number().int().min(1024).default(64 * 1024 * 1024),
   MEDIA_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
   WRITER_RECONCILE_SECONDS: z.coerce.number().int().min(0).default(300),
+  WRITER_RETRIES: z.coerce.number().int().min(0).max(20).default(8),
 
   // Ingest
   FIREHOSE_URL: list.pipe(z.array(wsUrl).min(1)).optional(),
@@ -64,7 +65,8 @@ const schema = z.object({
   INGEST_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(500),
   INGEST_WATCHDOG_SECONDS: z.coerce.number().int().min(1).default(60),
   INGEST_BACKFILL_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
-  INGEST_METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  ADMIN_PASSWORD: z.string().min(12, 'must be at least 12 characters').optional(),
 
   // AppView
   HOST: z.string().min(1).default('127.0.0.1'),

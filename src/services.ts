@@ -1,7 +1,7 @@
 import type { Config } from './config.js'
 import { migrateIndex, openIndex, type IndexDb } from './db/index.js'
 import { cursorKey } from './appview/cursor.js'
-import { createAppView } from './appview/server.js'
+import { createAppView, type AppViewOptions } from './appview/server.js'
 import type { Logger } from './log.js'
 
 /** Opens the index at INDEX_DB_PATH and applies pending migrations. */
@@ -12,7 +12,8 @@ export async function openMigratedIndex(cfg: Config, log: Logger): Promise<Index
   return db
 }
 
-export { parseKinds, runAudit, runBackfill, runLive, runWipe } from './writer/commands.js'
+export { runAudit, runBackfill, runLive, runWipe } from './writer/commands.js'
+export { parseKinds } from './usage.js'
 
 /** Starts the ingest (src/ingest/run.ts); here so every command finds its service in one place. */
 export { runIngest } from './ingest/run.js'
@@ -22,8 +23,10 @@ export { runIngest } from './ingest/run.js'
  * read path opens its own read-only connection to it); resolves to the app and its base URL.
  * `app.close()` drains in-flight requests (graceful shutdown).
  */
-export async function runAppView(cfg: Config, log: Logger, db: IndexDb) {
+export async function runAppView(cfg: Config, log: Logger, db: IndexDb, opts: { operatorOpen?: boolean; parts?: AppViewOptions['parts'] } = {}) {
   const app = await createAppView({
+    parts: opts.parts,
+    operator: { password: cfg.ADMIN_PASSWORD, open: opts.operatorOpen },
     db,
     indexPath: cfg.indexDbPath,
     log,

@@ -132,6 +132,7 @@ describe('AppView under malformed requests', () => {
       corsOrigins: ['https://aesthetic.computer'],
       rateLimitMax: 1_000_000,
       rateLimitWindowMs: 60_000,
+      operator: { password: 'fuzz-operator-password' },
     })
     await app.listen({ host: '127.0.0.1', port: 0 })
     port = (app.server.address() as net.AddressInfo).port
@@ -178,7 +179,7 @@ describe('AppView under malformed requests', () => {
     const feed = await fetch(`http://127.0.0.1:${port}/xrpc/${M}.getFeed?limit=100`)
     expect(feed.status).toBe(200)
     expect(((await feed.json()) as { items: unknown[] }).items).toHaveLength(100)
-    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: 'Bearer fuzz-operator-password' } })).text()
     expect(metrics).not.toMatch(/status="5\d\d"/)
   })
 })

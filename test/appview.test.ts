@@ -4,7 +4,7 @@ import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createAppView, type AppViewOptions } from '../src/appview/server.js'
 import { createLogger } from '../src/log.js'
-import { indexed, png, publish, startAppViewStack, waitFor, type Account, type AppViewStack, type ItemSpec } from './support/appview.js'
+import { OPERATOR_HEADERS, OPERATOR_PASSWORD, indexed, png, publish, startAppViewStack, waitFor, type Account, type AppViewStack, type ItemSpec } from './support/appview.js'
 
 const M = 'computer.aesthetic.media'
 
@@ -47,6 +47,7 @@ describe('AppView', () => {
       corsOrigins: s.cfg.corsOrigins,
       rateLimitMax: 0,
       rateLimitWindowMs: 60_000,
+      operator: { password: OPERATOR_PASSWORD },
       ...over,
     })
     return { app, url: await app.listen({ host: '127.0.0.1', port: 0 }) }
@@ -169,7 +170,7 @@ describe('AppView', () => {
     const trusted = await s.index.selectFrom('actor').select(['did', 'trusted']).execute()
     expect(Object.fromEntries(trusted.map((a) => [a.did, a.trusted]))).toMatchObject({ [alice.did]: 1, [bob.did]: 1, [mallory.did]: 0 })
 
-    const status = (await (await fetch(`${s.url}/dashboard/api/status`)).json()) as any
+    const status = (await (await fetch(`${s.url}/dashboard/api/status`, { headers: OPERATOR_HEADERS })).json()) as any
     const conflict = (code: string) => status.conflicts.find((c: any) => c.kind === 'painting' && c.code === code)
     expect(conflict('Pa1').claimants.map((c: any) => [c.uri, c.trusted, c.winner])).toEqual([
       [uris.alicePainting, true, true],
@@ -179,7 +180,7 @@ describe('AppView', () => {
       [uris.bobPainting, true, true],
       [uris.mallorySquat, false, false],
     ])
-    await waitFor('the metrics to count both conflicts', async () => /appview_code_conflicts 2\b/.test(await (await fetch(`${s.url}/metrics`)).text()), 10_000)
+    await waitFor('the metrics to count both conflicts', async () => /appview_code_conflicts 2\b/.test(await (await fetch(`${s.url}/metrics`, { headers: OPERATOR_HEADERS })).text()), 10_000)
   })
 
   it('pages through the whole feed with no item skipped or repeated while new items are indexed', async () => {
@@ -298,8 +299,30 @@ describe('AppView', () => {
     expect(lines.join('\n')).not.toMatch(/secret-token|secret-cookie/)
   })
 
+  it('keeps the dashboard and /metrics behind ADMIN_PASSWORD, from loopback too; public XRPC stays open', async () => {
+    const basic = (password: string) => ({ authorization: `Basic ${Buffer.from(`ops:${password}`).toString('base64')}` })
+    for (const path of ['/', '/dashboard/app.js', '/dashboard/api/status', '/metrics']) {
+      const none = await fetch(`${s.url}${path}`)
+      expect([path, none.status, none.headers.get('www-authenticate')]).toEqual([path, 401, expect.stringMatching(/^Basic realm=/)])
+      expect(await none.json()).toMatchObject({ error: 'AuthenticationRequired' })
+      expect((await fetch(`${s.url}${path}`, { headers: basic('not-the-password') })).status).toBe(401)
+      expect((await fetch(`${s.url}${path}`, { headers: basic(OPERATOR_PASSWORD) })).status).toBe(200)
+      expect((await fetch(`${s.url}${path}`, { headers: { authorization: `Bearer ${OPERATOR_PASSWORD}` } })).status).toBe(200)
+    }
+    expect((await fetch(`${s.url}/xrpc/${M}.getFeed`)).status).toBe(200)
+    expect((await fetch(`${s.url}/xrpc/_health`)).status).not.toBe(401)
+
+    // Without ADMIN_PASSWORD the operator endpoints are closed, not open.
+    const { app, url } = await sideAppView({ operator: {} })
+    for (const path of ['/', '/dashboard/api/status', '/metrics']) {
+      const res = await fetch(`${url}${path}`, { headers: basic(OPERATOR_PASSWORD) })
+      expect([path, res.status, ((await res.json()) as any).error]).toEqual([path, 403, 'OperatorDisabled'])
+    }
+    await app.close()
+  })
+
   it('serves Prometheus metrics', async () => {
-    const text = await (await fetch(`${s.url}/metrics`)).text()
+    const text = await (await fetch(`${s.url}/metrics`, { headers: OPERATOR_HEADERS })).text()
     expect(text).toMatch(/appview_request_duration_seconds_count\{route="\/xrpc\/computer\.aesthetic\.media\.getFeed",status="200"\} \d+/)
     expect(text).toMatch(/appview_index_items\{kind="painting"\} 4/)
     expect(text).toMatch(/process_cpu_user_seconds_total/)

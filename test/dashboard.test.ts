@@ -3,7 +3,7 @@ import path from 'node:path'
 import { chromium, type Browser } from 'playwright-core'
 import sharp from 'sharp'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { indexed, publish, startAppViewStack, waitFor, type AppViewStack } from './support/appview.js'
+import { OPERATOR_PASSWORD, indexed, publish, startAppViewStack, waitFor, type AppViewStack } from './support/appview.js'
 
 /** The browser logs a failed fetch for the lookup of an unknown code (the 400 NotFound answer): expected. */
 const EXPECTED_ERRORS = /status of 400 \(Bad Request\)/
@@ -70,7 +70,7 @@ describe('operator dashboard', () => {
   })
 
   it('shows status, thumbnails, conflicts and quarantine, and resolves a typed code', async () => {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 1500 } })
+    const page = await browser.newPage({ viewport: { width: 1280, height: 1500 }, httpCredentials: { username: 'operator', password: OPERATOR_PASSWORD } })
     const errors: string[] = []
     page.on('pageerror', (e) => errors.push(e.message))
     page.on('console', (m) => m.type() === 'error' && errors.push(m.text()))

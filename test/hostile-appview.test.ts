@@ -11,7 +11,7 @@ import { byKind } from '../src/collections/index.js'
 import { Identity } from '../src/ingest/identity.js'
 import { Indexer, recordOpFromJson, type PutOp, type QuarantineOp } from '../src/ingest/indexer.js'
 import { createLogger } from '../src/log.js'
-import { indexed, startAppViewStack, waitFor, type Account, type AppViewStack } from './support/appview.js'
+import { OPERATOR_HEADERS, OPERATOR_PASSWORD, indexed, startAppViewStack, waitFor, type Account, type AppViewStack } from './support/appview.js'
 
 const M = 'computer.aesthetic.media'
 const KIDLISP = byKind.get('kidlisp')!
@@ -52,6 +52,7 @@ describe('AppView on a hostile network', () => {
       corsOrigins: s.cfg.corsOrigins,
       rateLimitMax: 0,
       rateLimitWindowMs: 60_000,
+      operator: { password: OPERATOR_PASSWORD },
       ...over,
     })
     return { app, url: await app.listen({ host: '127.0.0.1', port: 0 }) }
@@ -131,7 +132,7 @@ describe('AppView on a hostile network', () => {
           const page = await get(url, `${M}.getAuthorFeed`, { actor: did, limit, ...(cursor ? { cursor } : {}) })
           cursor = page.body.cursor
         }
-        const metrics = await (await fetch(`${url}/metrics`)).text()
+        const metrics = await (await fetch(`${url}/metrics`, { headers: OPERATOR_HEADERS })).text()
         for (const cache of ['view', 'response']) {
           const bytes = Number(new RegExp(`appview_cache_bytes\\{cache="${cache}"\\} (\\d+)`).exec(metrics)?.[1])
           expect(bytes, cache).toBeGreaterThan(0)
@@ -162,7 +163,7 @@ describe('AppView on a hostile network', () => {
       imageUrl: 'https://aesthetic.computer/media/paintings/ok1.png',
       recordingUrl: 'https://aesthetic.computer/media/paintings/ok1.zip',
     })
-    const metrics = await (await fetch(`${s.url}/metrics`)).text()
+    const metrics = await (await fetch(`${s.url}/metrics`, { headers: OPERATOR_HEADERS })).text()
     for (const field of ['imageUrl', 'recordingUrl']) expect(Number(new RegExp(`appview_view_urls_dropped_total\\{field="${field}"\\} (\\d+)`).exec(metrics)?.[1]), field).toBeGreaterThanOrEqual(2)
   })
 

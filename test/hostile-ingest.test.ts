@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Identity } from '../src/ingest/identity.js'
 import { Provenance } from '../src/ingest/provenance.js'
 import { createLogger } from '../src/log.js'
-import { indexed, publish, startAppViewStack, waitFor, type Account, type AppViewStack } from './support/appview.js'
+import { OPERATOR_HEADERS, indexed, publish, startAppViewStack, waitFor, type Account, type AppViewStack } from './support/appview.js'
 import { rogueRepo, startRogueHost, type RogueHost, type RogueRepo } from './support/rogue.js'
 
 const M = 'computer.aesthetic.media'
@@ -76,7 +76,7 @@ describe('ingest on a hostile network', () => {
     expect(await indexed(s.index, uris.bobMood)).toBe(true)
     const later = (await publish(bob, { kind: 'mood', mood: 'and later', when: '2025-01-03T00:00:00.000Z' })).uri
     await waitFor("bob's later mood", () => indexed(s.index, later), 30_000)
-    const metrics = await (await fetch(`${s.url}/metrics`)).text()
+    const metrics = await (await fetch(`${s.url}/metrics`, { headers: OPERATOR_HEADERS })).text()
     expect(metrics).toMatch(/ingest_events_refused_total\{service="ws:\/\/127\.0\.0\.1:\d+",type="#identity"\} 1/)
   })
 
@@ -103,7 +103,7 @@ describe('ingest on a hostile network', () => {
 
   it('shows the credentials of a firehose URL nowhere: health, metrics, logs', async () => {
     const health = await (await fetch(`${s.url}/xrpc/_health`)).text()
-    const metrics = await (await fetch(`${s.url}/metrics`)).text()
+    const metrics = await (await fetch(`${s.url}/metrics`, { headers: OPERATOR_HEADERS })).text()
     const hostPort = new URL(rogue.url.replace('ws:', 'http:')).host
     expect(JSON.parse(health).ingest.map((h: any) => h.service)).toContain(`ws://${hostPort}`)
     expect(metrics).toContain(`service="ws://${hostPort}"`)

@@ -52,7 +52,7 @@ describe('writer on a hostile network', () => {
     const elsewhere = await recorder((_req, _body, res) => res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"AuthenticationRequired","message":"no"}'))
     const redirecting = await recorder((req, _body, res) => res.writeHead(307, { location: `${elsewhere.url}${req.url}` }).end())
     try {
-      const err = await RepoClient.login(redirecting.url, account, log, 0).then(
+      const err = await RepoClient.login(redirecting.url, account, log, { retries: 0 }).then(
         () => undefined,
         (e: Error) => e,
       )
@@ -83,7 +83,7 @@ describe('writer on a hostile network', () => {
       upstream.end(body)
     })
     try {
-      const client = await RepoClient.login(proxy.url, account, log, 0)
+      const client = await RepoClient.login(proxy.url, account, log, { retries: 0 })
       await client.collections()
       await client.listRecords('computer.aesthetic.mood')
       expect(elsewhere.seen).toEqual([]) // no bearer token for the PDS the document names
@@ -99,7 +99,7 @@ describe('writer on a hostile network', () => {
   })
 
   it('reports a failed login without PDS_URL (the message reaches the ledger and the dashboard)', async () => {
-    const err = await RepoClient.login(net.pdsUrl, { ...account, password: 'wrong' }, log, 0).then(
+    const err = await RepoClient.login(net.pdsUrl, { ...account, password: 'wrong' }, log, { retries: 0 }).then(
       () => undefined,
       (e: Error) => e,
     )

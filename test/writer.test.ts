@@ -150,12 +150,14 @@ describe('writer', () => {
     const report = await runBackfill(stack.cfg, stack.log)
     const problem = (id: ObjectId) => report.problems.filter((p) => p.id === id.toHexString())
     for (const [name, b] of Object.entries(bad)) expect(problem(ids[name]), name).toEqual([expect.objectContaining({ action: 'invalid', reason: expect.stringMatching(b.reason) })])
-    expect(problem(unknown._id)).toEqual([expect.objectContaining({ action: 'skipped', reason: 'owner auth0|nobody has no PDS account' })])
-    expect(problem(accountless._id)).toEqual([expect.objectContaining({ action: 'skipped', reason: `owner ${noAccount} has no PDS account` })])
-    for (const p of [hostileSlug, escape]) expect(problem(p._id), p.slug).toEqual([expect.objectContaining({ action: 'failed', reason: expect.stringMatching(/thumbnail left out: GET .*HTTP 404/) })])
-    expect(problem(truncated._id)).toEqual([expect.objectContaining({ action: 'failed', reason: expect.stringMatching(/thumbnail left out/) })])
-    expect(problem(notImage._id)).toEqual([expect.objectContaining({ action: 'failed', reason: expect.stringMatching(/thumbnail left out: .*unsupported image format/) })])
-    expect(problem(bomb._id)).toEqual([expect.objectContaining({ action: 'failed', reason: expect.stringMatching(/thumbnail left out: .*pixel limit/) })])
+    expect(problem(unknown._id)).toEqual([expect.objectContaining({ action: 'skipped', reason: 'owner has no PDS account', repo: 'auth0|nobody', private: true })])
+    expect(problem(accountless._id)).toEqual([expect.objectContaining({ action: 'skipped', reason: 'owner has no PDS account', repo: noAccount, private: true })])
+    // A thumbnail that cannot be made is a warning: the item is still created, and counted once.
+    for (const p of [hostileSlug, escape]) expect(problem(p._id), p.slug).toEqual([expect.objectContaining({ action: 'warning', reason: expect.stringMatching(/thumbnail left out: GET .*HTTP 404/) })])
+    expect(problem(truncated._id)).toEqual([expect.objectContaining({ action: 'warning', reason: expect.stringMatching(/thumbnail left out/) })])
+    expect(problem(notImage._id)).toEqual([expect.objectContaining({ action: 'warning', reason: expect.stringMatching(/thumbnail left out: .*unsupported image format/) })])
+    expect(problem(bomb._id)).toEqual([expect.objectContaining({ action: 'warning', reason: expect.stringMatching(/thumbnail left out: .*pixel limit/) })])
+    expect(report.counts.painting.failed).toBe(0)
     // Items whose thumbnail failed are still mirrored, without a thumbnail (never the full image).
     const records = [...(await listRepo(stack, ana.did, PAINTING)).values()]
     for (const p of [hostileSlug, escape, truncated, notImage, bomb]) {

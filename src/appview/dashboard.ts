@@ -1,6 +1,6 @@
 import fs from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, onRequestHookHandler } from 'fastify'
 import type { OperatorStatus } from './operator.js'
 
 /** The dashboard's static files: plain HTML, CSS and JS, no build step, no external requests. */
@@ -18,19 +18,20 @@ const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-sr
 
 /**
  * The operator dashboard: `GET /` (page), `GET /dashboard/app.js` and `/dashboard/style.css`, and
- * `GET /dashboard/api/status` ({@link OperatorStatus}: counts, quarantine, conflicts, writer).
+ * `GET /dashboard/api/status` ({@link OperatorStatus}: counts, quarantine, conflicts, writer), all
+ * behind the operator credential (`guard`: the writer's problems are not public).
  * The page itself reads `/xrpc/_health` for ingest status and lag, `getFeed` for the gallery and
  * `resolveCode` for the lookup box, so it shows exactly what the public API serves.
  */
-export function installDashboard(app: FastifyInstance, status: () => Promise<OperatorStatus>): void {
+export function installDashboard(app: FastifyInstance, status: () => Promise<OperatorStatus>, guard: onRequestHookHandler): void {
   const dir = assetDir()
   const files = Object.fromEntries(Object.keys(ASSETS).map((name) => [name, fs.readFileSync(new URL(name, dir), 'utf8')]))
   const serve = (name: string) => (_req: unknown, reply: import('fastify').FastifyReply) =>
     reply.header('cache-control', 'no-cache').header('content-security-policy', CSP).header('x-content-type-options', 'nosniff').type(ASSETS[name]).send(files[name])
-  app.get('/', serve('index.html'))
-  app.get('/dashboard/app.js', serve('app.js'))
-  app.get('/dashboard/style.css', serve('style.css'))
-  app.get('/dashboard/api/status', async (_req, reply) => reply.header('cache-control', 'no-store').send(await status()))
+  app.get('/', { onRequest: guard }, serve('index.html'))
+  app.get('/dashboard/app.js', { onRequest: guard }, serve('app.js'))
+  app.get('/dashboard/style.css', { onRequest: guard }, serve('style.css'))
+  app.get('/dashboard/api/status', { onRequest: guard }, async (_req, reply) => reply.header('cache-control', 'no-store').send(await status()))
 }
 
 /**

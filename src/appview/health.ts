@@ -16,11 +16,21 @@ export interface HostHealth {
   backfill: Omit<BackfillProgress, 'source'> | null
 }
 
-/** The body of `/xrpc/_health`: `ok` (200) or `stale` (503). */
+/** A part run by `ac-appview start`, as public health shows it (its last error is for operators only). */
+export interface PartHealth {
+  name: string
+  state: 'starting' | 'running' | 'failed' | 'stopped'
+  restarts: number
+  since: string
+}
+
+/** The body of `/xrpc/_health`: `ok` (200), or `stale` or `failed` (503). */
 export interface HealthReport {
-  status: 'ok' | 'stale'
+  status: 'ok' | 'stale' | 'failed'
   ingest: HostHealth[]
   quarantined: number
+  /** Under `ac-appview start`: each part's state; a failed part makes the status `failed`. */
+  parts?: PartHealth[]
 }
 
 /**
@@ -53,8 +63,15 @@ export async function ingestHealth(db: IndexDb, maxLagSeconds: number): Promise<
   return { status: healthy ? 'ok' : 'stale', ingest, quarantined: Number(quarantined?.n ?? 0) }
 }
 
-/** `GET /xrpc/_health`: {@link ingestHealth} as JSON, 200 when ok, 503 when stale; never cached. */
-export async function health(db: IndexDb, maxLagSeconds: number, reply: FastifyReply) {
-  const report = await ingestHealth(db, maxLagSeconds)
+/**
+ * `GET /xrpc/_health`: {@link ingestHealth} as JSON, with the parts of `ac-appview start` when
+ * given; 200 when ok, 503 when stale or a part failed; never cached.
+ */
+export async function health(db: IndexDb, maxLagSeconds: number, reply: FastifyReply, parts?: () => PartHealth[]) {
+  const report: HealthReport = await ingestHealth(db, maxLagSeconds)
+  if (parts) {
+    report.parts = parts().map(({ name, state, restarts, since }) => ({ name, state, restarts, since }))
+    if (report.parts.some((p) => p.state === 'failed')) report.status = 'failed'
+  }
   return reply.code(report.status === 'ok' ? 200 : 503).header('cache-control', 'no-store').send(report)
 }

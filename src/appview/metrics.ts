@@ -1,6 +1,6 @@
-import type { FastifyInstance } from 'fastify'
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import { ingestMetrics } from '../ingest/metrics.js'
+import type { FastifyInstance, onRequestHookHandler } from 'fastify'
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { processRegistry } from '../metrics.js'
 import type { OperatorStatus } from './operator.js'
 
 /** Metrics counted while views are built (process-wide: every AppView's registry serves them). */
@@ -16,16 +16,16 @@ export interface CacheStats {
 }
 
 /**
- * `GET /metrics` (Prometheus text format): Node process metrics, request durations by route and
- * status (`appview_request_duration_seconds`), record URLs dropped from views, the caches' sizes
- * (`appview_cache_entries`, `appview_cache_bytes` by cache), and index gauges read at scrape time
- * from `status()`: items per kind, quarantined records, code conflicts, actors. When the ingest
- * runs in the same process (`dev`), its own registry (`ingest_*`, src/ingest/metrics.ts) is
- * served too.
+ * `GET /metrics` (Prometheus text format), an operator endpoint (`guard`): Node process metrics,
+ * request durations by route and status (`appview_request_duration_seconds`), record URLs dropped
+ * from views, the caches' sizes (`appview_cache_entries`, `appview_cache_bytes` by cache), and
+ * index gauges read at scrape time from `status()`: items per kind, quarantined records, code
+ * conflicts, actors.
+ * The metrics of the other parts running in this process (`ingest_*`, `writer_*`, `ac_part_*`;
+ * src/metrics.ts) are served too.
  */
-export function installMetrics(app: FastifyInstance, status: () => Promise<OperatorStatus>, caches: Record<string, () => CacheStats>): void {
+export function installMetrics(app: FastifyInstance, status: () => Promise<OperatorStatus>, caches: Record<string, () => CacheStats>, guard: onRequestHookHandler): void {
   const registry = new Registry()
-  collectDefaultMetrics({ register: registry })
   registry.registerMetric(viewMetrics.urlsDropped)
   const duration = new Histogram({
     name: 'appview_request_duration_seconds',
@@ -64,14 +64,8 @@ export function installMetrics(app: FastifyInstance, status: () => Promise<Opera
   app.addHook('onResponse', async (req, reply) => {
     duration.observe({ route: req.routeOptions.url ?? 'unmatched', status: reply.statusCode }, reply.elapsedTime / 1000)
   })
-  app.get('/metrics', async (_req, reply) => reply.header('cache-control', 'no-store').type(registry.contentType).send(await withIngest(registry).metrics()))
-}
-
-/** `registry` merged with the ingest's; the AppView's alone if both hold a metric of one name. */
-function withIngest(registry: Registry): Registry {
-  try {
-    return Registry.merge([registry, ingestMetrics])
-  } catch {
-    return registry
-  }
+  app.get('/metrics', { onRequest: guard }, async (_req, reply) => {
+    const merged = processRegistry(registry)
+    return reply.header('cache-control', 'no-store').type(merged.contentType).send(await merged.metrics())
+  })
 }

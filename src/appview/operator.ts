@@ -1,6 +1,7 @@
 import { sql } from 'kysely'
 import { KINDS, type Kind } from '../collections/index.js'
 import type { IndexDb } from '../db/index.js'
+import type { PartStatus } from '../supervisor.js'
 import { readWriterStatus, type WriterStatus } from '../writer/status.js'
 import { earliestFirst } from './queries.js'
 
@@ -45,6 +46,8 @@ export interface OperatorStatus {
   conflicts: CodeConflict[]
   /** The writer's latest run (src/writer/status.ts), null when it has never run here. */
   writer: WriterStatus | null
+  /** Under `ac-appview start`: each part's state, with its last error. */
+  parts?: PartStatus[]
 }
 
 /** Rows of the quarantine and conflict lists shown at most. */
@@ -54,9 +57,9 @@ const LIST_MAX = 50
  * Operator status from the index and the writer's ledger in `dataDir`. Conflicts are computed
  * from the item table alone: every (kind, code) with more than one claimant, trusted or not.
  */
-export async function operatorStatus(db: IndexDb, dataDir: string): Promise<OperatorStatus> {
+export async function operatorStatus(db: IndexDb, dataDir: string, parts?: () => PartStatus[]): Promise<OperatorStatus> {
   const [counts, actors, quarantine, conflicts, writer] = await Promise.all([itemCounts(db), actorCounts(db), quarantined(db), codeConflicts(db), readWriterStatus(dataDir)])
-  return { generatedAt: new Date().toISOString(), counts, actors, quarantine, conflicts, writer }
+  return { generatedAt: new Date().toISOString(), counts, actors, quarantine, conflicts, writer, ...(parts ? { parts: parts() } : {}) }
 }
 
 async function itemCounts(db: IndexDb): Promise<Record<Kind, number>> {

@@ -3,6 +3,7 @@ import SqliteDb from 'better-sqlite3'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { APPVIEW_LIMITS } from '../config.js'
 import type { IndexDb } from '../db/index.js'
+import type { PartStatus } from '../supervisor.js'
 import { CursorCodec } from './cursor.js'
 import { installDashboard } from './dashboard.js'
 import { health } from './health.js'
@@ -11,6 +12,7 @@ import { limitedServer, type ConnectionLimits } from './limits.js'
 import { installMetrics } from './metrics.js'
 import { createMethods, type MethodDef } from './methods.js'
 import { memoize, operatorStatus } from './operator.js'
+import { operatorGuard, type OperatorAccess } from './operator-auth.js'
 import { IndexReader } from './queries.js'
 import { ResponseCache, etagOf } from './response-cache.js'
 import { ViewCache, type ViewOptions } from './views.js'
@@ -39,6 +41,10 @@ export interface AppViewOptions extends ViewOptions, HttpOptions, Partial<Connec
   cursorKey?: Uint8Array
   /** Proxies whose `X-Forwarded-For` gives the client IP (rate limiting, logs); none by default. */
   trustProxy?: string[]
+  /** Under `ac-appview start`: the parts' states, for `/xrpc/_health` and the dashboard. */
+  parts?: () => PartStatus[]
+  /** Who may use the dashboard and `/metrics` (ADMIN_PASSWORD; open in dev). */
+  operator: OperatorAccess
   /** Registers further routes in the XRPC routes' scope (same hooks); the benchmark's plain routes. */
   extraRoutes?: (scope: FastifyInstance, methods: Record<string, MethodDef>) => void
 }
@@ -82,9 +88,10 @@ export async function createAppView(opts: AppViewOptions): Promise<FastifyInstan
   const methods = createMethods(reader, views, new CursorCodec(opts.cursorKey ?? crypto.randomBytes(32)))
 
   await installHttp(app, opts, new Set(Object.keys(methods)))
-  const status = memoize(STATUS_TTL_MS, () => operatorStatus(opts.db, opts.dataDir))
-  installMetrics(app, status, { view: () => views.stats(), response: () => responses.stats() })
-  app.get('/xrpc/_health', (_req, reply) => health(opts.db, opts.healthMaxLagSeconds, reply))
+  const status = memoize(STATUS_TTL_MS, () => operatorStatus(opts.db, opts.dataDir, opts.parts))
+  const guard = operatorGuard(opts.operator)
+  installMetrics(app, status, { view: () => views.stats(), response: () => responses.stats() }, guard)
+  app.get('/xrpc/_health', (_req, reply) => health(opts.db, opts.healthMaxLagSeconds, reply, opts.parts))
 
   await app.register(async (scope) => {
     scope.addHook('onSend', etag)
@@ -96,7 +103,7 @@ export async function createAppView(opts: AppViewOptions): Promise<FastifyInstan
         return reply.header('cache-control', cacheControl).header('etag', etag).type('application/json').send(body)
       })
     }
-    if (opts.dashboard) installDashboard(scope, status)
+    if (opts.dashboard) installDashboard(scope, status, guard)
     opts.extraRoutes?.(scope, methods)
   })
   return app

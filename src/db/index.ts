@@ -127,3 +127,15 @@ export async function migrateIndex(db: IndexDb): Promise<string[]> {
   if (error) throw new Error(`index migration ${failed?.migrationName ?? ''} failed: ${String(error)}`)
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName)
 }
+
+/** Names of the migrations in migrations/ not yet applied to `db` (empty when current). */
+export async function pendingMigrations(db: IndexDb): Promise<string[]> {
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } })
+  return (await migrator.getMigrations()).filter((m) => m.executedAt === undefined).map((m) => m.name)
+}
+
+/** Applies the migrations up to and including `name` only (tests of `doctor`: an index an upgrade left behind). */
+export async function migrateIndexTo(db: IndexDb, name: string): Promise<void> {
+  const { error } = await new Migrator({ db, provider: { getMigrations: async () => migrations } }).migrateTo(name)
+  if (error) throw error
+}

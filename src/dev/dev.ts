@@ -2,7 +2,7 @@ import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { MongoClient } from 'mongodb'
-import { onShutdown, printReport } from '../cli-support.js'
+import { formatReport, onShutdown } from '../cli-support.js'
 import { loadConfig } from '../config.js'
 import type { Logger } from '../log.js'
 import { openMigratedIndex, runAppView, runBackfill, runIngest, runLive } from '../services.js'
@@ -58,11 +58,11 @@ export async function runDev(opts: { scale: 'small' | 'ac'; port: number; log: L
   const ingest = await runIngest(cfg, log, index)
   stops.push(() => ingest.stop())
   const report = await runBackfill(cfg, log)
-  printReport(report)
+  process.stdout.write(formatReport(report))
   // From here on, changes made in MongoDB (e.g. with mongosh on MONGODB_URI) reach the AppView.
   const live = await runLive(cfg, log)
   stops.push(() => live.stop())
-  const { app, url } = await runAppView(cfg, log, index)
+  const { app, url } = await runAppView(cfg, log, index, { operatorOpen: true })
   stops.push(() => app.close())
 
   const written = Object.values(report.counts).reduce((n, c) => n + c.create + c.update + c.unchanged, 0)

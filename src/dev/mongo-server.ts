@@ -39,6 +39,8 @@ export interface MongoHandle {
 export interface StartMongoOptions {
   dbName?: string;
   log?: (line: string) => void;
+  /** Answer change streams as a standalone mongod does (error 40573), for tests of `doctor`. */
+  standalone?: boolean;
 }
 
 const DEFAULT_DB = 'aesthetic';
@@ -57,7 +59,7 @@ export async function startMongo(opts: StartMongoOptions = {}): Promise<MongoHan
     };
   }
   const jar = await buildJar(opts.log);
-  const { port, stop } = await launch(jar, opts.log);
+  const { port, stop } = await launch(jar, opts.log, opts.standalone);
   return {
     uri: `mongodb://127.0.0.1:${port}/?directConnection=true`,
     dbName: opts.dbName ?? DEFAULT_DB,
@@ -115,9 +117,9 @@ function buildJar(log?: (line: string) => void): Promise<string> {
 }
 
 /** Starts the jar on a free port; resolves with the port once it prints `LISTENING <port>`. */
-function launch(jar: string, log?: (line: string) => void): Promise<{ port: number; stop: () => Promise<void> }> {
+function launch(jar: string, log?: (line: string) => void, standalone = false): Promise<{ port: number; stop: () => Promise<void> }> {
   const java = javaCommand();
-  const child = spawn(java, ['-XX:+UseSerialGC', '-jar', jar, '0'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(java, ['-XX:+UseSerialGC', ...(standalone ? ['-Dac.standalone=true'] : []), '-jar', jar, '0'], { stdio: ['pipe', 'pipe', 'pipe'] });
   const stderr: string[] = [];
   forEachLine(child.stderr, (line) => {
     stderr.push(line);

@@ -1,13 +1,14 @@
-import http from 'node:http'
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Registry } from 'prom-client'
+import { registerPartMetrics } from '../metrics.js'
 
 /**
- * The ingest's Prometheus metrics, in a registry of their own so that the AppView's `/metrics`
- * can merge them (`Registry.merge([appRegistry, ingestMetrics])`) when both run in one process,
- * and `ac-appview ingest` can serve them alone on INGEST_METRICS_PORT. Names follow the
- * Prometheus conventions (`_total` counters, base units).
+ * The ingest's Prometheus metrics, in a registry of their own registered with the process's
+ * (src/metrics.ts): served by the AppView's `/metrics` when both run in one process, and on
+ * METRICS_PORT by `ac-appview ingest` alone. Names follow the Prometheus conventions (`_total`
+ * counters, base units).
  */
 export const ingestMetrics = new Registry()
+registerPartMetrics(ingestMetrics)
 
 const registers = [ingestMetrics]
 
@@ -38,33 +39,4 @@ export const metrics = {
   verifyFailures: new Counter({ name: 'ingest_verify_failures_total', help: 'Events that failed verification', labelNames: ['service'], registers }),
   /** Backfill repos by state (pending, done, failed). */
   backfillRepos: new Gauge({ name: 'ingest_backfill_repos', help: 'Repos of the current backfill by state', labelNames: ['service', 'state'], registers }),
-}
-
-let defaultsCollected = false
-
-/** Adds Node's default process metrics (CPU, memory, event loop) to {@link ingestMetrics}; once. */
-export function collectProcessMetrics(): void {
-  if (defaultsCollected) return
-  defaultsCollected = true
-  collectDefaultMetrics({ register: ingestMetrics })
-}
-
-/**
- * Serves {@link ingestMetrics} at `GET /metrics` on `host:port` (for `ac-appview ingest` running
- * alone). Resolves to the server once listening; any other path answers 404.
- */
-export async function serveMetrics(host: string, port: number): Promise<http.Server> {
-  collectProcessMetrics()
-  const server = http.createServer((req, res) => {
-    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n')
-      return
-    }
-    ingestMetrics.metrics().then(
-      (body) => res.writeHead(200, { 'content-type': ingestMetrics.contentType }).end(body),
-      (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(err.message),
-    )
-  })
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, host, () => resolve()))
-  return server
 }

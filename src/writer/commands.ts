@@ -1,5 +1,6 @@
 import { MongoClient, type Db } from 'mongodb'
-import { KINDS, type Kind } from '../collections/index.js'
+import type { Kind } from '../collections/index.js'
+import { UsageError } from '../usage.js'
 import { requireConfig, type Config } from '../config.js'
 import type { Logger } from '../log.js'
 import { loadAccounts, type Account } from './accounts.js'
@@ -11,7 +12,7 @@ import { startLive, type Live, type LiveOptions } from './live.js'
 import { wipe, type WipeReport } from './wipe.js'
 
 /** What the operator asked for on the command line. */
-export type WriterRequest = Pick<BackfillOptions, 'dryRun' | 'only' | 'anonymous' | 'since' | 'limit' | 'onProgress'> & {
+export type WriterRequest = Pick<BackfillOptions, 'dryRun' | 'resume' | 'only' | 'anonymous' | 'since' | 'limit' | 'onProgress'> & {
   /** AC handles (with or without `@`); see {@link resolveUsers}. */
   handles?: string[]
   concurrency?: number
@@ -23,7 +24,7 @@ export type WriterRequest = Pick<BackfillOptions, 'dryRun' | 'only' | 'anonymous
  * @throws ConfigError when either is unset; Error when a handle is unknown.
  */
 export async function runBackfill(cfg: Config, log: Logger, req: WriterRequest = {}): Promise<BackfillReport> {
-  return withWriter(cfg, log, req, (opts) => backfill({ ...opts, dryRun: req.dryRun }), !req.dryRun)
+  return withWriter(cfg, log, req, (opts) => backfill({ ...opts, dryRun: req.dryRun, resume: req.resume }), !req.dryRun)
 }
 
 /** Runs `writer audit` (and `--fix`). @see audit */
@@ -51,7 +52,9 @@ export async function runLive(cfg: Config, log: Logger, req: Pick<WriterRequest,
     onMirrored: req.onMirrored,
   })
   return {
-    status: live.status,
+    status: () => live.status(),
+    reconciled: () => live.reconciled(),
+    failure: live.failure,
     async stop() {
       await live.stop()
       ledger.close()
@@ -84,6 +87,7 @@ function baseOptions(cfg: Config & { PDS_URL: string }, log: Logger, db: Db, con
     log: log.child({ component: 'writer' }),
     concurrency: concurrency ?? cfg.WRITER_CONCURRENCY,
     guestUser: cfg.AC_GUEST_USER,
+    retries: cfg.WRITER_RETRIES,
   }
 }
 
@@ -112,7 +116,7 @@ async function withWriter<T>(cfg: Config, log: Logger, req: WriterRequest, run: 
 /**
  * `users._id` for each handle: an AC handle from `@handles` (`@jeffrey` or `jeffrey`), else a
  * PDS handle from `users.atproto.handle`, else a `users._id` itself (e.g. `art-guest`).
- * @throws Error listing the handles that match nobody.
+ * @throws UsageError listing the handles that match nobody.
  */
 export async function resolveUsers(db: Db, handles: string[]): Promise<string[]> {
   const users: string[] = []
@@ -126,16 +130,6 @@ export async function resolveUsers(db: Db, handles: string[]): Promise<string[]>
     if (found) users.push(found._id)
     else missing.push(raw)
   }
-  if (missing.length) throw new Error(`unknown AC handle(s): ${missing.join(', ')}`)
+  if (missing.length) throw new UsageError(`--user: no AC user is ${missing.join(', ')} (expected an AC handle such as @jeffrey, a PDS handle, or a users._id such as art-guest)`)
   return users
 }
-
-/** Parses `--only painting,mood`. @throws Error naming an unknown kind. */
-export function parseKinds(value: string): Kind[] {
-  const kinds = value.split(',').map((k) => k.trim()).filter(Boolean)
-  const bad = kinds.filter((k) => !(KINDS as readonly string[]).includes(k))
-  if (bad.length) throw new Error(`unknown kind(s) ${bad.join(', ')}; expected ${KINDS.join(', ')}`)
-  return kinds as Kind[]
-}
-
-

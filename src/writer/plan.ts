@@ -4,7 +4,7 @@ import type { RepoRecord } from './repo.js'
 import { deterministicRkey } from './rkey.js'
 
 /** What the comparison of MongoDB and a repo found for one record key. */
-export type Finding = 'ok' | 'missing' | 'drifted' | 'duplicate' | 'orphan' | 'not-ready' | 'unbuildable'
+export type Finding = 'ok' | 'missing' | 'drifted' | 'incomplete' | 'duplicate' | 'orphan' | 'not-ready' | 'unbuildable'
 
 /** One record key of a repo and what must happen to it. */
 export interface Planned {
@@ -18,7 +18,10 @@ export interface Planned {
   finding: Finding
   /** `failed` once building or writing it failed (already reported). */
   action: 'create' | 'update' | 'delete' | 'unchanged' | 'failed' | 'none'
-  /** Why, for findings other than `ok`. */
+  /**
+   * Why, for findings other than `ok`. `incomplete`: the record is right but lacks an optional
+   * blob (a thumbnail whose PNG was missing); the writer tries to make it again, the audit lets it be.
+   */
   detail?: string
 }
 
@@ -85,8 +88,11 @@ export async function planItem(col: Collection, item: SourceItem, rkey: string, 
     return { col, item, rkey, existing: current, finding, action: 'none', detail: (err as Error).message }
   }
   if (!current) return { col, item, rkey, fields, finding: 'missing', action: 'create' }
-  if (sameContent(col, current.value, fields)) return { col, item, rkey, existing: current, fields, finding: 'ok', action: 'unchanged' }
-  return { col, item, rkey, existing: current, fields, finding: 'drifted', action: 'update', detail: driftedFields(col, current.value, fields).join(', ') }
+  const drifted = driftedFields(col, current.value, fields)
+  if (drifted.length) return { col, item, rkey, existing: current, fields, finding: 'drifted', action: 'update', detail: drifted.join(', ') }
+  const lacking = col.blobs.filter((b) => !b.required && current.value[b.field] === undefined).map((b) => b.field)
+  if (lacking.length) return { col, item, rkey, existing: current, fields, finding: 'incomplete', action: 'update', detail: `no ${lacking.join(', ')}` }
+  return { col, item, rkey, existing: current, fields, finding: 'ok', action: 'unchanged' }
 }
 
 /** The MongoDB id a planned key stands for: the item's, else the orphan record's `ref`. */
@@ -112,17 +118,12 @@ export function chooseRkey(item: SourceItem, onPds: Map<string, RepoRecord>, mat
   return item.backref?.rkey ?? deterministicRkey(item.id, item.when)
 }
 
-/** True when the PDS record holds exactly `fields` plus every blob the kind makes. */
-export function sameContent(col: Collection, value: Record<string, unknown>, fields: Record<string, unknown>): boolean {
-  return driftedFields(col, value, fields).length === 0
-}
-
-/** Names of the fields in which the PDS record differs from `fields` (missing blobs included). */
+/** Names of the fields in which the PDS record differs from `fields` (missing required blobs included; optional blobs may be absent). */
 function driftedFields(col: Collection, value: Record<string, unknown>, fields: Record<string, unknown>): string[] {
   const blobFields = new Set(col.blobs.map((b) => b.field))
   const drifted = Object.keys(fields).filter((k) => !isDeepStrictEqual(value[k], fields[k]))
   drifted.push(...Object.keys(value).filter((k) => !(k in fields) && !blobFields.has(k)))
-  drifted.push(...col.blobs.filter((b) => value[b.field] === undefined).map((b) => b.field))
+  drifted.push(...col.blobs.filter((b) => b.required && value[b.field] === undefined).map((b) => b.field))
   return drifted
 }
 

@@ -4,6 +4,7 @@ import { XrpcClient } from '@atproto/xrpc'
 import pRetry, { AbortError } from 'p-retry'
 import type { BlobInput } from '../collections/index.js'
 import type { Logger } from '../log.js'
+import { isTransient } from './errors.js'
 
 /** A record as the PDS lists it: lexicon JSON. */
 export interface RepoRecord {
@@ -32,31 +33,51 @@ const POINTS = { create: 3, update: 2, delete: 1 } as const
 const REQUEST_TIMEOUT_MS = 120_000
 
 /**
- * The `fetch` of every PDS request, all of which carry a credential (the password, then the
- * session's tokens): only to `origin` (PDS_URL's), never following a redirect (a 3xx fails the
- * request: a redirected POST would resend the password elsewhere), giving up after
- * {@link REQUEST_TIMEOUT_MS} while keeping any caller's abort signal.
- * @throws TypeError naming the refused origin, or fetch's own on a redirect (`unexpected redirect`).
+ * The `fetch` of every PDS call, which carries a password or a session token: always to
+ * `pdsUrl`'s origin (after login, `@atproto/api` would follow the endpoint the DID document
+ * names, which anyone who controls that document could point elsewhere), never following a
+ * redirect (a 307 would re-send the login body to another origin), and giving up after
+ * {@link REQUEST_TIMEOUT_MS}, keeping any caller's abort signal.
  */
-function pdsFetch(origin: string): typeof fetch {
+function pinnedFetch(pdsUrl: string): typeof fetch {
+  const origin = new URL(pdsUrl)
   return (input, init) => {
-    const url = new URL(input instanceof Request ? input.url : input)
-    if (url.origin !== origin) return Promise.reject(new TypeError(`refusing to send PDS credentials to ${url.origin}: only PDS_URL is called`))
+    const asked = new URL(input instanceof Request ? input.url : String(input))
+    const url = new URL(asked.pathname + asked.search, origin)
     const timeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS)
-    const signal = init?.signal ?? (input instanceof Request ? input.signal : undefined)
-    return fetch(input, { ...init, redirect: 'error', signal: signal ? AbortSignal.any([signal, timeout]) : timeout })
+    const signal = init?.signal ? AbortSignal.any([init.signal, timeout]) : timeout
+    // A Request carries its own method, headers and body; plain init keeps a byte body's Content-Length.
+    return input instanceof Request ? fetch(new Request(url, input), { redirect: 'error', signal }) : fetch(url, { ...init, redirect: 'error', signal })
   }
 }
 
 /**
- * A credential session that stays on the service it logged in to. `CredentialSession` switches
- * its calls to the PDS endpoint of the DID document that createSession/refreshSession may return;
- * a document names whatever its controller likes, so the writer keeps calling PDS_URL.
+ * Whether the PDS is reachable, shared by the clients of one run: once a call has failed on
+ * network errors or 5xx past all its retries, later calls make one attempt each (so a PDS that
+ * is down costs one series of retries, not one per repo) until a call succeeds again.
  */
-class PinnedSession extends CredentialSession {
-  override get dispatchUrl(): URL {
-    return this.serviceUrl
+export class PdsHealth {
+  private down = false
+
+  /** Retries a call may make now: `retries` while the PDS is up, none while it is down. */
+  retries(retries: number): number {
+    return this.down ? 0 : retries
   }
+
+  failed() {
+    this.down = true
+  }
+
+  worked() {
+    this.down = false
+  }
+}
+
+export interface LoginOptions {
+  /** Attempts after a network error or 5xx before giving up (default 8). */
+  retries?: number
+  /** Shared with the run's other clients (see {@link PdsHealth}). */
+  health?: PdsHealth
 }
 
 /** PDS account credentials as AC keeps them in `users.atproto`. */
@@ -130,26 +151,29 @@ class WriteBudget {
 export class RepoClient {
   private readonly budget: WriteBudget
   /** The credential session (tokens); kept so a revoked one can be replaced. */
-  private session?: PinnedSession
+  private session?: CredentialSession
+
+  private xrpc?: XrpcClient
 
   private constructor(
     readonly did: string,
     private readonly pdsUrl: string,
     private readonly account: AccountCredentials,
-    private xrpc: XrpcClient | undefined,
     private readonly log: Logger,
     private readonly retries: number,
+    private readonly health: PdsHealth,
   ) {
     this.budget = new WriteBudget(did, log)
   }
 
   /**
-   * `retries`: attempts after a network error or 5xx before giving up (live mode uses few and
-   * retries whole changes itself, so an outage shows at once).
-   * @throws when the PDS refuses the credentials (the error names the DID, never the password).
+   * Logs in as `account` on `pdsUrl`. Live mode passes few `retries`: it retries whole changes
+   * itself, so an outage shows at once.
+   * @throws when the PDS refuses the credentials or cannot be reached (the error names the DID,
+   *   never the password or the PDS's address; the status of the PDS's answer is kept).
    */
-  static async login(pdsUrl: string, account: AccountCredentials, log: Logger, retries = 8): Promise<RepoClient> {
-    const client = new RepoClient(account.did, pdsUrl, account, undefined, log, retries)
+  static async login(pdsUrl: string, account: AccountCredentials, log: Logger, opts: LoginOptions = {}): Promise<RepoClient> {
+    const client = new RepoClient(account.did, pdsUrl, account, log, opts.retries ?? 8, opts.health ?? new PdsHealth())
     await client.relogin()
     return client
   }
@@ -157,16 +181,14 @@ export class RepoClient {
   /**
    * A new session (`com.atproto.server.createSession`). The XRPC client shares @atproto/api's
    * compiled lexicon set: building one per agent costs milliseconds of CPU per account.
-   * @throws Error naming the DID and the PDS's answer; never PDS_URL (the message reaches the
-   *   ledger, which the dashboard shows) nor the password.
    */
   private async relogin(): Promise<void> {
-    const service = new URL(this.pdsUrl)
-    const session = new PinnedSession(service, pdsFetch(service.origin))
+    const session = new CredentialSession(new URL(this.pdsUrl), pinnedFetch(this.pdsUrl))
     try {
       await this.call(() => session.login({ identifier: this.account.did, password: this.account.password }), false)
     } catch (err) {
-      throw new Error(`login to the PDS as ${this.account.did} failed: ${describe(err)}`)
+      const status = (err as { status?: number }).status
+      throw Object.assign(new Error(`login as ${this.account.did} failed: ${describe(err)}`), { status, error: (err as { error?: string }).error })
     }
     this.session = session
     this.xrpc = new XrpcClient(session, lexicons)
@@ -256,10 +278,10 @@ export class RepoClient {
     })
   }
 
-  /** Runs one PDS call with the retry, rate-limit and session rules above. A redirect is never retried. */
+  /** Runs one PDS call with the retry, rate-limit and session rules above; a redirect is never retried. */
   private async call<T extends { headers?: Headers | Record<string, string> }>(fn: () => Promise<T>, mayRelogin = true): Promise<T> {
     let relogged = false
-    return pRetry(
+    const result = pRetry(
       async () => {
         try {
           const res = await fn()
@@ -282,7 +304,7 @@ export class RepoClient {
         }
       },
       {
-        retries: this.retries,
+        retries: this.health.retries(this.retries),
         minTimeout: 200,
         maxTimeout: 10_000,
         randomize: true,
@@ -293,15 +315,25 @@ export class RepoClient {
         },
       },
     )
+    return result.then(
+      (res) => {
+        this.health.worked()
+        return res
+      },
+      (err) => {
+        if (isTransient(err)) this.health.failed()
+        throw err
+      },
+    )
   }
 }
 
-/** fetch's error for a response that redirected (`redirect: 'error'`), which XRPC wraps. */
+/** fetch's error for an answer that redirected (`redirect: 'error'`): never retried. */
 function isRedirect(err: unknown): boolean {
   return /redirect/i.test(describe(err))
 }
 
-/** An error's message with its causes (fetch's TypeError says only `fetch failed`). */
+/** An error's message with its causes (fetch's TypeError says only `fetch failed`, its cause why). */
 function describe(err: unknown): string {
   const parts: string[] = []
   for (let e = err as { message?: string; cause?: unknown } | undefined; e && parts.length < 4; e = e.cause as typeof e) if (e.message) parts.push(e.message)

@@ -42,6 +42,11 @@ export interface AppViewStack {
   close(): Promise<void>
 }
 
+/** ADMIN_PASSWORD of the test AppViews. */
+export const OPERATOR_PASSWORD = 'test-operator-password'
+/** Request headers carrying the operator credential (HTTP Basic, as a browser sends it). */
+export const OPERATOR_HEADERS = { authorization: `Basic ${Buffer.from(`admin:${OPERATOR_PASSWORD}`).toString('base64')}` }
+
 /**
  * `env` overrides the configuration (e.g. `RATE_LIMIT_MAX`); `firehoses` are further firehose
  * hosts to follow after the PDSes; `log` replaces the silent test logger.
@@ -68,6 +73,7 @@ export async function startAppViewStack(opts: { secondPds?: boolean; env?: Recor
     HOST: '127.0.0.1',
     PORT: '0',
     LOG_LEVEL: 'silent',
+    ADMIN_PASSWORD: OPERATOR_PASSWORD,
     ...opts.env,
   })
   const index = await openMigratedIndex(cfg, log)

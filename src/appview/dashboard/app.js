@@ -92,14 +92,24 @@ function renderWriter(writer) {
   box.append(
     definitions([
       ['mode', writer.mode],
+      ['status', writer.status],
       ['started', writer.startedAt],
-      ['finished', writer.finishedAt ?? 'running'],
+      ['finished', writer.finishedAt ?? '—'],
       ['counts', counts || '—'],
       ...(writer.backlog != null ? [['backlog', writer.backlog]] : []),
+      ['problems', `${writer.problemItems ?? 0} items`],
     ]),
   )
-  const problems = (writer.problems ?? []).slice(0, 10)
-  if (problems.length) box.append(table(['kind', 'id', 'action', 'reason'], problems.map((p) => [p.kind, el('span', { className: 'mono', textContent: p.id }), p.action, p.reason ?? ''])))
+  // Problems grouped by reason: one row per reason with its count and an example, not one row per item.
+  const groups = (writer.problems ?? []).slice(0, 15)
+  if (groups.length) {
+    box.append(
+      table(
+        ['items', 'action', 'reason', 'e.g.'],
+        groups.map((g) => [g.items.toLocaleString('en'), g.action, g.reason, el('span', { className: 'mono', textContent: g.examples[0] ? `${g.examples[0].kind} ${g.examples[0].id} (${g.examples[0].repo})` : '' })]),
+      ),
+    )
+  }
 }
 
 function renderCounts(status) {

@@ -105,6 +105,9 @@ public final class MongoServerMain {
         }
     };
 
+    /** Behave as a standalone mongod: no change streams (system property {@code ac.standalone}). */
+    static final boolean STANDALONE = Boolean.getBoolean("ac.standalone");
+
     private MongoServerMain() {
     }
 
@@ -627,6 +630,10 @@ public final class MongoServerMain {
 
         @Override
         public Cursor createCursor(Document changeStream, String namespace, Aggregation aggregation) {
+            if (STANDALONE) {
+                // -Dac.standalone=true: answer as a standalone mongod does (tests of `ac-appview doctor`).
+                throw new MongoServerError(40573, "The $changeStream stage is only supported on replica sets");
+            }
             String db = Utils.getDatabaseNameFromFullName(namespace);
             String coll = Utils.getCollectionNameFromFullName(namespace);
             boolean wholeDatabase = coll.equals("1"); // db.watch() sends {aggregate: 1}
