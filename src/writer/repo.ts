@@ -188,7 +188,8 @@ export class RepoClient {
       await this.call(() => session.login({ identifier: this.account.did, password: this.account.password }), false)
     } catch (err) {
       const status = (err as { status?: number }).status
-      throw Object.assign(new Error(`login as ${this.account.did} failed: ${describe(err)}`), { status, error: (err as { error?: string }).error })
+      const why = isRedirect(err) ? 'the PDS answered with a redirect, which credentials never follow' : (err as Error).message
+      throw Object.assign(new Error(`login as ${this.account.did} failed: ${why}`), { status, error: (err as { error?: string }).error })
     }
     this.session = session
     this.xrpc = new XrpcClient(session, lexicons)
@@ -328,14 +329,11 @@ export class RepoClient {
   }
 }
 
-/** fetch's error for an answer that redirected (`redirect: 'error'`): never retried. */
+/**
+ * Whether `err` is fetch's refusal of an answer that redirected (`redirect: 'error'`; its cause
+ * says `unexpected redirect`), which is never retried. Causes are not shown: they may name PDS_URL.
+ */
 function isRedirect(err: unknown): boolean {
-  return /redirect/i.test(describe(err))
-}
-
-/** An error's message with its causes (fetch's TypeError says only `fetch failed`, its cause why). */
-function describe(err: unknown): string {
-  const parts: string[] = []
-  for (let e = err as { message?: string; cause?: unknown } | undefined; e && parts.length < 4; e = e.cause as typeof e) if (e.message) parts.push(e.message)
-  return [...new Set(parts)].join(': ')
+  for (let e = err as { message?: string; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) if (/redirect/i.test(e.message ?? '')) return true
+  return false
 }
