@@ -174,6 +174,21 @@ writer
     }
   })
 
+writer
+  .command('share')
+  .description(
+    "Post an item to Bluesky as AC's scripts do: text, a link to AC, the image (paintings) or video (tapes). A second run, or a rerun after a crash, never posts twice: the post's rkey comes from the item and MongoDB keeps `bluesky {uri, cid, rkey}`. Quote the code in a shell: '#abc', '$abc', '!abc'.",
+  )
+  .argument('<code>', '#code painting, $code KidLisp or !code tape')
+  .addOption(new Option('--as <who>', "post from the owner's account on AC's PDS, or from AC's own account (AC_BSKY_DID)").choices(['owner', 'account']).default('owner'))
+  .option('--unshare', 'delete the post (also for a nuked item) and forget it')
+  .option('--json', 'print the report as JSON on stdout')
+  .action(async (code: string, o: { as: 'owner' | 'account'; unshare?: boolean; json?: boolean }) => {
+    const cfg = config()
+    const report = await (await services()).runShare(cfg, logger(cfg), code, { as: o.as, unshare: o.unshare })
+    process.stdout.write(o.json ? JSON.stringify(report, null, 2) + '\n' : `${report.action}: ${report.code}${report.uri ? ` ${report.uri}` : ''}${report.cid ? ` (cid ${report.cid})` : ''}\n`)
+  })
+
 /** A progress bar with rate and ETA on a terminal; plain log lines otherwise. */
 function progress(log: Logger) {
   if (!process.stderr.isTTY) return (done: number, total: number, items: number, itemsTotal: number) => log.info({ repos: `${done}/${total}`, items: `${items}/${itemsTotal}` }, 'progress')
@@ -251,6 +266,20 @@ program
       await app.close()
       await db.destroy()
     })
+  })
+
+const feeds = program.command('feeds').description("AC's Bluesky feeds (src/feeds/definitions.ts), served by the AppView as a feed generator.")
+
+feeds
+  .command('publish')
+  .description(
+    "Create or update the app.bsky.feed.generator record of every feed (name, description, avatar) in the repo of AC_BSKY_DID (logging in with AC_BSKY_PASSWORD), pointing at the feed generator FEEDGEN_SERVICE_DID or did:web:FEEDGEN_HOSTNAME. Idempotent: records already right are left alone.",
+  )
+  .option('--json', 'print the result as JSON on stdout')
+  .action(async (o: { json?: boolean }) => {
+    const cfg = config()
+    const published = await (await services()).runPublishFeeds(cfg, logger(cfg))
+    process.stdout.write(o.json ? JSON.stringify(published, null, 2) + '\n' : published.map((f) => `${f.action.padEnd(9)}  ${f.uri}`).join('\n') + '\n')
   })
 
 program

@@ -1,3 +1,4 @@
+import { isValidDid } from '@atproto/syntax'
 import { z } from 'zod'
 
 /**
@@ -23,6 +24,8 @@ export const APPVIEW_LIMITS = {
   maxConnectionsPerClient: 64,
   headersTimeoutMs: 10_000,
 }
+
+const did = z.string().refine((v): boolean => isValidDid(v), 'must be a DID (did:plc:… or did:web:…)')
 
 const list = z
   .string()
@@ -65,6 +68,7 @@ const schema = z.object({
   INGEST_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(500),
   INGEST_WATCHDOG_SECONDS: z.coerce.number().int().min(1).default(60),
   INGEST_BACKFILL_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
+  INGEST_POSTS: bool.default(true),
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   ADMIN_PASSWORD: z.string().min(12, 'must be at least 12 characters').optional(),
 
@@ -90,6 +94,13 @@ const schema = z.object({
   MAX_CONNECTIONS: z.coerce.number().int().min(1).default(APPVIEW_LIMITS.maxConnections),
   MAX_CONNECTIONS_PER_CLIENT: z.coerce.number().int().min(1).default(APPVIEW_LIMITS.maxConnectionsPerClient),
   HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(APPVIEW_LIMITS.headersTimeoutMs),
+
+  // Feed generator, and AC's own account on Bluesky (feed publisher, `writer share --as account`)
+  FEEDGEN_HOSTNAME: z.string().regex(/^[a-z0-9.-]+(:\d{1,5})?$/i, 'must be a host name with an optional port, without scheme or path').optional(),
+  FEEDGEN_SERVICE_DID: did.optional(),
+  AC_BSKY_DID: did.optional(),
+  AC_BSKY_PASSWORD: z.string().min(1).optional(),
+  AC_BSKY_PDS_URL: url.optional(),
 })
 
 export type Env = z.infer<typeof schema>
@@ -107,6 +118,21 @@ export interface Config extends Env {
   corsOrigins: string[]
   /** Origins whose https URLs records may carry into views (same patterns as CORS). */
   viewUrlOrigins: string[]
+  /** The feed generator the AppView serves; undefined when FEEDGEN_HOSTNAME and FEEDGEN_SERVICE_DID are unset. */
+  feedgen: FeedgenConfig | undefined
+}
+
+/** The feed generator's identity (issue 10; ATProto feed generator spec). */
+export interface FeedgenConfig {
+  /** FEEDGEN_SERVICE_DID, else `did:web:<FEEDGEN_HOSTNAME>` (a port's `:` percent-encoded). */
+  serviceDid: string
+  /**
+   * `https://<FEEDGEN_HOSTNAME>` (`http` for localhost, which did:web resolvers allow in dev):
+   * the endpoint the did:web document names. Undefined without FEEDGEN_HOSTNAME.
+   */
+  endpoint: string | undefined
+  /** AC_BSKY_DID: the repo holding the `app.bsky.feed.generator` records, named by the feeds' AT-URIs. */
+  publisherDid: string
 }
 
 export class ConfigError extends Error {}
@@ -132,6 +158,22 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     trustedRelays: (e.TRUSTED_RELAYS ?? []).map(httpOrigin),
     corsOrigins: e.CORS_ORIGINS ?? defaultCorsOrigins(e.AC_PUBLIC_URL, e.ALLOW_PRIVATE_NETWORK),
     viewUrlOrigins: e.VIEW_URL_ORIGINS ?? acOrigins(e.AC_PUBLIC_URL),
+    feedgen: feedgenConfig(e),
+  }
+}
+
+/**
+ * The feed generator's identity from FEEDGEN_HOSTNAME, FEEDGEN_SERVICE_DID and AC_BSKY_DID.
+ * @throws ConfigError when the feed generator is configured without AC_BSKY_DID.
+ */
+function feedgenConfig(e: Env): FeedgenConfig | undefined {
+  const host = e.FEEDGEN_HOSTNAME
+  if (!host && !e.FEEDGEN_SERVICE_DID) return undefined
+  if (!e.AC_BSKY_DID) throw new ConfigError('invalid configuration:\n  AC_BSKY_DID: must be set with FEEDGEN_HOSTNAME or FEEDGEN_SERVICE_DID (the feeds\' AT-URIs name the account that publishes them)')
+  return {
+    serviceDid: e.FEEDGEN_SERVICE_DID ?? `did:web:${encodeURIComponent(host!.toLowerCase())}`,
+    endpoint: host ? `${/^localhost(:|$)/i.test(host) ? 'http' : 'https'}://${host.toLowerCase()}` : undefined,
+    publisherDid: e.AC_BSKY_DID,
   }
 }
 

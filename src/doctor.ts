@@ -25,6 +25,8 @@ export interface Check {
 
 /** How long a network check may take before it counts as unreachable. */
 const TIMEOUT_MS = 5000
+/** How long a connected firehose host may stay silent before it counts as answering (a quiet live tail). */
+const QUIET_MS = 1000
 /** Accounts logged into (no writes) and paintings whose PNG is checked. */
 const SAMPLE = 3
 /** Free space below which DATA_DIR is a warning. */
@@ -206,7 +208,11 @@ async function checkFirehose(cfg: Config, add: (c: Check) => void): Promise<void
         signal: abort.signal,
         heartbeatMs: TIMEOUT_MS,
         maxReconnectSeconds: 1,
-        onConnect: () => (connected = true),
+        onConnect: () => {
+          connected = true
+          // A host answers a bad cursor at once; a quiet live tail sends nothing: a second is enough.
+          setTimeout(() => abort.abort(), QUIET_MS).unref()
+        },
         onDisconnect: () => {},
         onReconnect: (error) => abort.abort(error),
       })
@@ -217,7 +223,7 @@ async function checkFirehose(cfg: Config, add: (c: Check) => void): Promise<void
       else add({ name, status: 'ok', detail: `connected${cursor === undefined ? ' (no stored cursor: the first start backfills)' : `, stored cursor ${cursor} inside the window`}` })
     } catch (err) {
       if (err instanceof FirehoseErrorFrame && err.code === 'FutureCursor') add({ name, status: 'fail', detail: `stored cursor ${cursor} is ahead of the host (it was reset or replaced)`, fix: 'nothing to do by hand: the ingest drops the cursor and backfills; check FIREHOSE_URL names the right host' })
-      else if (connected || abort.signal.reason === undefined) add({ name, status: 'ok', detail: `connected, no event within ${TIMEOUT_MS / 1000} s (a quiet host)` })
+      else if (connected) add({ name, status: 'ok', detail: `connected${cursor === undefined ? ' (no stored cursor: the first start backfills)' : `, stored cursor ${cursor} accepted`}` })
       else add({ name, status: 'fail', detail: `cannot connect: ${(abort.signal.reason as Error)?.message ?? (err as Error).message}`, fix: 'check FIREHOSE_URL (ws(s):// or http(s):// of a PDS or relay) and that the host is up' })
     } finally {
       clearTimeout(timer)

@@ -3,7 +3,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { collections, readDoc, type Collection, type SourceItem } from '../src/collections/index.js'
 import { runBackfill } from '../src/services.js'
 import type { BackfillReport } from '../src/writer/backfill.js'
+import SqliteDb from 'better-sqlite3'
+import { IndexReader } from '../src/appview/queries.js'
+import { seedSamplePosts } from '../src/dev/sample-posts.js'
 import { seedSample } from '../src/dev/sample.js'
+import { FEEDS } from '../src/feeds/definitions.js'
+import { FeedReader } from '../src/feeds/reader.js'
+import { skeletonPage } from '../src/feeds/skeleton.js'
 import { startIndexing, startStack, waitFor, xrpc, type Stack } from './support/stack.js'
 
 /**
@@ -258,5 +264,14 @@ describe('MongoDB to PDS to firehose to AppView', () => {
     expect((await indexedUris()).sort()).toEqual([...truth].sort())
     const cursorAfter = (await indexing.index.selectFrom('cursor').select('seq').executeTakeFirstOrThrow()).seq
     expect(cursorAfter).toBeGreaterThan(cursorBefore)
+  })
+
+  it("fills every feed with the sample posts of `ac-appview dev`", async () => {
+    const ac = await stack.net.createAccount('aesthetic')
+    const made = await seedSamplePosts({ cfg: { ...stack.cfg, AC_BSKY_DID: ac.did, AC_BSKY_PASSWORD: ac.password }, log: stack.log, db: stack.mongo, acAccount: ac })
+    const postCount = async () => Number((await indexing.index.selectFrom('post').select((eb) => eb.fn.countAll().as('n')).executeTakeFirst())?.n)
+    await waitFor('the sample posts', async () => (await postCount()) >= made)
+    const reader = new FeedReader(new IndexReader(new SqliteDb(stack.cfg.indexDbPath, { readonly: true }), indexing.index), indexing.index)
+    for (const def of FEEDS) expect(skeletonPage(reader, def, 100).feed.length, def.rkey).toBeGreaterThan(0)
   })
 })

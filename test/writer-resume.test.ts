@@ -8,7 +8,7 @@ import { startCountingProxy } from './support/counting-proxy.js'
 import { startStack, type Stack } from './support/stack.js'
 
 const BIN = path.resolve(import.meta.dirname, '../bin/ac-appview.js')
-const MOODS = 1200
+const MOODS = 800
 const PAINTINGS = 150
 
 /** A writer under a crash loop: killed every few seconds, it still finishes its largest repo, uploading no blob twice. */
@@ -92,5 +92,5 @@ describe('writer backfill under a crash loop', () => {
     const report = JSON.parse(again.stdout)
     expect(report.changes).toEqual([])
     expect(report.resumed).toBeUndefined() // the last run finished: nothing to resume
-  })
+  }, 600_000)
 })

@@ -1,4 +1,5 @@
-import { KINDS, byCodePrefix, type Kind } from '../collections/index.js'
+import type { Lexicons } from '@atproto/lexicon'
+import { KINDS, PREFIXED_CODE, byCodePrefix, type Kind } from '../collections/index.js'
 import type { CursorCodec } from './cursor.js'
 import type { FeedRow, IndexReader } from './queries.js'
 import type { ViewCache } from './views.js'
@@ -11,10 +12,11 @@ export interface MethodDef {
   handler: Method
   /** `Cache-Control: public, max-age=…` of a successful answer, in seconds. */
   maxAge: number
+  /** The lexicons defining the method's parameters; default AC's own (src/lexicon). */
+  lexicons?: Lexicons
+  /** Checks the request's `Authorization` header before the handler runs; throws an XrpcError (401) to refuse it. */
+  auth?(authorization: string | undefined): Promise<void>
 }
-
-/** `#abc`, `$abc` or `!abc`: a prefix and 1-10 letters or digits, case-sensitive (ac-data-model.md). */
-const CODE = /^([#$!])([A-Za-z0-9]{1,10})$/
 
 /**
  * Largest feed page, in UTF-8 bytes of item views: a page stops before the item that would pass
@@ -67,7 +69,7 @@ export function createMethods(reader: IndexReader, views: ViewCache, cursors: Cu
     'computer.aesthetic.media.resolveCode': {
       maxAge: 60,
       handler({ code }) {
-        const match = CODE.exec(code)
+        const match = PREFIXED_CODE.exec(code)
         if (!match) throw new XrpcError(400, 'InvalidCode', `Code must be #, $ or ! followed by 1-10 letters or digits, got ${echo(code)}`)
         const row = reader.codeWinner(byCodePrefix.get(match[1])!.kind, match[2])
         const view = row && row.status === null ? views.view(row, 'whole') : undefined

@@ -28,7 +28,7 @@ export interface FeedQuery {
 }
 
 /** Named placeholder of a prepared statement: `p('kind')` stands for `values.kind` at run time. */
-type Param = <T = string>(name: string) => T
+export type Param = <T = string>(name: string) => T
 
 /** A statement prepared once, with the order in which its named values bind. */
 interface Prepared {
@@ -146,12 +146,18 @@ export class IndexReader {
     this.sqlite.close()
   }
 
-  private all<T>(key: string, build: (p: Param) => Compilable, values: Record<string, unknown>): T[] {
+  /**
+   * Every row of the query `build` makes (compiled and prepared once per `key`, a name unique to
+   * its shape), with `values` bound to its named placeholders. Other readers of the index (the
+   * feed generator's) run their queries through it too.
+   */
+  all<T>(key: string, build: (p: Param) => Compilable, values: Record<string, unknown>): T[] {
     const { stmt, binds } = this.statement(key, build)
     return stmt.all(...bindValues(binds, values)) as T[]
   }
 
-  private get<T>(key: string, build: (p: Param) => Compilable, values: Record<string, unknown>): T | undefined {
+  /** The first row of the query `build` makes, or undefined; see {@link all}. */
+  get<T>(key: string, build: (p: Param) => Compilable, values: Record<string, unknown>): T | undefined {
     const { stmt, binds } = this.statement(key, build)
     return stmt.get(...bindValues(binds, values)) as T | undefined
   }
@@ -178,7 +184,7 @@ const FEED_COLUMNS = ['item.uri', 'item.cid', 'item.did', 'item.kind', 'item.ind
 /**
  * Feed rows joined with their author's handle and PDS. Items of accounts that are taken down,
  * suspended, deactivated or deleted (`actor.status`, from #account events) are hidden everywhere:
- * the ingest copies that status onto the items (`item.hidden`, migration 004), which leads the
+ * the ingest copies that status onto the items (`item.hidden`, migration 005), which leads the
  * site-wide feed indexes, so a page reads visible items only however many rows hidden actors
  * hold. The actor row is one lookup per row; a LEFT JOIN keeps the item index driving the scan
  * (an inner join turns into a scan of all actors once the tables are analysed).

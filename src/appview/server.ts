@@ -6,6 +6,7 @@ import type { IndexDb } from '../db/index.js'
 import type { PartStatus } from '../supervisor.js'
 import { CursorCodec } from './cursor.js'
 import { installDashboard } from './dashboard.js'
+import { feedGeneratorMethods, installDidDocument, type FeedGeneratorOptions } from './feedgen.js'
 import { health } from './health.js'
 import { BODY_LIMIT, clientErrorHandler, frameworkErrors, installHttp, type HttpOptions } from './http.js'
 import { limitedServer, type ConnectionLimits } from './limits.js'
@@ -45,6 +46,8 @@ export interface AppViewOptions extends ViewOptions, HttpOptions, Partial<Connec
   parts?: () => PartStatus[]
   /** Who may use the dashboard and `/metrics` (ADMIN_PASSWORD; open in dev). */
   operator: OperatorAccess
+  /** Serve AC's feeds as a feed generator (`app.bsky.feed.*`, `/.well-known/did.json`); off when undefined. */
+  feedGenerator?: FeedGeneratorOptions
   /** Registers further routes in the XRPC routes' scope (same hooks); the benchmark's plain routes. */
   extraRoutes?: (scope: FastifyInstance, methods: Record<string, MethodDef>) => void
 }
@@ -85,23 +88,30 @@ export async function createAppView(opts: AppViewOptions): Promise<FastifyInstan
   app.addHook('onClose', async () => reader.close())
   const views = new ViewCache(opts, (uri) => reader.record(uri), opts.viewCacheSize, limits.viewCacheMaxBytes)
   const responses = new ResponseCache(() => reader.dataVersion(), opts.responseCacheSize, limits.responseCacheMaxBytes)
-  const methods = createMethods(reader, views, new CursorCodec(opts.cursorKey ?? crypto.randomBytes(32)))
+  const cursors = new CursorCodec(opts.cursorKey ?? crypto.randomBytes(32))
+  const methods = {
+    ...createMethods(reader, views, cursors),
+    ...(opts.feedGenerator ? feedGeneratorMethods(reader, opts.db, opts.feedGenerator, cursors) : {}),
+  }
 
   await installHttp(app, opts, new Set(Object.keys(methods)))
   const status = memoize(STATUS_TTL_MS, () => operatorStatus(opts.db, opts.dataDir, opts.parts))
   const guard = operatorGuard(opts.operator)
   installMetrics(app, status, { view: () => views.stats(), response: () => responses.stats() }, guard)
   app.get('/xrpc/_health', (_req, reply) => health(opts.db, opts.healthMaxLagSeconds, reply, opts.parts))
+  if (opts.feedGenerator) installDidDocument(app, opts.feedGenerator)
 
   await app.register(async (scope) => {
     scope.addHook('onSend', etag)
     for (const [nsid, def] of Object.entries(methods)) {
       const cacheControl = `public, max-age=${def.maxAge}`
-      scope.get(`/xrpc/${nsid}`, (req, reply) => {
-        const params = decodeParams(nsid, req.query as Record<string, unknown>)
+      const answer = (req: FastifyRequest, reply: FastifyReply) => {
+        const params = decodeParams(nsid, req.query as Record<string, unknown>, def.lexicons)
         const { body, etag } = responses.get(() => nsid + JSON.stringify(params, Object.keys(params).sort()), () => def.handler(params))
         return reply.header('cache-control', cacheControl).header('etag', etag).type('application/json').send(body)
-      })
+      }
+      const auth = def.auth
+      scope.get(`/xrpc/${nsid}`, auth ? async (req, reply) => (await auth(req.headers.authorization), answer(req, reply)) : answer)
     }
     if (opts.dashboard) installDashboard(scope, status, guard)
     opts.extraRoutes?.(scope, methods)

@@ -2,7 +2,8 @@ import crypto from 'node:crypto'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { KINDS, byKind, type Kind } from '../collections/index.js'
-import type { IndexDb } from '../db/index.js'
+import type { Transaction } from 'kysely'
+import type { IndexDb, IndexSchema } from '../db/index.js'
 
 /**
  * AC's counts in February 2026 (ac-data-model.md: 4,386 paintings, 2,805 moods, 14,677 KidLisp,
@@ -19,6 +20,8 @@ export interface SyntheticOptions {
   pdsUrl?: string
   /** Seed of the pseudo-random generator: the same seed writes the same index. */
   seed?: number
+  /** Posts about AC to write for the feed generator (`post`, `post_ref`); default none. */
+  posts?: number
 }
 
 export interface SyntheticIndex {
@@ -27,9 +30,10 @@ export interface SyntheticIndex {
   /** Handles of the actors, busiest first; the guest account is `art.at.aesthetic.computer`. */
   handles: string[]
   items: number
+  posts: number
 }
 
-/** Items per INSERT statement (10 columns: well under SQLite's 32,766 bound parameters). */
+/** Items per INSERT statement (11 columns: well under SQLite's 32,766 bound parameters). */
 const BATCH = 500
 const CODE_ALPHABET = 'abcdefghijkmnopqrstuvwxyz23456789ABCDEFGHJKLMNPQRSTUVWXYZ'
 const CODE_SPACE = CODE_ALPHABET.length ** 3
@@ -59,6 +63,8 @@ export async function writeSyntheticIndex(db: IndexDb, opts: SyntheticOptions = 
   const weights = actors.map((_, i) => 1 / Math.pow(i + 1, 1.1))
   const pick = cumulativePicker(weights, random)
   const codes: string[] = []
+  const moodRkeys: string[] = []
+  const slugs: string[] = []
   let items = 0
   await db.transaction().execute(async (trx) => {
     for (let i = 0; i < actors.length; i += BATCH) await trx.insertInto('actor').values(actors.slice(i, i + BATCH)).execute()
@@ -76,14 +82,62 @@ export async function writeSyntheticIndex(db: IndexDb, opts: SyntheticOptions = 
           if (code) codes.push(col.codePrefix + code)
           const record = recordOf(kind, n, code, when, random)
           const rkey = tid(Date.parse(when), n)
-          rows.push({ uri: `at://${did}/${col.nsid}/${rkey}`, did, kind, rkey, cid: cidOf(`${kind} ${n}`), rev: rkey, code, sortAt: when, indexedAt: now, record: JSON.stringify(record) })
+          if (kind === 'mood') moodRkeys.push(rkey)
+          const slug = col.urlSlug?.(record) ?? null
+          if (slug) slugs.push(slug)
+          rows.push({ uri: `at://${did}/${col.nsid}/${rkey}`, did, kind, rkey, cid: cidOf(`${kind} ${n}`), rev: rkey, code, slug, sortAt: when, indexedAt: now, record: JSON.stringify(record) })
         }
         await trx.insertInto('item').values(rows).execute()
         items += rows.length
       }
     }
+    if (opts.posts) await writeSyntheticPosts(trx, opts.posts, { actors, pick, codes, moodRkeys, slugs, random, now })
   })
-  return { codes, handles: actors.map((a) => a.handle), items }
+  return { codes, handles: actors.map((a) => a.handle), items, posts: opts.posts ?? 0 }
+}
+
+/** Untrusted accounts posting about AC besides AC's own users (people elsewhere on the network). */
+const FANS = 2000
+
+/**
+ * Posts about AC, as the ingest would have kept them: by AC's users (trusted, Zipf-distributed)
+ * and by {@link FANS} accounts elsewhere, over the same three years. In ten: three link a painting
+ * code and one a painting by slug (AC's share URL), two a KidLisp code, one a tape code, one a
+ * mood by rkey, one a news post, and one is an AC user's image without a link (the artists feed
+ * only); a third carry an image.
+ */
+async function writeSyntheticPosts(
+  trx: Transaction<IndexSchema>,
+  count: number,
+  w: { actors: Array<{ did: string }>; pick: () => number; codes: string[]; moodRkeys: string[]; slugs: string[]; random: () => number; now: string },
+): Promise<void> {
+  const fans = Array.from({ length: FANS }, (_, i) => ({ did: `did:plc:${`fan${i}`.padEnd(24, 'x')}`, handle: `fan${i}.bsky.example`, pds: 'https://bsky.example', trusted: 0, status: null, updatedAt: w.now }))
+  for (let i = 0; i < fans.length; i += BATCH) await trx.insertInto('actor').values(fans.slice(i, i + BATCH)).execute()
+  const byPrefix = (p: string) => w.codes.filter((c) => c.startsWith(p)).map((c) => c.slice(1))
+  const targets = { painting: byPrefix('#'), kidlisp: byPrefix('$'), tape: byPrefix('!') }
+  const choose = <T>(list: T[]) => list[Math.floor(w.random() * list.length)]
+  for (let start = 0; start < count; start += BATCH) {
+    const posts = []
+    const refs = []
+    for (let n = start; n < Math.min(count, start + BATCH); n++) {
+      const slot = n % 10
+      const did = slot === 9 || w.random() < 0.5 ? w.actors[w.pick()].did : choose(fans).did
+      const sortAt = new Date(FROM + w.random() * (TO - FROM)).toISOString()
+      const uri = `at://${did}/app.bsky.feed.post/${tid(Date.parse(sortAt), n)}`
+      const ref =
+        slot < 3 ? { kind: 'painting', via: 'code', key: choose(targets.painting) }
+        : slot === 3 ? { kind: 'painting', via: 'slug', key: choose(w.slugs) }
+        : slot < 6 ? { kind: 'kidlisp', via: 'code', key: choose(targets.kidlisp) }
+        : slot === 6 ? { kind: 'tape', via: 'code', key: choose(targets.tape) }
+        : slot === 7 ? { kind: 'mood', via: 'rkey', key: choose(w.moodRkeys) }
+        : slot === 8 ? { kind: 'news', via: 'code', key: `n${n.toString(36)}`.slice(0, 10) }
+        : undefined
+      posts.push({ uri, did, cid: cidOf(uri), rev: tid(Date.parse(sortAt), n), sortAt, indexedAt: w.now, about: ref ? 1 : 0, media: slot === 9 || w.random() < 0.33 ? 'image' : null })
+      if (ref) refs.push({ post: uri, ...ref, sortAt, did })
+    }
+    await trx.insertInto('post').values(posts).execute()
+    if (refs.length) await trx.insertInto('post_ref').values(refs).execute()
+  }
 }
 
 /**

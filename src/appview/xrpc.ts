@@ -1,3 +1,4 @@
+import type { Lexicons } from '@atproto/lexicon'
 import { lexicons } from '../lexicon/lexicons.js'
 
 /**
@@ -33,10 +34,10 @@ interface ParamDef {
 /** Lexicon parameter definitions per method NSID, looked up once. */
 const paramDefs = new Map<string, Record<string, ParamDef>>()
 
-function paramsOf(nsid: string): Record<string, ParamDef> {
+function paramsOf(nsid: string, lex: Lexicons): Record<string, ParamDef> {
   let props = paramDefs.get(nsid)
   if (!props) {
-    const def = lexicons.getDefOrThrow(nsid) as { parameters?: { properties: Record<string, ParamDef> } }
+    const def = lex.getDefOrThrow(nsid) as { parameters?: { properties: Record<string, ParamDef> } }
     props = def.parameters?.properties ?? {}
     paramDefs.set(nsid, props)
   }
@@ -47,11 +48,12 @@ function paramsOf(nsid: string): Record<string, ParamDef> {
  * Decodes a parsed query string into the typed params of `nsid` (integers, booleans, strings)
  * and validates them against its lexicon (`@atproto/lexicon` `assertValidXrpcParams`: required
  * params, string formats such as `at-identifier`, lengths, integer ranges), applying defaults.
- * Unknown parameters are ignored, as the XRPC spec allows.
+ * Unknown parameters are ignored, as the XRPC spec allows. `lex` holds the method's lexicon
+ * (default AC's; the feed generator's methods are `@atproto/api`'s).
  * @throws XrpcError 400 InvalidRequest naming the bad parameter and what was wrong.
  */
-export function decodeParams(nsid: string, query: Record<string, unknown>): Record<string, any> {
-  const props = paramsOf(nsid)
+export function decodeParams(nsid: string, query: Record<string, unknown>, lex: Lexicons = lexicons): Record<string, any> {
+  const props = paramsOf(nsid, lex)
   const params: Record<string, unknown> = {}
   for (const name in query) {
     const prop = props[name]
@@ -61,7 +63,7 @@ export function decodeParams(nsid: string, query: Record<string, unknown>): Reco
     params[name] = decodeValue(name, prop.type, String(raw))
   }
   try {
-    return withoutStackTraces(() => lexicons.assertValidXrpcParams(nsid, params) as Record<string, unknown>)
+    return withoutStackTraces(() => (lex.assertValidXrpcParams(nsid, params) ?? params) as Record<string, unknown>) // undefined for a method without parameters
   } catch (err) {
     throw invalidRequest((err as Error).message)
   }

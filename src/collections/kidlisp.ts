@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import type { Collection } from './types.js'
-import { codeSchema, permalink } from './types.js'
+import { byline, codeSchema, permalink } from './types.js'
 
 const fields = z.object({
   code: codeSchema,
@@ -34,4 +34,19 @@ export const kidlisp: Collection<z.infer<typeof fields>> = {
   normalize: (record) => record,
   view: (_did, r, ctx) => ({ code: r.code, source: r.source, acUrl: permalink(ctx.publicUrl, '$', r.code) }),
   longText: 'source',
+  /** Text and link: `KidLisp by @h 🧩`, the start of the source, the `$code` permalink. */
+  async share(item, ctx) {
+    const link = permalink(ctx.publicUrl, '$', item.fields.code)
+    return { text: `KidLisp ${byline(ctx.handle)}🧩\n\n${excerpt(item.fields.source)}\n\n${link}`, link }
+  },
+}
+
+/** Longest start of a source quoted in a share, in code points (the post's 300 graphemes hold it, the byline and the link). */
+const EXCERPT_MAX = 140
+
+/** The first lines of a KidLisp source, trimmed, cut at {@link EXCERPT_MAX} with `…`. */
+function excerpt(source: string): string {
+  const lines = source.split('\n').map((l) => l.trim()).filter(Boolean).join('\n')
+  const chars = [...lines]
+  return chars.length > EXCERPT_MAX ? `${chars.slice(0, EXCERPT_MAX - 1).join('')}…` : lines
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import type { Collection, SourceItem, WriterContext } from './types.js'
-import { blobUrlOf, bucketSchema, codeSchema, ownerFolder, pathSegment, permalink } from './types.js'
+import { blobUrlOf, bucketSchema, byline, codeSchema, ownerFolder, pathSegment, permalink } from './types.js'
 
 const fields = z.object({
   code: codeSchema,
@@ -66,6 +66,8 @@ export const painting: Collection<Fields> = {
     },
   ],
   normalize: (record) => record,
+  /** The image slug: AC's painting URLs leave out a `:recording` part. */
+  urlSlug: (record) => slugParts(record.slug).image,
   view: (did, r, ctx) => ({
     code: r.code,
     slug: r.slug,
@@ -74,4 +76,14 @@ export const painting: Collection<Fields> = {
     recordingUrl: ctx.recordUrl('recordingUrl', r.recordingUrl),
     thumb: blobUrlOf(did, r.thumbnail, ctx),
   }),
+  /** As AC's share script: `New painting by @h 🎨✨` and `painting~@h/slug` (the `#code` permalink for a guest's), the PNG with alt text. */
+  async share(item, ctx) {
+    const link = ctx.handle ? `${ctx.publicUrl}/painting~@${ctx.handle}/${pathSegment(slugParts(item.fields.slug).image)}` : permalink(ctx.publicUrl, '#', item.fields.code)
+    const png = await ctx.fetchBytes(imageStorageUrl(item, ctx))
+    return {
+      text: `New painting ${byline(ctx.handle)}🎨✨\n\n${link}`,
+      link,
+      media: { type: 'image', blob: { bytes: png, mimeType: 'image/png' }, alt: `Painting ${byline(ctx.handle)}on aesthetic.computer` },
+    }
+  },
 }

@@ -2,7 +2,7 @@ import PQueue from 'p-queue'
 import { z } from 'zod'
 import { THUMBNAIL_MAX_BYTES, VIDEO_MAX_BYTES, convertTape, type TapeVideo } from '../writer/tape-video.js'
 import type { BlobInput, Collection, SourceItem, WriterContext } from './types.js'
-import { blobUrlOf, bucketSchema, codeSchema, ownerFolder, pathSegment, permalink } from './types.js'
+import { blobUrlOf, bucketSchema, byline, codeSchema, ownerFolder, pathSegment, permalink } from './types.js'
 
 const fields = z.object({
   code: codeSchema,
@@ -112,4 +112,13 @@ export const tape: Collection<Fields> = {
     video: blobUrlOf(did, r.video, ctx),
     thumb: blobUrlOf(did, r.thumbnail, ctx),
   }),
+  /** `New tape by @h 📼` and the `!code` permalink, with the video (AC's MP4, or converted from the frames). */
+  async share(item, ctx) {
+    const link = permalink(ctx.publicUrl, '!', item.fields.code)
+    return {
+      text: `New tape ${byline(ctx.handle)}📼\n\n${link}`,
+      link,
+      media: { type: 'video', blob: await makeVideo(item, ctx), alt: `Tape ${byline(ctx.handle)}on aesthetic.computer` },
+    }
+  },
 }

@@ -48,6 +48,22 @@ export interface WriterContext {
   thumbnail(image: Uint8Array, maxBytes: number): Promise<BlobInput>
 }
 
+/** What a collection module needs to word a Bluesky post sharing an item (`writer share`). */
+export interface ShareContext extends WriterContext {
+  /** The owner's AC handle without `@` (from `@handles`); null for anonymous items and users without one. */
+  handle: string | null
+}
+
+/** A Bluesky post sharing an item, as AC's own scripts word it (ac-data-model.md, AC on Bluesky). */
+export interface SharePost {
+  /** The post's text, at most 300 graphemes; it holds `link`. */
+  text: string
+  /** AC's URL of the item, inside `text`; it becomes the post's link facet. */
+  link: string
+  /** An image (`app.bsky.embed.images`) or video (`app.bsky.embed.video`) of the item, with its alt text. */
+  media?: { type: 'image' | 'video'; blob: BlobInput; alt: string }
+}
+
 /** What a collection module needs from the AppView to build a view. */
 export interface ViewContext {
   publicUrl: string
@@ -106,16 +122,26 @@ export interface Collection<F = any> {
   blobs: Array<{ field: string; required: boolean; make(item: SourceItem<F>, ctx: WriterContext): Promise<BlobInput | null> }>
   /** Rewrites AC's known legacy record shapes into the lexicon's (ac-data-model.md). */
   normalize(record: Record<string, unknown>): Record<string, unknown>
+  /** The slug AC's URLs name an item by (`painting~@handle/<slug>`), from its valid record; absent for kinds without such URLs. */
+  urlSlug?(record: Record<string, any>): string
   /** Kind-specific view fields (design.md, itemView). */
   view(did: string, record: Record<string, any>, ctx: ViewContext): Record<string, unknown>
   /** The view field holding long text, cut in feeds (`truncated: true`) and whole in resolveCode. */
   longText?: string
+  /** The Bluesky post that shares an item (`writer share`); absent for kinds that are not shared by code. */
+  share?(item: SourceItem<F>, ctx: ShareContext): Promise<SharePost>
 }
 
 // ---- helpers shared by the modules ----
 
-/** Zod for AC's short codes: 1-10 letters or digits, case-sensitive (ac-data-model.md). */
-export const codeSchema = z.string().regex(/^[A-Za-z0-9]{1,10}$/, 'must be 1-10 letters or digits')
+/** AC's short codes: 1-10 letters or digits, case-sensitive (ac-data-model.md). */
+const CODE = /^[A-Za-z0-9]{1,10}$/
+
+/** Zod for AC's short codes (see {@link CODE}). */
+export const codeSchema = z.string().regex(CODE, 'must be 1-10 letters or digits')
+
+/** A code with its kind's prefix: `#abc` painting, `$abc` KidLisp, `!abc` tape; groups: prefix, code. */
+export const PREFIXED_CODE = new RegExp(`^([#$!])(${CODE.source.slice(1, -1)})$`)
 
 /** Reads a string field that may be absent. */
 export const optionalString = z.string().optional()
@@ -131,6 +157,11 @@ export function objectIdHex(value: unknown): string {
 export function blobUrlOf(did: string, blob: unknown, ctx: ViewContext): string | undefined {
   const cid = (blob as JsonBlob | undefined)?.ref?.$link
   return typeof cid === 'string' ? ctx.blobUrl(did, cid) : undefined
+}
+
+/** `by @handle ` for a share's text and alt text, or nothing for an anonymous item. */
+export function byline(handle: string | null): string {
+  return handle ? `by @${handle} ` : ''
 }
 
 /** AC's permalink for a code: https://aesthetic.computer/#abc, /$abc or /!abc. */

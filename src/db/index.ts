@@ -28,15 +28,20 @@ export interface ItemTable {
   rev: string
   code: string | null
   /**
+   * The slug AC's URLs name the item by (`painting~@handle/<slug>`: a painting's image slug), from
+   * its collection module's `urlSlug`; null for other kinds (004).
+   */
+  slug: string | null
+  /**
    * Feeds sort by it: the record's `when`, normalised to ISO UTC, but no later than the time the
-   * uri was first indexed plus a few minutes (004; a record dated 2099 does not stay on top).
+   * uri was first indexed plus a few minutes (005; a record dated 2099 does not stay on top).
    */
   sortAt: string
   /** When the uri was first indexed (kept across updates). */
   indexedAt: string
   /** The normalised record as lexicon JSON. */
   record: string
-  /** 1 while the author's account is hidden (`actor.status` set): feeds skip it through their index (004). */
+  /** 1 while the author's account is hidden (`actor.status` set): feeds skip it through their index (005). */
   hidden: Generated<number>
 }
 
@@ -92,6 +97,35 @@ export interface CursorTable {
   updatedAt: string
 }
 
+/** An `app.bsky.feed.post` about AC, or with media by an account seen on TRUSTED_PDS (004). */
+export interface PostTable {
+  uri: string
+  did: string
+  cid: string
+  /** Repo revision of the commit that wrote this version; replays never go backwards. */
+  rev: string
+  /** The post's `createdAt`, never later than the time its host sequenced it; feeds sort by it. */
+  sortAt: string
+  indexedAt: string
+  /** 1 when the post points at AC (a link, an external embed or a URL in its text). */
+  about: number
+  /** `image` or `video` when the post embeds one; null otherwise. */
+  media: string | null
+}
+
+/** What a post points at (004): an AC item by code, painting slug or mood rkey. */
+export interface PostRefTable {
+  post: string
+  /** The item's kind (`painting`, `kidlisp`, `tape`, `mood`) or `news`. */
+  kind: string
+  /** How `key` names the item: `code`, `slug` (a painting's image slug) or `rkey` (a mood's). */
+  via: string
+  key: string
+  /** The post's sortAt and author, copied so a kind's feed is read from one index. */
+  sortAt: string
+  did: string
+}
+
 export interface IndexSchema {
   actor: ActorTable
   item: ItemTable
@@ -99,6 +133,8 @@ export interface IndexSchema {
   cursor: CursorTable
   repo: RepoTable
   backfill: BackfillTable
+  post: PostTable
+  post_ref: PostRefTable
 }
 
 export type IndexDb = Kysely<IndexSchema>

@@ -49,12 +49,15 @@ const CONTENT_TYPES: Record<string, string> = {
  * @param opts.dir  root folder; must exist (throws `Error` otherwise)
  * @param opts.port TCP port (default: a free port chosen by the OS)
  * @param opts.host interface to bind (default `127.0.0.1`, loopback only)
+ * @param opts.latencyMs delay added to every answer (default none)
  * @returns the base URL, a helper for bucket URLs and `close()`
  */
 export async function startMediaServer(opts: {
   dir: string;
   port?: number;
   host?: string;
+  /** Milliseconds added to every answer, as remote object storage takes (tests at AC's scale). */
+  latencyMs?: number;
 }): Promise<MediaServer> {
   const root = path.resolve(opts.dir);
   const st = await stat(root).catch(() => null);
@@ -62,6 +65,8 @@ export async function startMediaServer(opts: {
   const host = opts.host ?? '127.0.0.1';
 
   const app = Fastify({ logger: false });
+  const latency = opts.latencyMs ?? 0;
+  if (latency > 0) app.addHook('onRequest', () => new Promise<void>((resolve) => setTimeout(resolve, latency)));
   await app.register(fastifyStatic, {
     root,
     prefix: '/',

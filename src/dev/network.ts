@@ -61,7 +61,7 @@ export async function startNetwork(opts: { pdsPort?: number; rateLimits?: boolea
 }
 
 /** The PDS sequencer backs off up to 1 s when idle; cap it so firehose latency stays in milliseconds. */
-function tuneSequencer(network: TestNetworkNoAppView) {
+export function tuneSequencer(network: TestNetworkNoAppView) {
   const seq = network.pds.ctx.sequencer as unknown as { triesWithNoResults: number; exponentialBackoff: () => Promise<void> }
   seq.exponentialBackoff = async function () {
     this.triesWithNoResults++

@@ -8,8 +8,10 @@ import { Backfiller } from './backfill.js'
 import type { Identity } from './identity.js'
 import { collectionOf, Indexer, type IndexOp, type RecordOp } from './indexer.js'
 import { metrics } from './metrics.js'
+import { POST_COLLECTION } from '../feeds/definitions.js'
+import { PostIndex } from './posts.js'
 import { countQuarantine, recheckQuarantine } from './quarantine.js'
-import { FirehoseErrorFrame, subscribeRepos, wsUrl, type FirehoseMessage } from './subscription.js'
+import { FirehoseErrorFrame, httpUrl, subscribeRepos, wsUrl, type FirehoseMessage } from './subscription.js'
 import { unverifiedCommit, verifyCommit, type CommitBody, type VerifiedOp } from './verify.js'
 
 export interface IngestOptions {
@@ -43,6 +45,8 @@ export interface IngestOptions {
   maxReconnectSeconds?: number
   /** getRepo requests at once per PDS during a backfill. */
   backfillConcurrency?: number
+  /** Index posts about AC (src/ingest/posts.ts) for AC's site at this URL (AC_PUBLIC_URL); off when undefined. */
+  postsFor?: string
 }
 
 export interface Ingest {
@@ -55,14 +59,16 @@ export interface Ingest {
 
 /**
  * Follows `com.atproto.sync.subscribeRepos` on each host and indexes `computer.aesthetic.*`
- * records (see {@link HostStream}); backfills when asked, on first start, and when the host's
- * window no longer covers the cursor. Re-checks the quarantine when the lexicons changed.
+ * records and, with `postsFor`, posts about AC (see {@link HostStream}); backfills when asked, on
+ * first start, and when the host's window no longer covers the cursor. Re-checks the quarantine
+ * when the lexicons changed.
  */
 export async function startIngest(opts: IngestOptions): Promise<Ingest> {
-  const indexer = new Indexer({ db: opts.db, identity: opts.identity, trustedPds: opts.trustedPds, trustedRelays: opts.trustedRelays, log: opts.log })
+  const posts = opts.postsFor === undefined ? undefined : await PostIndex.load(opts.db, opts.postsFor, opts.log)
+  const indexer = new Indexer({ db: opts.db, identity: opts.identity, trustedPds: opts.trustedPds, trustedRelays: opts.trustedRelays, log: opts.log, onActor: posts && ((did, trusted) => posts.noteActor(did, trusted)) })
   await recheckQuarantine(indexer, opts.log)
   const backfiller = new Backfiller({ db: opts.db, indexer, identity: opts.identity, log: opts.log.child({ part: 'backfill' }), verify: opts.verify ?? true, concurrencyPerHost: opts.backfillConcurrency ?? 4 })
-  const streams = opts.services.map((s) => new HostStream(wsUrl(s), indexer, backfiller, opts))
+  const streams = opts.services.map((s) => new HostStream(wsUrl(s), indexer, backfiller, posts, opts))
   const runs = await Promise.all(streams.map((s) => s.start()))
   const quarantineGauge = setInterval(() => void countQuarantine(opts.db).catch(() => {}), 15_000)
   quarantineGauge.unref()
@@ -122,18 +128,22 @@ class HostStream {
   private handOverWaiters: Array<() => void> = []
   private readonly log: Logger
   private readonly verify: boolean
+  /** The host is one of TRUSTED_PDS: every repo it streams is hosted there. */
+  private readonly trustedHost: boolean
 
   /** @param url the host's ws(s) URL, credentials included (used to connect, never shown). */
   constructor(
     private readonly url: string,
     private readonly indexer: Indexer,
     private readonly backfiller: Backfiller,
+    private readonly posts: PostIndex | undefined,
     private readonly opts: IngestOptions,
   ) {
     this.service = serviceId(url)
     this.origin = httpOrigin(url)
     this.log = opts.log.child({ service: this.service })
     this.verify = opts.verify ?? true
+    this.trustedHost = opts.trustedPds.includes(this.origin)
     metrics.connected.set({ service: this.service }, 0)
   }
 
@@ -404,27 +414,35 @@ class HostStream {
   }
 
   /**
-   * The AC record operations of a commit. Commits touching no AC collection (most of a relay's
-   * stream) cost only this check: they are neither verified nor decoded further.
+   * The AC record and post operations of a commit. Commits touching no AC collection and no post
+   * the post filter wants (most of a relay's stream) cost only these checks: they are neither
+   * verified nor decoded further.
    */
   private async commitOps(body: CommitBody): Promise<IndexOp[]> {
-    if (!body.ops.some((op) => isAcPath(op.path))) return []
-    const verified = this.verify ? await this.verifiedOps(body) : await unverifiedCommit(body, isAcCollection)
-    const ops: RecordOp[] = verified.map((op) => {
-      if (op.action === 'delete') return { type: 'delete', uri: `at://${body.repo}/${op.collection}/${op.rkey}`, rev: body.rev }
-      return this.indexer.recordOp(collectionOf(op.collection)!, body.repo, op.rkey, op.cid!.toString(), body.rev, op.record, op.action)
-    })
+    const trustedAuthor = this.trustedHost || !!this.posts?.trusts(body.repo)
+    const posts = !!this.posts?.wants(body, trustedAuthor)
+    if (!posts && !body.ops.some((op) => isAcPath(op.path))) return []
+    const match = posts ? (nsid: string) => nsid === POST_COLLECTION || isAcCollection(nsid) : isAcCollection
+    const verified = this.verify ? await this.verifiedOps(body, match) : await unverifiedCommit(body, match)
+    const ops = (await Promise.all(verified.map((op) => this.recordOp(body, op, trustedAuthor)))).filter((op) => op !== null)
     if (!ops.length) return []
     return [...(await this.indexer.actorOps(body.repo, { from: this.origin })), { type: 'commit', did: body.repo, rev: body.rev, ops }]
   }
 
+  /** The index operation of one verified op: an AC record (or its deletion), or a post; null when none. */
+  private async recordOp(body: CommitBody, op: VerifiedOp, trustedAuthor: boolean): Promise<RecordOp | null> {
+    if (op.collection === POST_COLLECTION) return this.posts!.op(body.repo, op.rkey, op.cid?.toString(), body.rev, op.record, op.action, body.time, trustedAuthor)
+    if (op.action === 'delete') return { type: 'delete', uri: `at://${body.repo}/${op.collection}/${op.rkey}`, rev: body.rev }
+    return this.indexer.recordOp(collectionOf(op.collection)!, body.repo, op.rkey, op.cid!.toString(), body.rev, op.record, op.action)
+  }
+
   /** {@link verifyCommit} with the repo's signing key; once more with a fresh key when it fails (key rotation). */
-  private async verifiedOps(body: CommitBody, refresh = false): Promise<VerifiedOp[]> {
+  private async verifiedOps(body: CommitBody, match: (nsid: string) => boolean, refresh = false): Promise<VerifiedOp[]> {
     const key = await this.opts.identity.resolver.did.resolveAtprotoKey(body.repo, refresh)
     try {
-      return await verifyCommit(body, key, isAcCollection)
+      return await verifyCommit(body, key, match)
     } catch (err) {
-      if (err instanceof RepoVerificationError && !refresh) return this.verifiedOps(body, true)
+      if (err instanceof RepoVerificationError && !refresh) return this.verifiedOps(body, match, true)
       throw err
     }
   }

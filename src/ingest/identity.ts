@@ -1,5 +1,6 @@
 import { getPdsEndpoint } from '@atproto/common-web'
 import { IdResolver, MemoryCache } from '@atproto/identity'
+import type { Config } from '../config.js'
 import type { Logger } from '../log.js'
 
 /** What the index keeps about an actor's identity. */
@@ -84,4 +85,9 @@ export class Identity {
       return undefined
     }
   }
+}
+
+/** {@link Identity} as configured: PLC_URL, HANDLE_RESOLVER_URL, ALLOW_PRIVATE_NETWORK. */
+export function configuredIdentity(cfg: Pick<Config, 'PLC_URL' | 'HANDLE_RESOLVER_URL' | 'ALLOW_PRIVATE_NETWORK'>, log: Logger): Identity {
+  return new Identity({ plcUrl: cfg.PLC_URL, handleResolverUrl: cfg.HANDLE_RESOLVER_URL, allowPrivateNetwork: cfg.ALLOW_PRIVATE_NETWORK, log: log.child({ component: 'identity' }) })
 }

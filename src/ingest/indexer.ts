@@ -7,6 +7,7 @@ import type { Logger } from '../log.js'
 import type { Identity } from './identity.js'
 import { metrics } from './metrics.js'
 import { lexiconHash } from './lexicon-hash.js'
+import { applyPostOp, removePosts, type PostDeleteOp, type PostOp } from './posts.js'
 import { Provenance } from './provenance.js'
 
 type Trx = Transaction<IndexSchema>
@@ -30,7 +31,7 @@ export interface QuarantineOp {
   record: string
 }
 
-export type RecordOp = PutOp | QuarantineOp | { type: 'delete'; uri: string; rev: string }
+export type RecordOp = PutOp | QuarantineOp | { type: 'delete'; uri: string; rev: string } | PostOp | PostDeleteOp
 
 /** One change to the index, collected from firehose events and committed in batches. */
 export type IndexOp =
@@ -49,6 +50,8 @@ export interface IndexerOptions {
   /** Origins of the relays whose #identity, #account and #sync events are believed (TRUSTED_RELAYS); none by default. */
   trustedRelays?: string[]
   log: Logger
+  /** Told every actor's trust as it is resolved (the post filter keeps its set of trusted accounts with it). */
+  onActor?(did: string, trusted: boolean): void
 }
 
 /** Where a repo's data came from: a host's origin, or {@link OWN_PDS}. */
@@ -101,6 +104,7 @@ export class Indexer {
     const { handle, pds } = await this.opts.identity.resolve(did, opts.refresh)
     const trusted = await this.provenance.trusted(did, pds, opts.from === OWN_PDS ? pds : opts.from)
     this.knownActors.add(did)
+    this.opts.onActor?.(did, trusted)
     return [{ type: 'actor', did, handle, pds, trusted }]
   }
 
@@ -217,6 +221,7 @@ export class Indexer {
                 cid: eb.ref('excluded.cid'),
                 rev: eb.ref('excluded.rev'),
                 code: eb.ref('excluded.code'),
+                slug: eb.ref('excluded.slug'),
                 // clamped to the time this uri was first indexed, plus the skew
                 sortAt: sql<string>`min(excluded.sortAt, strftime('%Y-%m-%dT%H:%M:%fZ', item.indexedAt, ${`+${SORT_SKEW_MS / 1000} seconds`}))`,
                 record: eb.ref('excluded.record'),
@@ -241,6 +246,10 @@ export class Indexer {
       case 'delete':
         await trx.deleteFrom('item').where('uri', '=', op.uri).where('rev', '<=', op.rev).execute()
         await trx.deleteFrom('quarantine').where('uri', '=', op.uri).execute()
+        break
+      case 'post':
+      case 'post-delete':
+        await applyPostOp(trx, op, now)
         break
     }
   }
@@ -280,9 +289,10 @@ function earliest(a: string, b: string): string {
   return a < b ? a : b
 }
 
-/** Deletes every item, quarantined record and repo row of `did`. */
+/** Deletes every item, post, quarantined record and repo row of `did`. */
 export async function removeRepo(trx: Trx | IndexDb, did: string): Promise<void> {
   await trx.deleteFrom('item').where('did', '=', did).execute()
+  await removePosts(trx, did)
   await trx.deleteFrom('quarantine').where('did', '=', did).execute()
   await trx.deleteFrom('repo').where('did', '=', did).execute()
 }
@@ -298,7 +308,9 @@ async function heldVersions(trx: Trx, did: string): Promise<Map<string, string>>
 function countApplied(ops: RecordOp[]): void {
   for (const op of ops) {
     const collection = op.uri.split('/')[3]
-    if (op.type === 'put') metrics.records.inc({ collection, action: op.action })
+    if (op.type === 'post') metrics.posts.inc({ action: op.action })
+    else if (op.type === 'post-delete') metrics.posts.inc({ action: 'delete' })
+    else if (op.type === 'put') metrics.records.inc({ collection, action: op.action })
     else if (op.type === 'delete') metrics.records.inc({ collection, action: 'delete' })
     else metrics.quarantinedTotal.inc({ collection })
   }
@@ -314,7 +326,8 @@ export function recordOpFromJson(col: Collection, did: string, rkey: string, cid
   const reason = validationError(col, record, lex)
   if (reason) return { type: 'quarantine', uri, cid, did, collection: col.nsid, rev, reason, record: JSON.stringify(json) }
   const code = col.codePrefix && typeof record.code === 'string' ? record.code : null
-  return { type: 'put', action, uri, did, kind: col.kind, rkey, cid, rev, code, sortAt: new Date(record.when as string).toISOString(), record: JSON.stringify(record) }
+  const slug = col.urlSlug?.(record) ?? null
+  return { type: 'put', action, uri, did, kind: col.kind, rkey, cid, rev, code, slug, sortAt: new Date(record.when as string).toISOString(), record: JSON.stringify(record) }
 }
 
 /** The collection module of an exact NSID (the firehose filter is a prefix match), or undefined. */

@@ -19,6 +19,8 @@ export const metrics = {
   eventsIndexed: new Counter({ name: 'ingest_events_indexed_total', help: 'Firehose events committed to the index (cursor advanced past them)', labelNames: ['service'], registers }),
   /** Record operations applied, by collection and action (create, update, delete). */
   records: new Counter({ name: 'ingest_records_total', help: 'computer.aesthetic.* record operations applied to the index', labelNames: ['collection', 'action'], registers }),
+  /** `app.bsky.feed.post` records about AC applied (create, update, delete), and posts dropped for failing Bluesky's lexicon (invalid). */
+  posts: new Counter({ name: 'ingest_posts_total', help: 'Posts about AC applied to the index, by action; invalid: dropped for failing app.bsky.feed.post', labelNames: ['action'], registers }),
   /** Records sent to quarantine (a record quarantined twice counts twice). */
   quarantinedTotal: new Counter({ name: 'ingest_quarantined_total', help: 'Records that failed their lexicon and went to quarantine', labelNames: ['collection'], registers }),
   /** Rows in the quarantine table now. */

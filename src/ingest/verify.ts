@@ -21,6 +21,8 @@ export interface CommitBody {
   rev: string
   blocks: Uint8Array
   ops: Array<{ action: string; path: string; cid?: Cid | null }>
+  /** When the host sequenced the commit (ISO 8601). */
+  time?: string
 }
 
 /**
@@ -87,14 +89,16 @@ const keyCache = new Map<string, { alg: string; key: crypto.KeyObject }>()
 /**
  * ECDSA over SHA-256 of `data` with the `did:key` `didKey` (secp256k1 or P-256), signature as
  * 64 bytes r‖s, low-S required, as @atproto/crypto's verifySignature; checked with node:crypto.
- * Falls back to @atproto/crypto for any other key type.
+ * Falls back to @atproto/crypto for any other key type. The options are verifySignature's:
+ * `jwtAlg` (`ES256K`, `ES256`) must be the key's algorithm; `allowMalleableSig` accepts high-S
+ * signatures too (service-auth JWTs, as @atproto/xrpc-server's verifyJwt checks them).
  */
-export async function verifySig(didKey: string, data: Uint8Array, sig: Uint8Array): Promise<boolean> {
+export async function verifySig(didKey: string, data: Uint8Array, sig: Uint8Array, opts: { jwtAlg?: string; allowMalleableSig?: boolean } = {}): Promise<boolean> {
   const parsed = nativeKey(didKey)
-  if (!parsed) return verifySignature(didKey, data, sig)
-  if (sig.length !== 64) return false
+  if (!parsed) return verifySignature(didKey, data, sig, opts)
+  if (sig.length !== 64 || (opts.jwtAlg !== undefined && opts.jwtAlg !== parsed.alg)) return false
   const s = BigInt('0x' + Buffer.from(sig.subarray(32)).toString('hex'))
-  if (s === 0n || s > ORDER[parsed.alg] / 2n) return false
+  if (s === 0n || (!opts.allowMalleableSig && s > ORDER[parsed.alg] / 2n)) return false
   return crypto.verify('sha256', data, { key: parsed.key, dsaEncoding: 'ieee-p1363' }, sig)
 }
 

@@ -8,7 +8,9 @@ import { audit, type AuditReport } from './audit.js'
 import { backfill, type BackfillOptions, type BackfillReport, type WriterOptions } from './backfill.js'
 import { createWriterContext } from './context.js'
 import { Ledger } from './ledger.js'
+import { bskyAccount } from './bsky-account.js'
 import { startLive, type Live, type LiveOptions } from './live.js'
+import { share, unshare, type ShareAs, type ShareReport } from './share.js'
 import { wipe, type WipeReport } from './wipe.js'
 
 /** What the operator asked for on the command line. */
@@ -73,6 +75,24 @@ export async function runWipe(cfg: Config, log: Logger, handle: string, only?: K
     const account = (await loadAccounts(db, log)).get(user)
     if (!account) throw new Error(`${handle} has no PDS account`)
     return await wipe({ db, pdsUrl: cfg.PDS_URL, account, guestUser: cfg.AC_GUEST_USER, only, log: log.child({ component: 'writer' }) })
+  } finally {
+    await client.close()
+  }
+}
+
+/**
+ * Runs `writer share <code> [--as owner|account] [--unshare]` (see {@link share} and
+ * {@link unshare}) against MONGODB_URI and PDS_URL, with AC's own account when AC_BSKY_DID and
+ * AC_BSKY_PASSWORD are set.
+ * @throws ConfigError when MONGODB_URI or PDS_URL is unset; Error as share and unshare do.
+ */
+export async function runShare(cfg: Config, log: Logger, code: string, opts: { as?: ShareAs; unshare?: boolean } = {}): Promise<ShareReport> {
+  requireConfig(cfg, 'MONGODB_URI', 'PDS_URL')
+  const client = await MongoClient.connect(cfg.MONGODB_URI)
+  try {
+    const account = cfg.AC_BSKY_DID && cfg.AC_BSKY_PASSWORD ? await bskyAccount(cfg, log) : undefined
+    const shareOpts = { db: client.db(cfg.MONGODB_DB), pdsUrl: cfg.PDS_URL, ctx: createWriterContext(cfg), log: log.child({ component: 'writer' }), guestUser: cfg.AC_GUEST_USER, account }
+    return await (opts.unshare ? unshare(code, shareOpts) : share(code, opts.as ?? 'owner', shareOpts))
   } finally {
     await client.close()
   }

@@ -10,7 +10,11 @@ export async function startCountingProxy(target: string) {
   const uploads = new Map<string, number>()
   const server = http.createServer(async (req, res) => {
     const chunks: Buffer[] = []
-    for await (const chunk of req) chunks.push(chunk as Buffer)
+    try {
+      for await (const chunk of req) chunks.push(chunk as Buffer)
+    } catch {
+      return void res.destroy() // the client was killed mid-request
+    }
     const body = Buffer.concat(chunks)
     if (req.method === 'POST' && req.url?.startsWith('/xrpc/com.atproto.repo.uploadBlob')) {
       const hash = createHash('sha256').update(body).digest('hex')

@@ -16,6 +16,8 @@ export { waitFor } from '../../src/wait.js'
 /** Everything a test needs, all real: MongoDB protocol server, PLC, PDS, object storage over HTTP. */
 export interface Stack {
   cfg: Config
+  /** The environment `cfg` was read from, for `ac-appview` run as a child process. */
+  env: Record<string, string>
   net: LocalNetwork
   mongo: Db
   mediaDir: string
@@ -25,7 +27,8 @@ export interface Stack {
   close(): Promise<void>
 }
 
-export async function startStack(opts: { rateLimits?: boolean } = {}): Promise<Stack> {
+/** `mediaLatencyMs`: delay of every object-storage answer, as AC's remote storage has. */
+export async function startStack(opts: { rateLimits?: boolean; mediaLatencyMs?: number } = {}): Promise<Stack> {
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'ac-appview-test-'))
   const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent')
   const dbName = `test_${process.pid}_${Date.now()}`
@@ -34,15 +37,17 @@ export async function startStack(opts: { rateLimits?: boolean } = {}): Promise<S
   const net = await startNetwork({ rateLimits: opts.rateLimits })
   const mediaDir = path.join(work, 'media')
   await fs.mkdir(mediaDir, { recursive: true })
-  const media = await startMediaServer({ dir: mediaDir })
-  const cfg = loadConfig({
+  const media = await startMediaServer({ dir: mediaDir, latencyMs: opts.mediaLatencyMs })
+  const env = {
     ...localEnv({ mongoUri: mongo.uri, mongoDb: dbName, pdsUrl: net.pdsUrl, plcUrl: net.plcUrl, mediaUrl: media.url, work }),
     HOST: '127.0.0.1',
     PORT: '0',
     LOG_LEVEL: 'silent',
-  })
+  }
+  const cfg = loadConfig(env)
   return {
     cfg,
+    env,
     net,
     mongo: client.db(dbName),
     mediaDir,

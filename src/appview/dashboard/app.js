@@ -78,9 +78,11 @@ async function renderIngest() {
 
 // ---- operator status: writer, counts, conflicts, quarantine ----
 
-function renderWriter(writer) {
+function renderWriter(writer, parts) {
   const box = $('writer')
   box.replaceChildren()
+  // Under `ac-appview start`: each part's state (a failed part is restarted with backoff).
+  if (parts) box.append(table(['part', 'state', 'restarts', 'since', 'last error'], parts.map((p) => [p.name, p.state, String(p.restarts), p.since, p.lastError ?? ''])))
   if (!writer) {
     box.append(el('p', { className: 'empty', textContent: 'writer has not run' }))
     return
@@ -152,7 +154,7 @@ function renderQuarantine(q) {
 async function renderStatus() {
   const { ok, body } = await getJson('/dashboard/api/status')
   if (!ok || !body) return
-  renderWriter(body.writer)
+  renderWriter(body.writer, body.parts)
   renderCounts(body)
   renderConflicts(body.conflicts)
   renderQuarantine(body.quarantine)
