@@ -10,7 +10,15 @@
  *    hand-parsed params, without XRPC param decoding and lexicon validation.
  * 3. Drives each route with autocannon (programmatic API) after a warm-up, and prints req/s and
  *    p50/p99 latency side by side, the XRPC/plain ratio, the targets of issues 6 and 10 and the
- *    machine, then one `BENCH_RESULT <json>` line with every row.
+ *    machine.
+ * 4. Abuse (issue 15): the most expensive unauthenticated request, a page of 100 of the heaviest
+ *    records the lexicons allow (KidLisp of 50,000 emoji, {@link writeHugeKidlisp}) computed
+ *    afresh every time (as when each request misses the response cache), alone with 4
+ *    connections; then `resolveCode` (production route) while those 4 run, whose p99 must stay
+ *    under 20 ms.
+ * 5. Ends with one `BENCH_RESULT <json>` line: every row, and the abuse figures
+ *    (`hugePageBytes`, `hugePageRps`, `hugePageP99Ms`, `resolveCodeUnderAbuseRps`,
+ *    `resolveCodeUnderAbuseP99Ms`).
  *
  * Env: BENCH_SECONDS (per run, default 7), BENCH_CONNECTIONS (default 10), BENCH_ONLY (a
  * substring of the method names to run), BENCH_CPU_PROF (a folder: the server writes a V8 CPU
@@ -26,7 +34,7 @@ import autocannon from 'autocannon'
 import type { FastifyInstance } from 'fastify'
 import { createAppView } from '../src/appview/server.js'
 import type { MethodDef } from '../src/appview/methods.js'
-import { writeSyntheticIndex, type SyntheticIndex } from '../src/appview/synthetic.js'
+import { writeHugeKidlisp, writeSyntheticIndex, type SyntheticIndex } from '../src/appview/synthetic.js'
 import { migrateIndex, openIndex } from '../src/db/index.js'
 import { FEEDS, feedUri } from '../src/feeds/definitions.js'
 import { createLogger } from '../src/log.js'
@@ -34,6 +42,10 @@ import { createLogger } from '../src/log.js'
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 7)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10)
 const WARMUP_SECONDS = 2
+/** Concurrent abusive requests (issue 15: four of them pushed resolveCode from 1 ms to 76-492 ms). */
+const ABUSERS = 4
+/** Target of issue 15: resolveCode's p99 while {@link ABUSERS} huge pages are being computed. */
+const UNDER_ABUSE_P99_MS = 20
 
 /** The hot methods, each with its target (issue 6; getFeedSkeleton issue 10; undefined: measured, no target). */
 const SCENARIOS = [
@@ -125,11 +137,11 @@ function pathsFor(s: Scenario, data: SyntheticIndex): string[] {
   return [q({ limit: '50' })]
 }
 
-async function load(url: string, paths: string[], seconds: number) {
+async function load(url: string, paths: string[], seconds: number, connections = CONNECTIONS) {
   let i = 0
   return autocannon({
     url,
-    connections: CONNECTIONS,
+    connections,
     duration: seconds,
     requests: [{ method: 'GET', setupRequest: (req) => ({ ...req, path: paths[i++ % paths.length] }) }],
   })
@@ -142,6 +154,56 @@ async function measure(urls: Servers, s: Scenario, route: Route, data: Synthetic
   await load(base, paths, WARMUP_SECONDS)
   const r = await load(base, paths, SECONDS)
   return { scenario: s, route, rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, bad: r.non2xx + r.errors + r.timeouts }
+}
+
+interface Abuse {
+  path: string
+  /** Size of one answer. */
+  bytes: number
+  alone: { rps: number; p50: number; p99: number; bad: number }
+  resolveCode: { rps: number; p50: number; p99: number; bad: number }
+}
+
+/**
+ * The most expensive unauthenticated request: the author feed (limit 100) of the actor holding
+ * 100 huge KidLisp records, on the server without response cache (every answer computed, as
+ * for requests that miss the cache), alone with {@link ABUSERS} connections, then `resolveCode`
+ * on the production server (same process, same event loop) while those run.
+ */
+async function measureAbuse(urls: Servers, data: SyntheticIndex, hostile: string): Promise<Abuse> {
+  const path = `/xrpc/computer.aesthetic.media.getAuthorFeed?${new URLSearchParams({ actor: hostile, limit: '100' })}`
+  const bytes = (await (await fetch(urls.uncached + path)).arrayBuffer()).byteLength
+  await load(urls.uncached, [path], WARMUP_SECONDS, ABUSERS)
+  const alone = await load(urls.uncached, [path], SECONDS, ABUSERS)
+  const codes = pathsFor(SCENARIOS[0], data).map((p) => `/xrpc/${SCENARIOS[0].nsid}${p}`)
+  await load(urls.cached, codes, WARMUP_SECONDS)
+  const [, resolve] = await Promise.all([load(urls.uncached, [path], SECONDS, ABUSERS), load(urls.cached, codes, SECONDS)])
+  const figures = (r: autocannon.Result) => ({ rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, bad: r.non2xx + r.errors + r.timeouts })
+  return { path, bytes, alone: figures(alone), resolveCode: figures(resolve) }
+}
+
+function abuseTable(a: Abuse) {
+  const met = a.resolveCode.p99 < UNDER_ABUSE_P99_MS ? 'met' : 'MISSED'
+  const rows = [
+    ['abuse', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'target'],
+    [`huge page (${(a.bytes / 1024).toFixed(0)} KiB), ${ABUSERS} connections, uncached`, Math.round(a.alone.rps).toLocaleString('en'), String(a.alone.p50), String(a.alone.p99), String(a.alone.bad), ''],
+    [`resolveCode while ${ABUSERS} huge pages run`, Math.round(a.resolveCode.rps).toLocaleString('en'), String(a.resolveCode.p50), String(a.resolveCode.p99), String(a.resolveCode.bad), `${met} (p99 <${UNDER_ABUSE_P99_MS})`],
+  ]
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)))
+  const line = (r: string[]) => r.map((cell, c) => (c === 0 || c === 5 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')
+  process.stdout.write(['', `huge page: GET ${a.path}`, line(rows[0]), line(widths.map((w) => '-'.repeat(w))), ...rows.slice(1).map(line)].join('\n') + '\n')
+}
+
+/** The abuse figures for the `BENCH_RESULT` line: req/s rounded to 0.1, latencies in ms. */
+function abuseResult(a: Abuse): Record<string, number> {
+  const round = (n: number) => Math.round(n * 10) / 10
+  return {
+    hugePageBytes: a.bytes,
+    hugePageRps: round(a.alone.rps),
+    hugePageP99Ms: a.alone.p99,
+    resolveCodeUnderAbuseRps: round(a.resolveCode.rps),
+    resolveCodeUnderAbuseP99Ms: a.resolveCode.p99,
+  }
 }
 
 function table(runs: Run[], setup: Record<string, string>) {
@@ -189,13 +251,17 @@ async function main() {
     await migrateIndex(db)
     const t0 = Date.now()
     const data = await writeSyntheticIndex(db, { posts: POSTS })
+    const hostile = await writeHugeKidlisp(db)
     const loadSeconds = (Date.now() - t0) / 1000
     await db.destroy()
     const loadBefore = os.loadavg()
     const { child, urls } = await startServer(indexPath)
     const runs: Run[] = []
+    let abuse: Abuse | undefined
+    const only = process.env.BENCH_ONLY ?? ''
     try {
-      for (const s of SCENARIOS.filter((x) => x.name.includes(process.env.BENCH_ONLY ?? ''))) for (const route of ROUTES) runs.push(await measure(urls, s, route, data))
+      for (const s of SCENARIOS.filter((x) => x.name.includes(only))) for (const route of ROUTES) runs.push(await measure(urls, s, route, data))
+      if ('abuse'.includes(only)) abuse = await measureAbuse(urls, data, hostile)
     } finally {
       await stopServer(child)
     }
@@ -206,10 +272,11 @@ async function main() {
       machine,
       node: process.version,
       'load average (1 min) before / after': `${loadBefore[0].toFixed(2)} / ${loadAfter[0].toFixed(2)}`,
-      index: `${data.items.toLocaleString('en')} items, ${data.handles.length.toLocaleString('en')} actors, ${data.codes.length.toLocaleString('en')} codes, ${data.posts.toLocaleString('en')} posts about AC (written in ${loadSeconds.toFixed(1)} s)`,
+      index: `${data.items.toLocaleString('en')} items, ${data.handles.length.toLocaleString('en')} actors, ${data.codes.length.toLocaleString('en')} codes, ${data.posts.toLocaleString('en')} posts about AC, 100 huge KidLisp records of one hostile actor (written in ${loadSeconds.toFixed(1)} s)`,
       load: `autocannon, ${CONNECTIONS} connections, ${WARMUP_SECONDS} s warm-up + ${SECONDS} s per run, server in a child process`,
       'total time': `${Math.round((Date.now() - started) / 1000)} s`,
     })
+    if (abuse) abuseTable(abuse)
     const rows = runs.map((r) => ({
       method: r.scenario.nsid.split('.').pop(),
       route: r.route,
@@ -219,7 +286,7 @@ async function main() {
       errors: r.bad,
       ...(r.scenario.target && r.route !== 'plain' ? { target: r.scenario.target, met: r.rps >= r.scenario.target.rps && r.p99 < r.scenario.target.p99 } : {}),
     }))
-    process.stdout.write(`BENCH_RESULT ${JSON.stringify({ bench: 'appview', machine, node: process.version, load: { before: loadBefore[0], after: loadAfter[0] }, limit: 50, rows })}\n`)
+    process.stdout.write(`BENCH_RESULT ${JSON.stringify({ bench: 'appview', machine, node: process.version, load: { before: loadBefore[0], after: loadAfter[0] }, limit: 50, rows, ...(abuse ? abuseResult(abuse) : {}) })}\n`)
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }

@@ -12,6 +12,19 @@ const bool = z
 const url = z.url({ protocol: /^https?$/ })
 const wsUrl = z.url({ protocol: /^(https?|wss?)$/ })
 
+/**
+ * The AppView's bounds by default (issue 15): memory of its two caches in bytes, connections in
+ * total and per client IP, and how long a client may take to send its request headers. `serve`
+ * takes them from configuration; `createAppView` falls back on them.
+ */
+export const APPVIEW_LIMITS = {
+  viewCacheMaxBytes: 128 * 1024 * 1024,
+  responseCacheMaxBytes: 64 * 1024 * 1024,
+  maxConnections: 1000,
+  maxConnectionsPerClient: 64,
+  headersTimeoutMs: 10_000,
+}
+
 const did = z.string().refine((v): boolean => isValidDid(v), 'must be a DID (did:plc:… or did:web:…)')
 
 const list = z
@@ -49,6 +62,7 @@ const schema = z.object({
   PLC_URL: url.default('https://plc.directory'),
   HANDLE_RESOLVER_URL: url.optional(),
   TRUSTED_PDS: list.optional(),
+  TRUSTED_RELAYS: list.pipe(z.array(wsUrl)).optional(),
   ALLOW_PRIVATE_NETWORK: bool.default(false),
   INGEST_VERIFY: bool.default(true),
   INGEST_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(500),
@@ -72,7 +86,14 @@ const schema = z.object({
   TRUST_PROXY: list.optional(),
   DASHBOARD: bool.default(true),
   VIEW_CACHE_SIZE: z.coerce.number().int().min(0).default(50_000),
+  VIEW_CACHE_MAX_BYTES: z.coerce.number().int().min(0).default(APPVIEW_LIMITS.viewCacheMaxBytes),
   RESPONSE_CACHE_SIZE: z.coerce.number().int().min(0).default(10_000),
+  RESPONSE_CACHE_MAX_BYTES: z.coerce.number().int().min(0).default(APPVIEW_LIMITS.responseCacheMaxBytes),
+  CURSOR_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  VIEW_URL_ORIGINS: list.pipe(z.array(z.string().regex(/^(https:\/\/\S+|\*)$/, 'each origin must be https://host, https://*.host or *'))).optional(),
+  MAX_CONNECTIONS: z.coerce.number().int().min(1).default(APPVIEW_LIMITS.maxConnections),
+  MAX_CONNECTIONS_PER_CLIENT: z.coerce.number().int().min(1).default(APPVIEW_LIMITS.maxConnectionsPerClient),
+  HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(APPVIEW_LIMITS.headersTimeoutMs),
 
   // Feed generator, and AC's own account on Bluesky (feed publisher, `writer share --as account`)
   FEEDGEN_HOSTNAME: z.string().regex(/^[a-z0-9.-]+(:\d{1,5})?$/i, 'must be a host name with an optional port, without scheme or path').optional(),
@@ -91,8 +112,12 @@ export interface Config extends Env {
   /** Every firehose host (FIREHOSE_URL is a comma-separated list; default PDS_URL). */
   firehoseUrls: string[]
   trustedPds: string[]
+  /** Origins (http form) of the relays whose #identity, #account and #sync events are believed. */
+  trustedRelays: string[]
   /** Origins allowed by CORS: exact origins, `*.host` wildcards for subdomains, or `*` for any. */
   corsOrigins: string[]
+  /** Origins whose https URLs records may carry into views (same patterns as CORS). */
+  viewUrlOrigins: string[]
   /** The feed generator the AppView serves; undefined when FEEDGEN_HOSTNAME and FEEDGEN_SERVICE_DID are unset. */
   feedgen: FeedgenConfig | undefined
 }
@@ -130,7 +155,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     firehoseUrl: e.FIREHOSE_URL?.[0] ?? e.PDS_URL,
     firehoseUrls: e.FIREHOSE_URL ?? (e.PDS_URL ? [e.PDS_URL] : []),
     trustedPds: (e.TRUSTED_PDS ?? (e.PDS_URL ? [e.PDS_URL] : [])).map((u) => new URL(u).origin),
+    trustedRelays: (e.TRUSTED_RELAYS ?? []).map(httpOrigin),
     corsOrigins: e.CORS_ORIGINS ?? defaultCorsOrigins(e.AC_PUBLIC_URL, e.ALLOW_PRIVATE_NETWORK),
+    viewUrlOrigins: e.VIEW_URL_ORIGINS ?? acOrigins(e.AC_PUBLIC_URL),
     feedgen: feedgenConfig(e),
   }
 }
@@ -150,13 +177,23 @@ function feedgenConfig(e: Env): FeedgenConfig | undefined {
   }
 }
 
+/** The http(s) origin of a host given as http(s) or ws(s) (`wss://relay.example/` → `https://relay.example`). */
+export function httpOrigin(url: string): string {
+  return new URL(url.replace(/^ws(s?):/, 'http$1:')).origin
+}
+
+/** AC's site and its subdomains: `https://aesthetic.computer`, `https://*.aesthetic.computer`. */
+export function acOrigins(publicUrl: string): string[] {
+  const site = new URL(publicUrl)
+  return [site.origin, `${site.protocol}//*.${site.host}`]
+}
+
 /**
  * AC's site and its subdomains (`https://aesthetic.computer`, `https://*.aesthetic.computer`);
  * in dev and tests (ALLOW_PRIVATE_NETWORK) also any port on localhost and 127.0.0.1.
  */
 function defaultCorsOrigins(publicUrl: string, dev: boolean): string[] {
-  const site = new URL(publicUrl)
-  const origins = [site.origin, `${site.protocol}//*.${site.host}`]
+  const origins = acOrigins(publicUrl)
   return dev ? [...origins, 'http://localhost:*', 'http://127.0.0.1:*'] : origins
 }
 

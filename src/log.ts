@@ -1,21 +1,24 @@
-import { pino, type Logger } from 'pino'
+import { pino, type DestinationStream, type Logger } from 'pino'
+import { scrub } from './redact.js'
 
 export type { Logger }
 
 /**
  * The process logger: JSON lines on stderr (stdout stays free for command output such as
- * `--json`). Secrets never reach it: passwords, tokens and authorization headers are redacted.
+ * `--json`), or on `destination`. Secrets never reach it: at any depth of a line and of a child
+ * logger's bindings, fields named like secrets (password, token, jwt, authorization, cookie,
+ * secret) are redacted and URLs lose their userinfo (src/redact.ts).
  */
-export function createLogger(level = process.env.LOG_LEVEL ?? 'info', name = 'ac-appview'): Logger {
+export function createLogger(level = process.env.LOG_LEVEL ?? 'info', name = 'ac-appview', destination: DestinationStream = pino.destination(2)): Logger {
   return pino(
     {
       name,
       level,
-      redact: {
-        paths: ['password', '*.password', 'accessJwt', 'refreshJwt', '*.accessJwt', '*.refreshJwt', 'req.headers.authorization', 'headers.authorization'],
-        censor: '[redacted]',
+      formatters: {
+        bindings: (bindings) => scrub(bindings) as Record<string, unknown>,
+        log: (obj) => scrub(obj) as Record<string, unknown>,
       },
     },
-    pino.destination(2),
+    destination,
   )
 }

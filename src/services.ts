@@ -1,5 +1,6 @@
 import { ConfigError, type Config } from './config.js'
 import { migrateIndex, openIndex, type IndexDb } from './db/index.js'
+import { cursorKey } from './appview/cursor.js'
 import { createAppView, type AppViewOptions } from './appview/server.js'
 import { publishFeeds, type PublishedFeed } from './feeds/publish.js'
 import { configuredIdentity } from './ingest/identity.js'
@@ -39,11 +40,18 @@ export async function runAppView(cfg: Config, log: Logger, db: IndexDb, opts: { 
     dataDir: cfg.DATA_DIR,
     dashboard: cfg.DASHBOARD,
     viewCacheSize: cfg.VIEW_CACHE_SIZE,
+    viewCacheMaxBytes: cfg.VIEW_CACHE_MAX_BYTES,
     responseCacheSize: cfg.RESPONSE_CACHE_SIZE,
+    responseCacheMaxBytes: cfg.RESPONSE_CACHE_MAX_BYTES,
+    viewUrlOrigins: cfg.viewUrlOrigins,
+    cursorKey: cursorKey(cfg.DATA_DIR, cfg.CURSOR_SECRET),
     corsOrigins: cfg.corsOrigins,
     rateLimitMax: cfg.RATE_LIMIT_MAX,
     rateLimitWindowMs: cfg.RATE_LIMIT_WINDOW_MS,
     trustProxy: cfg.TRUST_PROXY,
+    maxConnections: cfg.MAX_CONNECTIONS,
+    maxConnectionsPerClient: cfg.MAX_CONNECTIONS_PER_CLIENT,
+    headersTimeoutMs: cfg.HEADERS_TIMEOUT_MS,
     feedGenerator: cfg.feedgen && { ...cfg.feedgen, resolver: configuredIdentity(cfg, log).resolver },
   })
   const address = await app.listen({ host: cfg.HOST, port: cfg.PORT })

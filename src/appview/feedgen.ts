@@ -8,7 +8,7 @@ import { FEEDS, feedUri } from '../feeds/definitions.js'
 import { FeedReader } from '../feeds/reader.js'
 import { skeletonPage } from '../feeds/skeleton.js'
 import { verifySig } from '../ingest/verify.js'
-import { decodeCursor, encodeCursor } from './cursor.js'
+import type { CursorCodec } from './cursor.js'
 import type { MethodDef } from './methods.js'
 import type { IndexReader } from './queries.js'
 import { XrpcError, echo } from './xrpc.js'
@@ -26,15 +26,16 @@ const SKELETON = 'app.bsky.feed.getFeedSkeleton'
  * - `app.bsky.feed.describeFeedGenerator`: `{ did, feeds: [{ uri }] }`, `did` the service DID;
  * - `app.bsky.feed.getFeedSkeleton`: `feed` (a feed's AT-URI), `limit` (1-100, default 50),
  *   `cursor` (opaque) → `{ feed: [{ post, feedContext? }], cursor? }`, newest first; error
- *   `UnknownFeed` (400) for a feed this service does not serve, `InvalidCursor` (400). A
+ *   `UnknownFeed` (400) for a feed this service does not serve, `InvalidCursor` (400: not signed
+ *   by this AppView, see CursorCodec). A
  *   service-auth JWT (`Authorization: Bearer …`, as Bluesky's AppView forwards the viewer's) is
  *   verified when present (audience the service DID, `lxm` this method; 401 with verifyJwt's
  *   error name when it fails) and never required; answers do not depend on the viewer yet.
  */
-export function feedGeneratorMethods(reader: IndexReader, qb: IndexDb, opts: FeedGeneratorOptions): Record<string, MethodDef> {
+export function feedGeneratorMethods(reader: IndexReader, qb: IndexDb, opts: FeedGeneratorOptions, cursors: CursorCodec): Record<string, MethodDef> {
   const feeds = new FeedReader(reader, qb)
   const byUri = new Map(FEEDS.map((def) => [feedUri(opts.publisherDid, def), def]))
-  const description = JSON.stringify({ did: opts.serviceDid, feeds: [...byUri.keys()].map((uri) => ({ uri })) })
+  const description = Buffer.from(JSON.stringify({ did: opts.serviceDid, feeds: [...byUri.keys()].map((uri) => ({ uri })) }))
   return {
     'app.bsky.feed.describeFeedGenerator': { maxAge: 300, lexicons: bskyLexicons, handler: () => description },
     [SKELETON]: {
@@ -44,8 +45,8 @@ export function feedGeneratorMethods(reader: IndexReader, qb: IndexDb, opts: Fee
       handler({ feed, limit, cursor }) {
         const def = byUri.get(feed)
         if (!def) throw new XrpcError(400, 'UnknownFeed', `This feed generator does not serve ${echo(feed)}`)
-        const page = skeletonPage(feeds, def, limit, decodeCursor(cursor))
-        return JSON.stringify(page.next ? { feed: page.feed, cursor: encodeCursor(page.next) } : { feed: page.feed })
+        const page = skeletonPage(feeds, def, limit, cursors.decode(cursor))
+        return Buffer.from(JSON.stringify(page.next ? { feed: page.feed, cursor: cursors.encode(page.next) } : { feed: page.feed }))
       },
     },
   }

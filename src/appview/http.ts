@@ -94,9 +94,16 @@ export function corsOrigin(patterns: string[]): true | Array<string | RegExp> {
     if (!p.includes('*')) return p
     const escaped = p.replace(/[.+?^${}()|[\]\\/]/g, '\\$&')
     const re = escaped.replace('\\/\\/*\\.', '\\/\\/(?:[a-z0-9-]+\\.)+').replace(/:\*$/, '(?::\\d{1,5})?')
-    if (re.includes('*')) throw new Error(`CORS_ORIGINS: unsupported wildcard in ${p}`)
+    if (re.includes('*')) throw new Error(`unsupported wildcard in origin ${p} (CORS_ORIGINS, VIEW_URL_ORIGINS)`)
     return new RegExp(`^${re}$`)
   })
+}
+
+/** Whether an origin (`https://host[:port]`) matches one of `patterns` (the syntax of {@link corsOrigin}). */
+export function originMatcher(patterns: string[]): (origin: string) => boolean {
+  const compiled = corsOrigin(patterns)
+  if (compiled === true) return () => true
+  return (origin) => compiled.some((p) => (typeof p === 'string' ? p === origin : p.test(origin)))
 }
 
 /**
@@ -119,8 +126,8 @@ async function installRateLimit(app: FastifyInstance, max: number, windowMs: num
   })
 }
 
-/** The rate-limit key of an address: IPv4 as is, IPv6 by its /64 prefix. */
-function clientKey(ip: string): string {
+/** The key of a client address (rate limits, connection caps): IPv4 as is, IPv6 by its /64 prefix. */
+export function clientKey(ip: string): string {
   if (!ip.includes(':') || ip.startsWith('::ffff:')) return ip
   const [head, tail] = ip.split('::')
   const left = head ? head.split(':') : []

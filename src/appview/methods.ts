@@ -1,12 +1,12 @@
 import type { Lexicons } from '@atproto/lexicon'
 import { KINDS, PREFIXED_CODE, byCodePrefix, type Kind } from '../collections/index.js'
-import { decodeCursor, encodeCursor } from './cursor.js'
+import type { CursorCodec } from './cursor.js'
 import type { FeedRow, IndexReader } from './queries.js'
 import type { ViewCache } from './views.js'
 import { XrpcError, echo, invalidRequest } from './xrpc.js'
 
-/** A query method: decoded, lexicon-valid params in, the JSON body out (as a string). */
-export type Method = (params: Record<string, any>) => string
+/** A query method: decoded, lexicon-valid params in, the JSON body out (UTF-8). */
+export type Method = (params: Record<string, any>) => Buffer
 
 export interface MethodDef {
   handler: Method
@@ -19,16 +19,44 @@ export interface MethodDef {
 }
 
 /**
+ * Largest feed page, in UTF-8 bytes of item views: a page stops before the item that would pass
+ * it (and carries a cursor from there), so an answer weighs at most this plus one item. With
+ * long texts cut in lists (LIST_TEXT_MAX_BYTES) a page of 100 items of the heaviest records is
+ * about this size; it was 20 MB (issue 15).
+ */
+export const MAX_PAGE_BYTES = 256 * 1024
+
+const ITEMS_OPEN = Buffer.from('{"items":[')
+const ITEM_OPEN = Buffer.from('{"item":')
+const COMMA = Buffer.from(',')
+const CLOSE = Buffer.from('}')
+
+/**
  * The public contract (design.md, lexicons/computer/aesthetic/{media,actor}/*.json), by NSID.
  * Handlers are synchronous (the index is read through prepared statements) and throw
  * {@link XrpcError} for the lexicon's named errors.
  */
-export function createMethods(reader: IndexReader, views: ViewCache): Record<string, MethodDef> {
-  /** `{ items, cursor? }`: the first `limit` rows; a cursor when a further row was read. */
-  const page = (rows: FeedRow[], limit: number): string => {
-    const items = rows.slice(0, limit).map((r) => views.json(r)).filter((j) => j !== undefined)
-    const cursor = rows.length > limit ? `,"cursor":"${encodeCursor(rows[limit - 1])}"` : ''
-    return `{"items":[${items.join(',')}]${cursor}}`
+export function createMethods(reader: IndexReader, views: ViewCache, cursors: CursorCodec): Record<string, MethodDef> {
+  /**
+   * `{ items, cursor? }`: list views of the first `limit` rows, fewer when the page would pass
+   * {@link MAX_PAGE_BYTES}; a cursor after the last row served when more rows remain.
+   */
+  const page = (rows: FeedRow[], limit: number): Buffer => {
+    const parts: Buffer[] = [ITEMS_OPEN]
+    let bytes = 0
+    let served = 0
+    for (const row of rows.slice(0, limit)) {
+      const view = views.view(row, 'list')
+      if (view && bytes > 0 && bytes + view.length > MAX_PAGE_BYTES) break
+      if (view) {
+        if (bytes > 0) parts.push(COMMA)
+        parts.push(view)
+        bytes += view.length
+      }
+      served++
+    }
+    parts.push(Buffer.from(served < rows.length ? `],"cursor":"${cursors.encode(rows[served - 1])}"}` : ']}'))
+    return Buffer.concat(parts)
   }
   const actorOrThrow = (actor: string) => {
     const found = reader.findActor(actor)
@@ -37,23 +65,23 @@ export function createMethods(reader: IndexReader, views: ViewCache): Record<str
   }
 
   return {
-    /** `{ item }` for `#code` painting, `$code` KidLisp, `!code` tape. Errors: InvalidCode, NotFound. */
+    /** `{ item }` (whole: long text uncut) for `#code` painting, `$code` KidLisp, `!code` tape. Errors: InvalidCode, NotFound. */
     'computer.aesthetic.media.resolveCode': {
       maxAge: 60,
       handler({ code }) {
         const match = PREFIXED_CODE.exec(code)
         if (!match) throw new XrpcError(400, 'InvalidCode', `Code must be #, $ or ! followed by 1-10 letters or digits, got ${echo(code)}`)
         const row = reader.codeWinner(byCodePrefix.get(match[1])!.kind, match[2])
-        const json = row && row.status === null ? views.json(row) : undefined
-        if (!json) throw new XrpcError(400, 'NotFound', `No item has the code ${code}`)
-        return `{"item":${json}}`
+        const view = row && row.status === null ? views.view(row, 'whole') : undefined
+        if (!view) throw new XrpcError(400, 'NotFound', `No item has the code ${code}`)
+        return Buffer.concat([ITEM_OPEN, view, CLOSE])
       },
     },
-    /** All items, newest `when` first. Errors: InvalidRequest (kind), InvalidCursor. */
+    /** All items, newest `when` first, long texts cut. Errors: InvalidRequest (kind), InvalidCursor (not signed by this AppView). */
     'computer.aesthetic.media.getFeed': {
       maxAge: 10,
       handler({ kind, limit, cursor }) {
-        return page(reader.feedPage({ kind: checkKind(kind), limit, after: decodeCursor(cursor) }), limit)
+        return page(reader.feedPage({ kind: checkKind(kind), limit, after: cursors.decode(cursor) }), limit)
       },
     },
     /** One author's items, newest `when` first. Errors: ActorNotFound, InvalidCursor. */
@@ -61,19 +89,19 @@ export function createMethods(reader: IndexReader, views: ViewCache): Record<str
       maxAge: 10,
       handler({ actor, kind, limit, cursor }) {
         const k = checkKind(kind)
-        const after = decodeCursor(cursor)
+        const after = cursors.decode(cursor)
         return page(reader.feedPage({ did: actorOrThrow(actor).did, kind: k, limit, after }), limit)
       },
     },
-    /** `{ did, handle?, counts, latestMood? }`. Errors: ActorNotFound. */
+    /** `{ did, handle?, counts, latestMood? }` (the mood whole: one item, at most 5,000 graphemes). Errors: ActorNotFound. */
     'computer.aesthetic.actor.getProfile': {
       maxAge: 30,
       handler({ actor }) {
         const { did, handle } = actorOrThrow(actor)
         const profile = JSON.stringify({ did, ...(handle ? { handle } : {}), counts: reader.countsByKind(did) })
         const [mood] = reader.feedPage({ did, kind: 'mood', limit: 1 })
-        const latest = mood && views.json(mood)
-        return latest ? `${profile.slice(0, -1)},"latestMood":${latest}}` : profile
+        const latest = mood && views.view(mood, 'whole')
+        return latest ? Buffer.concat([Buffer.from(`${profile.slice(0, -1)},"latestMood":`), latest, CLOSE]) : Buffer.from(profile)
       },
     },
   }

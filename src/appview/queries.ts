@@ -59,17 +59,19 @@ export class IndexReader {
   ) {}
 
   /**
-   * One page of a feed, newest `sortAt` first, ties by uri descending, only items of visible
-   * actors (see {@link visibleItems}); `limit + 1` rows are read so the caller knows whether
-   * another page exists. Keyset pagination: `after` is the last row of the previous page.
+   * One page of a feed, newest `sortAt` first (a record's `when`, no later than its first
+   * indexing plus a few minutes), ties by uri descending, only items of visible actors (see
+   * {@link feedItems}); `limit + 1` rows are read so the caller knows whether another page
+   * exists. Keyset pagination: `after` is the last row of the previous page.
    */
   feedPage(q: FeedQuery): FeedRow[] {
     const shape = `feed:${q.did ? 'd' : ''}${q.kind ? 'k' : ''}${q.after ? 'a' : ''}`
     return this.all<FeedRow>(
       shape,
       (p) => {
-        let query = visibleItems(this.qb)
-        if (q.did) query = query.where('item.did', '=', p('did'))
+        let query = feedItems(this.qb)
+        // An author feed is served only for a visible actor, all of whose items are visible.
+        query = q.did ? query.where('item.did', '=', p('did')) : query.where('item.hidden', '=', 0)
         if (q.kind) query = query.where('item.kind', '=', p('kind'))
         if (q.after) query = query.where((eb) => eb(eb.refTuple('item.sortAt', 'item.uri'), '<', eb.tuple(p('sortAt'), p('uri'))))
         return query.orderBy('item.sortAt', 'desc').orderBy('item.uri', 'desc').limit(p<number>('limit'))
@@ -180,15 +182,15 @@ function bindValues(binds: Prepared['binds'], values: Record<string, unknown>): 
 const FEED_COLUMNS = ['item.uri', 'item.cid', 'item.did', 'item.kind', 'item.indexedAt', 'item.sortAt', 'actor.handle', 'actor.pds'] as const
 
 /**
- * Items whose author is active: items of accounts that are taken down, suspended, deactivated or
- * deleted (`actor.status`, from #account events) are hidden everywhere. A LEFT JOIN: the item
- * index drives the scan (newest first, read from the covering feed indexes of migration 003),
- * one actor lookup per row, a plan SQLite keeps with or without ANALYZE statistics (an inner join
- * turns into a Bloom-filter scan of all actors once the tables are analysed). The ingest writes an
- * item's actor before the item; an item without an actor row would show without a handle.
+ * Feed rows joined with their author's handle and PDS. Items of accounts that are taken down,
+ * suspended, deactivated or deleted (`actor.status`, from #account events) are hidden everywhere:
+ * the ingest copies that status onto the items (`item.hidden`, migration 005), which leads the
+ * site-wide feed indexes, so a page reads visible items only however many rows hidden actors
+ * hold. The actor row is one lookup per row; a LEFT JOIN keeps the item index driving the scan
+ * (an inner join turns into a scan of all actors once the tables are analysed).
  */
-function visibleItems(qb: IndexDb) {
-  return qb.selectFrom('item').leftJoin('actor', 'actor.did', 'item.did').where('actor.status', 'is', null).select(FEED_COLUMNS)
+function feedItems(qb: IndexDb) {
+  return qb.selectFrom('item').leftJoin('actor', 'actor.did', 'item.did').select(FEED_COLUMNS)
 }
 
 /**

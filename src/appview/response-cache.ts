@@ -1,15 +1,19 @@
 import crypto from 'node:crypto'
+import { LRUCache } from 'lru-cache'
 
-/** A successful answer: JSON body and its strong ETag. */
+/** A successful answer: JSON body (UTF-8) and its strong ETag. */
 export interface CachedResponse {
-  body: string
+  body: Buffer
   etag: string
 }
 
 /** Strong ETag of a body: SHA-1, base64url, quoted. */
-export function etagOf(body: string): string {
+export function etagOf(body: string | Buffer): string {
   return `"${crypto.hash('sha1', body, 'base64url')}"`
 }
+
+/** Bytes counted per cache entry besides its body and key (ETag, bookkeeping). */
+const ENTRY_OVERHEAD_BYTES = 128
 
 /**
  * Whole answers of the query methods by request (NSID and decoded params), never stale: every
@@ -17,40 +21,44 @@ export function etagOf(body: string): string {
  * of the read connection, which changes whenever another connection (the ingest) commits; reading
  * it costs a microsecond. So between two ingest commits a popular request (a feed's first page, a
  * code AC's frontend resolves on every visit) is answered from memory, ETag included; after a
- * commit it is recomputed once. Least recently used entries are dropped past `maxEntries`.
+ * commit it is recomputed once. Least recently used entries are dropped past `maxEntries`
+ * answers or `maxBytes` of bodies and keys (issue 15: answers had no byte bound).
  */
 export class ResponseCache {
-  private entries = new Map<string, CachedResponse>()
+  private readonly entries?: LRUCache<string, CachedResponse>
   private version: number | undefined
 
-  /** @param maxEntries answers kept; 0 disables the cache. */
+  /** @param maxEntries answers kept; @param maxBytes bytes kept (UTF-8 bodies and keys); 0 for either disables the cache. */
   constructor(
     private readonly dataVersion: () => number,
-    private readonly maxEntries: number,
-  ) {}
+    maxEntries: number,
+    maxBytes: number,
+  ) {
+    if (maxEntries > 0 && maxBytes > 0) this.entries = new LRUCache({ max: maxEntries, maxSize: maxBytes, sizeCalculation: (v, k) => v.body.length + k.length + ENTRY_OVERHEAD_BYTES })
+  }
 
   /** The answer for `key()`, from the cache or from `build` (whose errors propagate, uncached). */
-  get(key: () => string, build: () => string): CachedResponse {
-    if (this.maxEntries === 0) return withEtag(build())
+  get(key: () => string, build: () => Buffer): CachedResponse {
+    if (!this.entries) return withEtag(build())
     const version = this.dataVersion()
     if (version !== this.version) {
-      this.entries = new Map()
+      this.entries.clear()
       this.version = version
     }
     const k = key()
     const hit = this.entries.get(k)
-    if (hit) {
-      this.entries.delete(k) // re-insert: Map order is the recency order
-      this.entries.set(k, hit)
-      return hit
-    }
+    if (hit) return hit
     const response = withEtag(build())
     this.entries.set(k, response)
-    if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!)
     return response
+  }
+
+  /** Answers held and their size as counted against `maxBytes`. */
+  stats(): { entries: number; bytes: number } {
+    return { entries: this.entries?.size ?? 0, bytes: this.entries?.calculatedSize ?? 0 }
   }
 }
 
-function withEtag(body: string): CachedResponse {
+function withEtag(body: Buffer): CachedResponse {
   return { body, etag: etagOf(body) }
 }

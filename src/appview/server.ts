@@ -1,11 +1,15 @@
+import crypto from 'node:crypto'
 import SqliteDb from 'better-sqlite3'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import { APPVIEW_LIMITS } from '../config.js'
 import type { IndexDb } from '../db/index.js'
 import type { PartStatus } from '../supervisor.js'
+import { CursorCodec } from './cursor.js'
 import { installDashboard } from './dashboard.js'
 import { feedGeneratorMethods, installDidDocument, type FeedGeneratorOptions } from './feedgen.js'
 import { health } from './health.js'
 import { BODY_LIMIT, clientErrorHandler, frameworkErrors, installHttp, type HttpOptions } from './http.js'
+import { limitedServer, type ConnectionLimits } from './limits.js'
 import { installMetrics } from './metrics.js'
 import { createMethods, type MethodDef } from './methods.js'
 import { memoize, operatorStatus } from './operator.js'
@@ -15,7 +19,7 @@ import { ResponseCache, etagOf } from './response-cache.js'
 import { ViewCache, type ViewOptions } from './views.js'
 import { decodeParams } from './xrpc.js'
 
-export interface AppViewOptions extends ViewOptions, HttpOptions {
+export interface AppViewOptions extends ViewOptions, HttpOptions, Partial<ConnectionLimits> {
   /** The index through kysely: operator queries, and the query builder of the read path. */
   db: IndexDb
   /** File of the same index: the read path opens its own read-only connection to it. */
@@ -28,8 +32,14 @@ export interface AppViewOptions extends ViewOptions, HttpOptions {
   dashboard: boolean
   /** Item views kept serialised in memory (0: none). */
   viewCacheSize: number
+  /** Bytes of serialised item views kept at most (0: none); default APPVIEW_LIMITS (src/config.ts). */
+  viewCacheMaxBytes?: number
   /** Whole answers kept until the index next changes (0: none); see {@link ResponseCache}. */
   responseCacheSize: number
+  /** Bytes of whole answers kept at most (0: none); default APPVIEW_LIMITS. */
+  responseCacheMaxBytes?: number
+  /** HMAC key of the feed cursors ({@link CursorCodec}, `cursorKey()`); default a random key (cursors then die with the instance). */
+  cursorKey?: Uint8Array
   /** Proxies whose `X-Forwarded-For` gives the client IP (rate limiting, logs); none by default. */
   trustProxy?: string[]
   /** Under `ac-appview start`: the parts' states, for `/xrpc/_health` and the dashboard. */
@@ -49,13 +59,22 @@ const STATUS_TTL_MS = 2000
  * The AppView: Fastify serving the XRPC query methods of lexicons/computer/aesthetic/{media,actor}
  * as native routes (params decoded and validated against the lexicons, errors as
  * `{ error, message }`), plus `GET /xrpc/_health`, `GET /metrics` and the operator dashboard.
- * HTTP behaviour (CORS, rate limits, size limits, logs): {@link installHttp}. Responses of the
- * query methods carry `Cache-Control: public, max-age=…` and a strong `ETag` (304 on match),
- * and are served from a {@link ResponseCache} until the index next changes.
+ * HTTP behaviour (CORS, rate limits, size limits, logs): {@link installHttp}; connection caps and
+ * the headers timeout ({@link ConnectionLimits}, default APPVIEW_LIMITS): {@link limitedServer}.
+ * Responses of the query methods carry `Cache-Control: public, max-age=…` and a strong `ETag`
+ * (304 on match), and are served from a {@link ResponseCache} until the index next changes.
  * Closing the instance drains in-flight requests and closes the read connection.
  */
 export async function createAppView(opts: AppViewOptions): Promise<FastifyInstance> {
+  const limits: typeof APPVIEW_LIMITS = {
+    viewCacheMaxBytes: opts.viewCacheMaxBytes ?? APPVIEW_LIMITS.viewCacheMaxBytes,
+    responseCacheMaxBytes: opts.responseCacheMaxBytes ?? APPVIEW_LIMITS.responseCacheMaxBytes,
+    maxConnections: opts.maxConnections ?? APPVIEW_LIMITS.maxConnections,
+    maxConnectionsPerClient: opts.maxConnectionsPerClient ?? APPVIEW_LIMITS.maxConnectionsPerClient,
+    headersTimeoutMs: opts.headersTimeoutMs ?? APPVIEW_LIMITS.headersTimeoutMs,
+  }
   const app = Fastify({
+    serverFactory: limitedServer(limits, opts.trustProxy),
     loggerInstance: opts.log.child({ component: 'appview' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT,
@@ -67,21 +86,23 @@ export async function createAppView(opts: AppViewOptions): Promise<FastifyInstan
   const sqlite = new SqliteDb(opts.indexPath, { readonly: true, fileMustExist: true })
   const reader = new IndexReader(sqlite, opts.db)
   app.addHook('onClose', async () => reader.close())
+  const views = new ViewCache(opts, (uri) => reader.record(uri), opts.viewCacheSize, limits.viewCacheMaxBytes)
+  const responses = new ResponseCache(() => reader.dataVersion(), opts.responseCacheSize, limits.responseCacheMaxBytes)
+  const cursors = new CursorCodec(opts.cursorKey ?? crypto.randomBytes(32))
   const methods = {
-    ...createMethods(reader, new ViewCache(opts, (uri) => reader.record(uri), opts.viewCacheSize)),
-    ...(opts.feedGenerator ? feedGeneratorMethods(reader, opts.db, opts.feedGenerator) : {}),
+    ...createMethods(reader, views, cursors),
+    ...(opts.feedGenerator ? feedGeneratorMethods(reader, opts.db, opts.feedGenerator, cursors) : {}),
   }
 
   await installHttp(app, opts, new Set(Object.keys(methods)))
   const status = memoize(STATUS_TTL_MS, () => operatorStatus(opts.db, opts.dataDir, opts.parts))
   const guard = operatorGuard(opts.operator)
-  installMetrics(app, status, guard)
+  installMetrics(app, status, { view: () => views.stats(), response: () => responses.stats() }, guard)
   app.get('/xrpc/_health', (_req, reply) => health(opts.db, opts.healthMaxLagSeconds, reply, opts.parts))
   if (opts.feedGenerator) installDidDocument(app, opts.feedGenerator)
 
   await app.register(async (scope) => {
     scope.addHook('onSend', etag)
-    const responses = new ResponseCache(() => reader.dataVersion(), opts.responseCacheSize)
     for (const [nsid, def] of Object.entries(methods)) {
       const cacheControl = `public, max-age=${def.maxAge}`
       const answer = (req: FastifyRequest, reply: FastifyReply) => {
@@ -103,7 +124,7 @@ export async function createAppView(opts: AppViewOptions): Promise<FastifyInstan
  * cache) or a SHA-1 of the body ({@link etagOf}); 304 with no body when `If-None-Match` lists it.
  */
 async function etag(req: FastifyRequest, reply: FastifyReply, payload: unknown) {
-  if (reply.statusCode !== 200 || typeof payload !== 'string' || (req.method !== 'GET' && req.method !== 'HEAD')) {
+  if (reply.statusCode !== 200 || !(typeof payload === 'string' || Buffer.isBuffer(payload)) || (req.method !== 'GET' && req.method !== 'HEAD')) {
     reply.removeHeader('etag')
     return payload
   }
@@ -116,3 +137,4 @@ async function etag(req: FastifyRequest, reply: FastifyReply, payload: unknown) 
   }
   return payload
 }
+

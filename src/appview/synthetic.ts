@@ -140,6 +140,32 @@ async function writeSyntheticPosts(
   }
 }
 
+/**
+ * Writes the heaviest records the lexicons allow, as an attacker would publish them: `items`
+ * KidLisp records of 50,000 emoji each (200,000 bytes, the lexicon's `maxGraphemes` and
+ * `maxLength`) by one untrusted actor, dated before every item of {@link writeSyntheticIndex}
+ * (so they stay off the first pages of getFeed). Resolves to the actor's handle: its author feed
+ * is a page of huge records.
+ */
+export async function writeHugeKidlisp(db: IndexDb, items = 100): Promise<string> {
+  const did = `did:plc:${'hostile'.padEnd(24, 'x')}`
+  const handle = 'hostile.example'
+  const now = new Date().toISOString()
+  await db.insertInto('actor').values({ did, handle, pds: 'https://pds.example', trusted: 0, status: null, updatedAt: now }).execute()
+  const col = byKind.get('kidlisp')!
+  for (let n = 0; n < items; n++) {
+    const when = new Date(FROM - (n + 1) * 60_000).toISOString()
+    const code = `huge${n}`
+    const record = { $type: col.nsid, when, ref: `huge${n}`, code, source: '🎨'.repeat(50_000), acUrl: `https://aesthetic.computer/$${code}` }
+    const rkey = tid(Date.parse(when), n)
+    await db
+      .insertInto('item')
+      .values({ uri: `at://${did}/${col.nsid}/${rkey}`, did, kind: 'kidlisp', rkey, cid: cidOf(`huge ${n}`), rev: rkey, code, sortAt: when, indexedAt: now, record: JSON.stringify(record) })
+      .execute()
+  }
+  return handle
+}
+
 function recordOf(kind: Kind, n: number, code: string | null, when: string, random: () => number): Record<string, unknown> {
   const ref = crypto.createHash('md5').update(`${kind}${n}`).digest('hex').slice(0, 24)
   const base = { $type: `computer.aesthetic.${kind}`, when, ref }

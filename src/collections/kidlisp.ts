@@ -34,6 +34,7 @@ export const kidlisp: Collection<z.infer<typeof fields>> = {
   blobs: [],
   normalize: (record) => record,
   view: (_did, r, ctx) => ({ code: r.code, source: r.source, acUrl: permalink(ctx.publicUrl, '$', r.code) }),
+  longText: 'source',
   /** Text and link: `KidLisp by @h 🧩`, the start of the source, the `$code` permalink. */
   async share(item, ctx) {
     const link = permalink(ctx.publicUrl, '$', item.fields.code)

@@ -31,4 +31,5 @@ export const mood: Collection<z.infer<typeof fields>> = {
     }
   },
   view: (_did, r) => ({ mood: r.mood }),
+  longText: 'mood',
 }

@@ -74,8 +74,8 @@ export const painting: Collection<Fields> = {
     code: r.code,
     slug: r.slug,
     acUrl: permalink(ctx.publicUrl, '#', r.code),
-    imageUrl: r.imageUrl,
-    recordingUrl: r.recordingUrl,
+    imageUrl: ctx.recordUrl('imageUrl', r.imageUrl),
+    recordingUrl: ctx.recordUrl('recordingUrl', r.recordingUrl),
     thumb: blobUrlOf(did, r.thumbnail, ctx),
   }),
   /** As AC's share script: `New painting by @h 🎨✨` and `painting~@h/slug` (the `#code` permalink for a guest's), the PNG with alt text. */

@@ -72,6 +72,12 @@ export interface SharePost {
 /** What a collection module needs from the AppView to build a view. */
 export interface ViewContext {
   publicUrl: string
+  /**
+   * A URL the record carries (its `field`), or undefined when it may not be served: only https
+   * URLs on AC's or the configured origins (VIEW_URL_ORIGINS) are; the rest are dropped and
+   * counted. URLs derived from the code (`acUrl`) or the author's blobs need no check.
+   */
+  recordUrl(field: string, url: unknown): string | undefined
   /** URL that serves a blob of `did` (the author's PDS getBlob, or the CDN template); undefined when unknown. */
   blobUrl(did: string, cid: string): string | undefined
 }
@@ -127,6 +133,8 @@ export interface Collection<F = any> {
   urlSlug?(record: Record<string, any>): string
   /** Kind-specific view fields (design.md, itemView). */
   view(did: string, record: Record<string, any>, ctx: ViewContext): Record<string, unknown>
+  /** The view field holding long text, cut in feeds (`truncated: true`) and whole in resolveCode. */
+  longText?: string
   /** The Bluesky post that shares an item (`writer share`); absent for kinds that are not shared by code. */
   share?(item: SourceItem<F>, ctx: ShareContext): Promise<SharePost>
 }

@@ -1,7 +1,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import SqliteDb from 'better-sqlite3'
-import { Kysely, SqliteDialect } from 'kysely'
+import { Kysely, SqliteDialect, type Generated } from 'kysely'
 import { Migrator } from 'kysely/migration'
 import { migrations } from '../../migrations/index.js'
 
@@ -32,11 +32,17 @@ export interface ItemTable {
    * its collection module's `urlSlug`; null for other kinds (004).
    */
   slug: string | null
-  /** The record's `when`, normalised to ISO UTC; feeds sort by it. */
+  /**
+   * Feeds sort by it: the record's `when`, normalised to ISO UTC, but no later than the time the
+   * uri was first indexed plus a few minutes (005; a record dated 2099 does not stay on top).
+   */
   sortAt: string
+  /** When the uri was first indexed (kept across updates). */
   indexedAt: string
   /** The normalised record as lexicon JSON. */
   record: string
+  /** 1 while the author's account is hidden (`actor.status` set): feeds skip it through their index (005). */
+  hidden: Generated<number>
 }
 
 export interface QuarantineTable {

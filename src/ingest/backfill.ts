@@ -4,7 +4,8 @@ import { collections } from '../collections/index.js'
 import type { IndexDb } from '../db/index.js'
 import type { Logger } from '../log.js'
 import type { Identity } from './identity.js'
-import { collectionOf, removeRepo, type Indexer, type PutOp, type QuarantineOp } from './indexer.js'
+import { httpOrigin } from '../config.js'
+import { OWN_PDS, collectionOf, removeRepo, setStatus, type Indexer, type PutOp, type QuarantineOp } from './indexer.js'
 import { metrics } from './metrics.js'
 import { httpUrl } from './subscription.js'
 
@@ -193,16 +194,26 @@ export class Backfiller {
     return true
   }
 
-  /** `listRepos` (a PDS): every repo, with its status; inactive ones are marked on their actor. */
+  /**
+   * `listRepos` (a PDS): every repo, with its status; inactive ones are marked on their actor,
+   * as far as the host speaks for them (the repo's own PDS or a trusted relay), else as their own
+   * PDS confirms (see Provenance): a host cannot hide other hosts' accounts by listing them.
+   */
   private async listRepos(base: string, source: string, listed: Set<string>): Promise<void> {
+    const { provenance } = this.opts.indexer
     let cursor: string | undefined
     do {
       const res = await getJson(`${base}/xrpc/com.atproto.sync.listRepos`, { limit: String(PAGE), cursor })
       if (!res) throw new Error(`${base} serves neither listReposByCollection nor listRepos`)
       const page = res as { repos?: Array<{ did: string; active?: boolean; status?: string }>; cursor?: string }
       for (const r of page.repos ?? []) {
-        if (r.active === false) await this.markInactive(r.did, source, r.status ?? 'deactivated')
-        else listed.add(r.did)
+        if (r.active !== false) listed.add(r.did)
+        else if (await provenance.speaksFor(httpOrigin(base), r.did)) await this.markInactive(r.did, source, r.status ?? 'deactivated')
+        else {
+          const confirmed = await provenance.accountStatus(r.did)
+          if (confirmed?.status) await this.markInactive(r.did, source, confirmed.status)
+          else if (confirmed) listed.add(r.did)
+        }
       }
       cursor = page.repos?.length ? page.cursor : undefined
     } while (cursor && !this.stopped)
@@ -210,11 +221,7 @@ export class Backfiller {
 
   private async markInactive(did: string, source: string, status: string): Promise<void> {
     const now = new Date().toISOString()
-    await this.opts.db
-      .insertInto('actor')
-      .values({ did, handle: null, pds: null, trusted: 0, status, updatedAt: now })
-      .onConflict((oc) => oc.column('did').doUpdateSet({ status, updatedAt: now }))
-      .execute()
+    await this.opts.db.transaction().execute((trx) => setStatus(trx, did, status, now))
     await this.opts.db
       .insertInto('repo')
       .values({ did, source, rev: null, state: 'done', attempts: 0, error: null, updatedAt: now })
@@ -266,7 +273,7 @@ export class Backfiller {
    */
   private async fetchAndApply(did: string, source: string): Promise<'stale' | 'ok'> {
     const { indexer } = this.opts
-    const actor = await this.resolving.add(() => indexer.actorOps(did, true))
+    const actor = await this.resolving.add(() => indexer.actorOps(did, { from: OWN_PDS, refresh: true })) // fetched from that PDS below
     const pds = actor[0]?.type === 'actor' ? actor[0].pds : null
     if (!pds) throw new Error('DID has no PDS (could not resolve it)')
     return this.queueFor(pds).add(async () => {

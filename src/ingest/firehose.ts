@@ -1,7 +1,9 @@
 import { RepoVerificationError } from '@atproto/repo'
 import { parseAccount } from '@atproto/sync'
+import { httpOrigin } from '../config.js'
 import type { IndexDb } from '../db/index.js'
 import type { Logger } from '../log.js'
+import { serviceId } from '../redact.js'
 import { Backfiller } from './backfill.js'
 import type { Identity } from './identity.js'
 import { collectionOf, Indexer, type IndexOp, type RecordOp } from './indexer.js'
@@ -15,9 +17,15 @@ import { unverifiedCommit, verifyCommit, type CommitBody, type VerifiedOp } from
 export interface IngestOptions {
   db: IndexDb
   identity: Identity
-  /** Firehose hosts: PDSes or relays, as http(s):// or ws(s):// URLs. Each keeps its own cursor. */
+  /**
+   * Firehose hosts: PDSes or relays, as http(s):// or ws(s):// URLs, possibly with credentials.
+   * Each keeps its own cursor under its {@link serviceId} (no credentials: it is shown and logged).
+   */
   services: string[]
+  /** Origins of the PDSes whose repos may own short codes (see Provenance). */
   trustedPds: string[]
+  /** Origins of the relays whose #identity, #account and #sync events are believed; none by default. */
+  trustedRelays?: string[]
   log: Logger
   /** Verify commit signatures and MST proofs (and backfilled repos). Default true. */
   verify?: boolean
@@ -57,7 +65,7 @@ export interface Ingest {
  */
 export async function startIngest(opts: IngestOptions): Promise<Ingest> {
   const posts = opts.postsFor === undefined ? undefined : await PostIndex.load(opts.db, opts.postsFor, opts.log)
-  const indexer = new Indexer({ db: opts.db, identity: opts.identity, trustedPds: opts.trustedPds, log: opts.log, onActor: posts && ((did, trusted) => posts.noteActor(did, trusted)) })
+  const indexer = new Indexer({ db: opts.db, identity: opts.identity, trustedPds: opts.trustedPds, trustedRelays: opts.trustedRelays, log: opts.log, onActor: posts && ((did, trusted) => posts.noteActor(did, trusted)) })
   await recheckQuarantine(indexer, opts.log)
   const backfiller = new Backfiller({ db: opts.db, indexer, identity: opts.identity, log: opts.log.child({ part: 'backfill' }), verify: opts.verify ?? true, concurrencyPerHost: opts.backfillConcurrency ?? 4 })
   const streams = opts.services.map((s) => new HostStream(wsUrl(s), indexer, backfiller, posts, opts))
@@ -92,9 +100,15 @@ interface Parsed {
  * the seq of its last event in one transaction. The socket is paused while the window is full,
  * so memory stays bounded however fast the host sends. A failed commit drops the connection and
  * resumes from the committed cursor; an event that cannot be verified is skipped and its repo
- * re-fetched (verified) instead, so nothing stalls the stream.
+ * re-fetched (verified) instead, so nothing stalls the stream. What the host says is believed
+ * only as far as Provenance allows: its commits are signed by their repos, but trust and account
+ * status come from the repos' own PDSes.
  */
 class HostStream {
+  /** The host's identifier: its URL without credentials (cursor row, logs, metric labels). */
+  readonly service: string
+  /** The host's http(s) origin, compared with the PDS origins of DID documents. */
+  private readonly origin: string
   private committed?: number
   private received?: number
   private connected = false
@@ -117,17 +131,20 @@ class HostStream {
   /** The host is one of TRUSTED_PDS: every repo it streams is hosted there. */
   private readonly trustedHost: boolean
 
+  /** @param url the host's ws(s) URL, credentials included (used to connect, never shown). */
   constructor(
-    readonly service: string,
+    private readonly url: string,
     private readonly indexer: Indexer,
     private readonly backfiller: Backfiller,
     private readonly posts: PostIndex | undefined,
     private readonly opts: IngestOptions,
   ) {
-    this.log = opts.log.child({ service })
+    this.service = serviceId(url)
+    this.origin = httpOrigin(url)
+    this.log = opts.log.child({ service: this.service })
     this.verify = opts.verify ?? true
-    this.trustedHost = opts.trustedPds.includes(new URL(httpUrl(service)).origin)
-    metrics.connected.set({ service }, 0)
+    this.trustedHost = opts.trustedPds.includes(this.origin)
+    metrics.connected.set({ service: this.service }, 0)
   }
 
   cursor(): number | undefined {
@@ -238,7 +255,7 @@ class HostStream {
   private async consume(signal: AbortSignal): Promise<void> {
     const parseWindow = this.opts.parseWindow ?? 64
     for await (const msg of subscribeRepos({
-      service: this.service,
+      service: this.url,
       cursor: () => this.received,
       signal,
       // At the live tail there is no cursor to resume from: a quiet host is no reason to re-dial.
@@ -367,19 +384,33 @@ class HostStream {
       // business (on a relay that is nearly all of them): no DID lookups, no rows.
       case '#identity': {
         const did = (body as { did: string }).did
-        return (await this.indexer.knows(did)) ? this.indexer.actorOps(did, true) : []
+        if (!(await this.indexer.knows(did))) return []
+        // The DID's PDS may have changed with this very event: ask a fresh document before refusing.
+        const speaks = (await this.indexer.provenance.speaksFor(this.origin, did)) || (await this.indexer.provenance.speaksFor(this.origin, did, true))
+        return speaks ? this.indexer.actorOps(did, { from: this.origin, refresh: true }) : this.refuse(msg.type, did)
       }
       case '#account': {
         const evt = parseAccount(body)
-        return evt && (await this.indexer.knows(evt.did)) ? [{ type: 'status', did: evt.did, status: evt.active ? null : (evt.status ?? 'deactivated') }] : []
+        if (!evt || !(await this.indexer.knows(evt.did))) return []
+        if (await this.indexer.provenance.speaksFor(this.origin, evt.did)) return [{ type: 'status', did: evt.did, status: evt.active ? null : (evt.status ?? 'deactivated') }]
+        const confirmed = await this.indexer.provenance.accountStatus(evt.did)
+        return confirmed ? [{ type: 'status', did: evt.did, status: confirmed.status }] : this.refuse(msg.type, evt.did)
       }
       case '#sync': {
         const did = (body as { did: string }).did
-        return (await this.indexer.knows(did)) ? [{ type: 'resync', did }] : []
+        if (!(await this.indexer.knows(did))) return []
+        return (await this.indexer.provenance.speaksFor(this.origin, did)) ? [{ type: 'resync', did }] : this.refuse(msg.type, did)
       }
       default:
         return []
     }
+  }
+
+  /** An event this host may not send about `did` (see Provenance): ignored and counted (logged at debug: a host may send floods). */
+  private refuse(type: string, did: string): IndexOp[] {
+    metrics.eventsRefused.inc({ service: this.service, type })
+    this.log.debug({ type, did }, 'event refused: this host does not speak for that DID')
+    return []
   }
 
   /**
@@ -395,7 +426,7 @@ class HostStream {
     const verified = this.verify ? await this.verifiedOps(body, match) : await unverifiedCommit(body, match)
     const ops = (await Promise.all(verified.map((op) => this.recordOp(body, op, trustedAuthor)))).filter((op) => op !== null)
     if (!ops.length) return []
-    return [...(await this.indexer.actorOps(body.repo)), { type: 'commit', did: body.repo, rev: body.rev, ops }]
+    return [...(await this.indexer.actorOps(body.repo, { from: this.origin })), { type: 'commit', did: body.repo, rev: body.rev, ops }]
   }
 
   /** The index operation of one verified op: an AC record (or its deletion), or a post; null when none. */

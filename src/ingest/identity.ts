@@ -1,3 +1,4 @@
+import { getPdsEndpoint } from '@atproto/common-web'
 import { IdResolver, MemoryCache } from '@atproto/identity'
 import type { Config } from '../config.js'
 import type { Logger } from '../log.js'
@@ -53,6 +54,20 @@ export class Identity {
     } catch (err) {
       this.log.warn({ did, err: (err as Error).message }, 'could not resolve DID')
       return { did, handle: null, pds: null }
+    }
+  }
+
+  /**
+   * The origin of the PDS that `did`'s document names (cached document unless `refresh`), or
+   * null when the DID does not resolve or names no http(s) PDS. Never throws.
+   */
+  async pdsOf(did: string, refresh = false): Promise<string | null> {
+    try {
+      const doc = await this.resolver.did.resolve(did, refresh)
+      const pds = doc && getPdsEndpoint(doc)
+      return pds ? new URL(pds).origin : null
+    } catch {
+      return null
     }
   }
 

@@ -1,5 +1,5 @@
 import { jsonToLex, lexToJson, type LexValue, type Lexicons } from '@atproto/lexicon'
-import type { Transaction } from 'kysely'
+import { sql, type Transaction } from 'kysely'
 import { byNsid, type Collection } from '../collections/index.js'
 import type { IndexDb, IndexSchema, ItemTable } from '../db/index.js'
 import { lexicons } from '../lexicon/lexicons.js'
@@ -8,11 +8,12 @@ import type { Identity } from './identity.js'
 import { metrics } from './metrics.js'
 import { lexiconHash } from './lexicon-hash.js'
 import { applyPostOp, removePosts, type PostDeleteOp, type PostOp } from './posts.js'
+import { Provenance } from './provenance.js'
 
 type Trx = Transaction<IndexSchema>
 
-/** A record version that passed its lexicon: becomes an `item` row (indexedAt is set on commit). */
-export type PutOp = Omit<ItemTable, 'indexedAt'> & {
+/** A record version that passed its lexicon: becomes an `item` row (indexedAt and hidden are set on commit). */
+export type PutOp = Omit<ItemTable, 'indexedAt' | 'hidden'> & {
   type: 'put'
   /** What the firehose called it; a backfill says 'create'. Only used for metrics. */
   action: 'create' | 'update'
@@ -46,10 +47,23 @@ export interface IndexerOptions {
   identity: Identity
   /** Origins of the PDSes whose repos may own short codes (design.md, code authority). */
   trustedPds: string[]
+  /** Origins of the relays whose #identity, #account and #sync events are believed (TRUSTED_RELAYS); none by default. */
+  trustedRelays?: string[]
   log: Logger
   /** Told every actor's trust as it is resolved (the post filter keeps its set of trusted accounts with it). */
   onActor?(did: string, trusted: boolean): void
 }
+
+/** Where a repo's data came from: a host's origin, or {@link OWN_PDS}. */
+export type DataSource = string | typeof OWN_PDS
+/** The data is fetched from the PDS the DID document names (a backfill's getRepo): that PDS hosts the repo. */
+export const OWN_PDS = Symbol('the PDS of the DID document')
+
+/**
+ * How far past the time a record was first indexed its `when` may sort, in ms: a client's clock
+ * may run a little ahead, but a record dated 2099 must not sit on top of the feeds for good.
+ */
+export const SORT_SKEW_MS = 5 * 60_000
 
 /**
  * Turns record versions into index operations and commits them, with the cursor, in one SQLite
@@ -60,8 +74,12 @@ export interface IndexerOptions {
 export class Indexer {
   private readonly knownActors = new Set<string>()
   private readonly hash = lexiconHash()
+  /** Who may speak for a repo: trust from provenance, account events from the DID's own PDS. */
+  readonly provenance: Provenance
 
-  constructor(private readonly opts: IndexerOptions) {}
+  constructor(private readonly opts: IndexerOptions) {
+    this.provenance = new Provenance({ identity: opts.identity, trustedPds: opts.trustedPds, trustedRelays: opts.trustedRelays ?? [], log: opts.log })
+  }
 
   get db(): IndexDb {
     return this.opts.db
@@ -76,14 +94,16 @@ export class Indexer {
   }
 
   /**
-   * The `actor` operation for `did` (handle verified both ways, PDS, trusted or not); empty when
-   * the actor is known already, unless `refresh` (after an #identity event).
+   * The `actor` operation for `did` (handle verified both ways, PDS, trusted or not by
+   * {@link Provenance.trusted}, given that its data came `from` a host or the DID's own PDS);
+   * empty when the actor is known already, unless `refresh` (after an #identity event).
+   * @throws when trust cannot be established now (the trusted PDS is unreachable).
    */
-  async actorOps(did: string, refresh = false): Promise<IndexOp[]> {
-    if (this.knownActors.has(did) && !refresh) return []
-    const { handle, pds } = await this.opts.identity.resolve(did, refresh)
+  async actorOps(did: string, opts: { from: DataSource; refresh?: boolean }): Promise<IndexOp[]> {
+    if (this.knownActors.has(did) && !opts.refresh) return []
+    const { handle, pds } = await this.opts.identity.resolve(did, opts.refresh)
+    const trusted = await this.provenance.trusted(did, pds, opts.from === OWN_PDS ? pds : opts.from)
     this.knownActors.add(did)
-    const trusted = pds !== null && this.opts.trustedPds.includes(pds)
     this.opts.onActor?.(did, trusted)
     return [{ type: 'actor', did, handle, pds, trusted }]
   }
@@ -190,9 +210,10 @@ export class Indexer {
     switch (op.type) {
       case 'put': {
         const { type: _, action: __, ...row } = op
+        const hidden = sql<number>`exists (select 1 from actor where did = ${row.did} and status is not null)`
         await trx
           .insertInto('item')
-          .values({ ...row, indexedAt: now })
+          .values({ ...row, sortAt: earliest(row.sortAt, new Date(Date.parse(now) + SORT_SKEW_MS).toISOString()), indexedAt: now, hidden })
           .onConflict((oc) =>
             oc
               .column('uri')
@@ -201,7 +222,8 @@ export class Indexer {
                 rev: eb.ref('excluded.rev'),
                 code: eb.ref('excluded.code'),
                 slug: eb.ref('excluded.slug'),
-                sortAt: eb.ref('excluded.sortAt'),
+                // clamped to the time this uri was first indexed, plus the skew
+                sortAt: sql<string>`min(excluded.sortAt, strftime('%Y-%m-%dT%H:%M:%fZ', item.indexedAt, ${`+${SORT_SKEW_MS / 1000} seconds`}))`,
                 record: eb.ref('excluded.record'),
               }))
               .where('item.rev', '<=', (eb) => eb.ref('excluded.rev')),
@@ -232,10 +254,7 @@ export class Indexer {
     }
   }
 
-  /**
-   * Identity and account operations. Per the ATProto account spec: takendown, suspended and
-   * deactivated hide an actor (reversible); deleted removes everything indexed from the repo.
-   */
+  /** Identity and account operations ({@link setStatus} for account status). */
   private async applyAccountOp(trx: Trx, op: IndexOp, now: string): Promise<void> {
     if (op.type === 'actor') {
       await trx
@@ -244,14 +263,30 @@ export class Indexer {
         .onConflict((oc) => oc.column('did').doUpdateSet({ handle: op.handle, pds: op.pds, trusted: op.trusted ? 1 : 0, updatedAt: now }))
         .execute()
     } else if (op.type === 'status') {
-      if (op.status === 'deleted') await removeRepo(trx, op.did)
-      await trx
-        .insertInto('actor')
-        .values({ did: op.did, handle: null, pds: null, trusted: 0, status: op.status, updatedAt: now })
-        .onConflict((oc) => oc.column('did').doUpdateSet({ status: op.status, updatedAt: now }))
-        .execute()
+      await setStatus(trx, op.did, op.status, now)
     }
   }
+}
+
+/**
+ * Sets an actor's account status (null: active). Per the ATProto account spec: takendown,
+ * suspended and deactivated hide an actor (reversible), which is copied onto its items
+ * (`item.hidden`) so that feeds skip them through their index at no cost; deleted removes
+ * everything indexed from the repo.
+ */
+export async function setStatus(trx: Trx, did: string, status: string | null, now: string): Promise<void> {
+  if (status === 'deleted') await removeRepo(trx, did)
+  await trx
+    .insertInto('actor')
+    .values({ did, handle: null, pds: null, trusted: 0, status, updatedAt: now })
+    .onConflict((oc) => oc.column('did').doUpdateSet({ status, updatedAt: now }))
+    .execute()
+  await trx.updateTable('item').set({ hidden: status === null ? 0 : 1 }).where('did', '=', did).execute()
+}
+
+/** The earlier of two ISO 8601 UTC times of the same format. */
+function earliest(a: string, b: string): string {
+  return a < b ? a : b
 }
 
 /** Deletes every item, post, quarantined record and repo row of `did`. */

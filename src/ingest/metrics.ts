@@ -35,6 +35,8 @@ export const metrics = {
   connected: new Gauge({ name: 'ingest_connected', help: '1 while connected to the firehose host', labelNames: ['service'], registers }),
   /** Reconnects, by reason (error, watchdog, future cursor…). */
   reconnects: new Counter({ name: 'ingest_reconnects_total', help: 'Firehose reconnects by reason', labelNames: ['service', 'reason'], registers }),
+  /** #identity, #account and #sync events from a host that does not speak for their DID (src/ingest/provenance.ts). */
+  eventsRefused: new Counter({ name: 'ingest_events_refused_total', help: 'Identity, account and sync events refused: their host is neither the DID\'s PDS nor a trusted relay, and the PDS did not confirm', labelNames: ['service', 'type'], registers }),
   /** Commits whose signature or MST proof did not verify (the repo is re-synced). */
   verifyFailures: new Counter({ name: 'ingest_verify_failures_total', help: 'Events that failed verification', labelNames: ['service'], registers }),
   /** Backfill repos by state (pending, done, failed). */

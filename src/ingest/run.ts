@@ -18,6 +18,7 @@ export async function runIngest(cfg: Config, log: Logger, db: IndexDb, opts: { b
     identity: configuredIdentity(cfg, log),
     services: cfg.firehoseUrls,
     trustedPds: cfg.trustedPds,
+    trustedRelays: cfg.trustedRelays,
     log: log.child({ component: 'ingest' }),
     verify: cfg.INGEST_VERIFY,
     batchSize: cfg.INGEST_BATCH_SIZE,

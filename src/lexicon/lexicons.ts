@@ -163,7 +163,7 @@ export const schemaDict = {
       itemView: {
         type: 'object',
         description:
-          "One AC item as served by the AppView. Which optional fields appear depends on `kind` (see the project's design: painting has code, slug, acUrl, imageUrl, recordingUrl?, thumb?; mood has mood; piece has slug; kidlisp has code, source, acUrl; tape has code, slug, acUrl, video?, thumb?).",
+          "One AC item as served by the AppView. Which optional fields appear depends on `kind` (see the project's design: painting has code, slug, acUrl, imageUrl, recordingUrl?, thumb?; mood has mood; piece has slug; kidlisp has code, source, acUrl; tape has code, slug, acUrl, video?, thumb?). URLs a record carries (imageUrl, recordingUrl) appear only when https on AC's or the AppView's configured origins.",
         required: ['uri', 'cid', 'kind', 'author', 'when', 'indexedAt'],
         properties: {
           uri: {
@@ -225,6 +225,11 @@ export const schemaDict = {
             type: 'string',
             format: 'uri',
             description: 'URL of the video blob.',
+          },
+          truncated: {
+            type: 'boolean',
+            description:
+              'Present and true when a long text (KidLisp `source`, `mood`) was cut to keep a feed page small; `resolveCode` and the record itself hold it whole.',
           },
         },
       },

@@ -188,7 +188,8 @@ export class RepoClient {
       await this.call(() => session.login({ identifier: this.account.did, password: this.account.password }), false)
     } catch (err) {
       const status = (err as { status?: number }).status
-      throw Object.assign(new Error(`login as ${this.account.did} failed: ${(err as Error).message}`), { status, error: (err as { error?: string }).error })
+      const why = isRedirect(err) ? 'the PDS answered with a redirect, which credentials never follow' : (err as Error).message
+      throw Object.assign(new Error(`login as ${this.account.did} failed: ${why}`), { status, error: (err as { error?: string }).error })
     }
     this.session = session
     this.xrpc = new XrpcClient(session, lexicons)
@@ -278,7 +279,7 @@ export class RepoClient {
     })
   }
 
-  /** Runs one PDS call with the retry, rate-limit and session rules above. */
+  /** Runs one PDS call with the retry, rate-limit and session rules above; a redirect is never retried. */
   private async call<T extends { headers?: Headers | Record<string, string> }>(fn: () => Promise<T>, mayRelogin = true): Promise<T> {
     let relogged = false
     const result = pRetry(
@@ -299,7 +300,7 @@ export class RepoClient {
             await this.relogin()
             throw err // retried with the new session
           }
-          if (status !== undefined && status >= 400 && status < 500) throw new AbortError(err as Error)
+          if ((status !== undefined && status >= 400 && status < 500) || isRedirect(err)) throw new AbortError(err as Error)
           throw err
         }
       },
@@ -326,4 +327,13 @@ export class RepoClient {
       },
     )
   }
+}
+
+/**
+ * Whether `err` is fetch's refusal of an answer that redirected (`redirect: 'error'`; its cause
+ * says `unexpected redirect`), which is never retried. Causes are not shown: they may name PDS_URL.
+ */
+function isRedirect(err: unknown): boolean {
+  for (let e = err as { message?: string; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) if (/redirect/i.test(e.message ?? '')) return true
+  return false
 }

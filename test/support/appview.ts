@@ -10,7 +10,7 @@ import type { IndexDb } from '../../src/db/index.js'
 import { startNetwork, type LocalNetwork } from '../../src/dev/network.js'
 import type { Ingest } from '../../src/ingest/firehose.js'
 import { lexicons } from '../../src/lexicon/lexicons.js'
-import { createLogger } from '../../src/log.js'
+import { createLogger, type Logger } from '../../src/log.js'
 import { openMigratedIndex, runAppView, runIngest } from '../../src/services.js'
 export { waitFor } from '../../src/wait.js'
 
@@ -47,10 +47,13 @@ export const OPERATOR_PASSWORD = 'test-operator-password'
 /** Request headers carrying the operator credential (HTTP Basic, as a browser sends it). */
 export const OPERATOR_HEADERS = { authorization: `Basic ${Buffer.from(`admin:${OPERATOR_PASSWORD}`).toString('base64')}` }
 
-/** `env` overrides the configuration (e.g. `RATE_LIMIT_MAX`). */
-export async function startAppViewStack(opts: { secondPds?: boolean; env?: Record<string, string> } = {}): Promise<AppViewStack> {
+/**
+ * `env` overrides the configuration (e.g. `RATE_LIMIT_MAX`); `firehoses` are further firehose
+ * hosts to follow after the PDSes; `log` replaces the silent test logger.
+ */
+export async function startAppViewStack(opts: { secondPds?: boolean; env?: Record<string, string>; firehoses?: string[]; log?: Logger } = {}): Promise<AppViewStack> {
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'ac-appview-av-'))
-  const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent')
+  const log = opts.log ?? createLogger(process.env.TEST_LOG_LEVEL ?? 'silent')
   const net = await startNetwork()
   let pds2: TestPds | undefined
   if (opts.secondPds) {
@@ -63,7 +66,7 @@ export async function startAppViewStack(opts: { secondPds?: boolean; env?: Recor
     PLC_URL: net.plcUrl,
     HANDLE_RESOLVER_URL: net.pdsUrl,
     ALLOW_PRIVATE_NETWORK: 'true',
-    FIREHOSE_URL: [net.pdsUrl, ...(pds2 ? [pds2.url] : [])].join(','),
+    FIREHOSE_URL: [net.pdsUrl, ...(pds2 ? [pds2.url] : []), ...(opts.firehoses ?? [])].join(','),
     TRUSTED_PDS: net.pdsUrl,
     DATA_DIR: work,
     INDEX_DB_PATH: path.join(work, 'index.sqlite'),

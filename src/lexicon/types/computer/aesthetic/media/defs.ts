@@ -35,7 +35,7 @@ export function validateAuthorView<V>(v: V) {
   return validate<AuthorView & V>(v, id, hashAuthorView)
 }
 
-/** One AC item as served by the AppView. Which optional fields appear depends on `kind` (see the project's design: painting has code, slug, acUrl, imageUrl, recordingUrl?, thumb?; mood has mood; piece has slug; kidlisp has code, source, acUrl; tape has code, slug, acUrl, video?, thumb?). */
+/** One AC item as served by the AppView. Which optional fields appear depends on `kind` (see the project's design: painting has code, slug, acUrl, imageUrl, recordingUrl?, thumb?; mood has mood; piece has slug; kidlisp has code, source, acUrl; tape has code, slug, acUrl, video?, thumb?). URLs a record carries (imageUrl, recordingUrl) appear only when https on AC's or the AppView's configured origins. */
 export interface ItemView {
   $type?: 'computer.aesthetic.media.defs#itemView'
   uri: string
@@ -56,6 +56,8 @@ export interface ItemView {
   source?: string
   /** URL of the video blob. */
   video?: string
+  /** Present and true when a long text (KidLisp `source`, `mood`) was cut to keep a feed page small; `resolveCode` and the record itself hold it whole. */
+  truncated?: boolean
 }
 
 const hashItemView = 'itemView'
