@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf src/lexicon
 mapfile -t files < <(find lexicons -name '*.json' | LC_ALL=C sort)
-yes | npx --no-install lex gen-server src/lexicon "${files[@]}" >/dev/null
+# Call lex-cli by path: another package (@atproto/lex) also installs a `lex` binary.
+yes | node node_modules/@atproto/lex-cli/bin.js gen-server src/lexicon "${files[@]}" >/dev/null
