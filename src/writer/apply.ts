@@ -177,11 +177,12 @@ class RepoApplier {
 
   /**
    * Applies a batch's writes in one `applyWrites`; a failing batch is retried write by write, so
-   * one bad record loses nothing else. A batch refused with `BlobNotFound` or `InvalidMimeType` (a
-   * blob the ledger remembered is not on the PDS as expected: an earlier run was killed mid-upload,
-   * or the PDS expired it) is rebuilt once with fresh uploads.
+   * one bad record loses nothing else. A blob the ledger remembered but the PDS does not have (a
+   * run killed while sending it, or the PDS expired it) gets `BlobNotFound` naming its CID: that
+   * blob alone is forgotten and the batch rebuilt (sending just that one), as often as the batch
+   * has blobs. A mismatched MIME type (`InvalidMimeType`) forgets the batch's blobs once.
    */
-  private async applyWrites(writes: PlannedWrite[], blobs: BlobUploader, rebuilt = false): Promise<Map<Planned, WriteResult>> {
+  private async applyWrites(writes: PlannedWrite[], blobs: BlobUploader, retries = blobs.count): Promise<Map<Planned, WriteResult>> {
     const written = new Map<Planned, WriteResult>()
     const apply = async (batch: PlannedWrite[]) => {
       const results = await this.client.applyWrites(batch.map((w) => w.write))
@@ -195,11 +196,7 @@ class RepoApplier {
       await apply(writes)
       return written
     } catch (err) {
-      const error = (err as { error?: string }).error
-      if ((error === 'BlobNotFound' || error === 'InvalidMimeType') && !rebuilt) {
-        blobs.forget()
-        return this.applyWrites(await this.rebuild(writes, blobs), blobs, true)
-      }
+      if (retries > 0 && blobs.forgetMissing(err)) return this.applyWrites(await this.rebuild(writes, blobs), blobs, retries - 1)
     }
     for (const one of writes) {
       try {
@@ -268,7 +265,7 @@ class BlobUploader {
     const known = this.ledger?.uploadedBlob(this.did, cid)
     if (known) return known
     // Noted before the upload: a run killed while the bytes are in flight must not send them
-    // again. If the PDS never got them, the write says BlobNotFound and the batch uploads anew.
+    // again. If the PDS never got them, the write says BlobNotFound and that blob is sent anew.
     const expected = { $type: 'blob', ref: { $link: cid }, mimeType: input.mimeType, size: input.bytes.length }
     this.ledger?.blobUploaded(this.did, cid, expected)
     try {
@@ -281,10 +278,22 @@ class BlobUploader {
     }
   }
 
-  /** The PDS lost blobs the ledger remembered (unreferenced temporary blobs expire): forget this batch's. */
-  forget() {
-    for (const cid of this.cids) this.ledger?.blobLost(this.did, cid)
-    this.cids.clear()
+  /** Blobs this batch referenced. */
+  get count(): number {
+    return this.cids.size
+  }
+
+  /**
+   * After a write the PDS refused: when it names a blob of this batch it does not have
+   * (`BlobNotFound: Could not find blob: <cid>`), forgets that one so it is sent again; on
+   * `InvalidMimeType` (no CID named), forgets them all. Returns whether anything was forgotten.
+   */
+  forgetMissing(err: unknown): boolean {
+    const { error, message } = err as { error?: string; message?: string }
+    const missing = error === 'BlobNotFound' ? /Could not find blob: (\S+)/.exec(message ?? '')?.[1] : undefined
+    const lost = missing ? [missing].filter((cid) => this.cids.has(cid)) : error === 'InvalidMimeType' ? [...this.cids] : []
+    for (const cid of lost) this.ledger?.blobLost(this.did, cid)
+    return lost.length > 0
   }
 }
 
