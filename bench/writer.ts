@@ -17,7 +17,7 @@ import path from 'node:path'
 import { AtpAgent } from '@atproto/api'
 import { MongoClient } from 'mongodb'
 import PQueue from 'p-queue'
-import { collections, readDoc, type Collection, type SourceItem } from '../src/collections/index.js'
+import { mirrored, readDoc, type MirroredCollection, type SourceItem } from '../src/collections/index.js'
 import { loadConfig } from '../src/config.js'
 import { startMediaServer } from '../src/dev/media-server.js'
 import { startMongo } from '../src/dev/mongo-server.js'
@@ -138,7 +138,7 @@ function runChild(env: NodeJS.ProcessEnv, onLine: (line: string, child: ReturnTy
 }
 
 interface BaselineItem {
-  col: Collection
+  col: MirroredCollection
   item: SourceItem
   account: { did: string; password: string }
 }
@@ -148,12 +148,12 @@ async function baselineSlice(db: import('mongodb').Db, n: number): Promise<Basel
   const users = new Map<string, { did: string; password: string }>()
   for await (const u of db.collection('users').find({ 'atproto.did': { $exists: true } })) users.set(String(u._id), u.atproto)
   const all: BaselineItem[] = []
-  for (const col of collections) {
+  for (const col of mirrored) {
     for await (const doc of db.collection(col.mongo).find()) {
       try {
         const item = readDoc(col, doc)
         const account = users.get(item.owner ?? 'art-guest')
-        if (item.live && account && !(col.kind === 'tape' && item.fields.mp4Status !== 'complete')) all.push({ col, item, account })
+        if (item.live && account && !(col.kind === 'tape' && (item.fields as { mp4Status?: string }).mp4Status !== 'complete')) all.push({ col, item, account })
       } catch {
         // malformed documents are the writer's business, not the baseline's
       }

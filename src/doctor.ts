@@ -1,7 +1,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { MongoClient, type Db } from 'mongodb'
-import { collections } from './collections/index.js'
+import { mirrored } from './collections/index.js'
 import type { Config } from './config.js'
 import { openIndex, pendingMigrations } from './db/index.js'
 import { Identity } from './ingest/identity.js'
@@ -95,9 +95,9 @@ async function checkMongo(cfg: Config, add: (c: Check) => void): Promise<{ clien
     add({ name: 'change streams', status: 'fail', detail: (err as Error).message, fix: '`writer live` needs change streams: run MongoDB as a replica set (a one-node replica set will do) and grant changeStream and find on the database' })
   }
   const names = new Set((await db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name))
-  const counts = await Promise.all(collections.map(async (c) => `${c.mongo} ${names.has(c.mongo) ? await db.collection(c.mongo).estimatedDocumentCount() : 'missing'}`))
-  const missing = [...collections.map((c) => c.mongo), 'users', '@handles'].filter((n) => !names.has(n))
-  if (missing.length === collections.length + 2) add({ name: "AC's collections", status: 'fail', detail: `database ${cfg.MONGODB_DB} has none of AC's collections`, fix: `check MONGODB_DB (AC's database is "aesthetic")` })
+  const counts = await Promise.all(mirrored.map(async (c) => `${c.mongo} ${names.has(c.mongo) ? await db.collection(c.mongo).estimatedDocumentCount() : 'missing'}`))
+  const missing = [...mirrored.map((c) => c.mongo), 'users', '@handles'].filter((n) => !names.has(n))
+  if (missing.length === mirrored.length + 2) add({ name: "AC's collections", status: 'fail', detail: `database ${cfg.MONGODB_DB} has none of AC's collections`, fix: `check MONGODB_DB (AC's database is "aesthetic")` })
   else if (missing.length) add({ name: "AC's collections", status: 'warn', detail: `${counts.join(', ')}; missing: ${missing.join(', ')}`, fix: 'a missing collection is read as empty; check MONGODB_DB if that is unexpected' })
   else add({ name: "AC's collections", status: 'ok', detail: counts.join(', ') })
   return { client, db }
@@ -108,7 +108,7 @@ async function checkAccounts(db: Db, cfg: Config, log: Logger, add: (c: Check) =
   const users = await db.collection('users').estimatedDocumentCount()
   if (accounts.size === 0) add({ name: 'users and PDS accounts', status: 'fail', detail: `${users} users, none with a PDS account (users.atproto.did and password)`, fix: "AC's users get PDS accounts from AC's own signup; check MONGODB_DB" })
   else add({ name: 'users and PDS accounts', status: 'ok', detail: `${users} users, ${accounts.size} with a PDS account, ${Math.max(0, users - accounts.size)} without (their items are skipped)` })
-  const anonymous = (await Promise.all(collections.filter((c) => c.anonymous).map((c) => db.collection(c.mongo).countDocuments({ user: { $exists: false } })))).reduce((a, b) => a + b, 0)
+  const anonymous = (await Promise.all(mirrored.filter((c) => c.anonymous).map((c) => db.collection(c.mongo).countDocuments({ user: { $exists: false } })))).reduce((a, b) => a + b, 0)
   const guest = accounts.get(cfg.AC_GUEST_USER)
   if (guest) add({ name: 'guest account', status: 'ok', detail: `${cfg.AC_GUEST_USER} is ${guest.handle ?? guest.did}; ${anonymous} anonymous items` })
   else add({ name: 'guest account', status: anonymous ? 'fail' : 'warn', detail: `no users document ${cfg.AC_GUEST_USER} with a PDS account; ${anonymous} anonymous items would be skipped`, fix: `create the guest account's users document (_id "${cfg.AC_GUEST_USER}", atproto {did, handle, password}) or set AC_GUEST_USER` })
@@ -155,7 +155,7 @@ async function checkLogins(cfg: Config, accounts: Account[], log: Logger, add: (
 
 /** HEAD on the PNG of a few live paintings, with the writer's own storage rules. */
 async function checkMedia(db: Db, cfg: Config, add: (c: Check) => void): Promise<void> {
-  const painting = collections.find((c) => c.kind === 'painting')!
+  const painting = mirrored.find((c) => c.kind === 'painting')!
   const docs = await db.collection(painting.mongo).aggregate([{ $match: { nuked: { $ne: true } } }, { $sample: { size: SAMPLE } }]).toArray()
   if (!docs.length) return void add({ name: 'media', status: 'warn', detail: 'no painting to check', fix: 'nothing to do unless paintings are expected' })
   const ctx = createWriterContext(cfg)

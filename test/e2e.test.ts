@@ -1,6 +1,6 @@
 import { ObjectId } from 'mongodb'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { collections, readDoc, type Collection, type SourceItem } from '../src/collections/index.js'
+import { mirrored, readDoc, type MirroredCollection, type SourceItem } from '../src/collections/index.js'
 import { runBackfill } from '../src/services.js'
 import type { BackfillReport } from '../src/writer/backfill.js'
 import SqliteDb from 'better-sqlite3'
@@ -26,8 +26,8 @@ describe('MongoDB to PDS to firehose to AppView', () => {
 
   /** What should be in the index: every live, valid item whose owner has a PDS account. */
   async function expectedItems() {
-    const out: Array<{ col: Collection; item: SourceItem<any>; did: string; handle: string }> = []
-    for (const col of collections) {
+    const out: Array<{ col: MirroredCollection; item: SourceItem<any>; did: string; handle: string }> = []
+    for (const col of mirrored) {
       for (const doc of await stack.mongo.collection(col.mongo).find().toArray()) {
         let item: SourceItem<any>
         try {
@@ -54,7 +54,7 @@ describe('MongoDB to PDS to firehose to AppView', () => {
     const agent = stack.net.network.pds.getAgent()
     const uris = new Set<string>()
     for (const { did } of handles.values()) {
-      for (const col of collections) {
+      for (const col of mirrored) {
         let cursor: string | undefined
         do {
           const res = await agent.com.atproto.repo.listRecords({ repo: did, collection: col.nsid, limit: 100, cursor })
@@ -100,7 +100,7 @@ describe('MongoDB to PDS to firehose to AppView', () => {
 
   it('seeds at least 20 users with PDS accounts plus anonymous items of every kind', async () => {
     expect(handles.size).toBeGreaterThanOrEqual(21) // 20 users + art-guest
-    for (const col of collections.filter((c) => c.anonymous)) {
+    for (const col of mirrored.filter((c) => c.anonymous)) {
       expect(await stack.mongo.collection(col.mongo).countDocuments({ user: { $exists: false } }), col.mongo).toBeGreaterThan(0)
     }
   })
@@ -216,7 +216,7 @@ describe('MongoDB to PDS to firehose to AppView', () => {
     const mine = (await expectedItems()).filter((e) => e.did === did)
     expect(body.did).toBe(did)
     expect(body.handle).toBe(handle)
-    for (const col of collections) expect(body.counts[col.kind], `${user} ${col.kind}`).toBe(mine.filter((m) => m.col === col).length)
+    for (const col of mirrored) expect(body.counts[col.kind], `${user} ${col.kind}`).toBe(mine.filter((m) => m.col === col).length)
     const moods = mine.filter((m) => m.col.kind === 'mood').sort((a, b) => b.item.when.getTime() - a.item.when.getTime())
     if (moods.length) expect(body.latestMood.mood).toBe(moods[0].item.fields.mood)
   })

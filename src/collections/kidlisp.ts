@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import type { Collection } from './types.js'
+import type { MirroredCollection } from './types.js'
 import { byline, codeSchema, permalink } from './types.js'
 
 const fields = z.object({
@@ -11,7 +11,7 @@ const fields = z.object({
 })
 
 /** `computer.aesthetic.kidlisp`: AC's `kidlisp`, `$code` (stored without `$`); `nuked: true` tolerated. */
-export const kidlisp: Collection<z.infer<typeof fields>> = {
+export const kidlisp: MirroredCollection<z.infer<typeof fields>> = {
   kind: 'kidlisp',
   nsid: 'computer.aesthetic.kidlisp',
   mongo: 'kidlisp',

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import type { Collection } from './types.js'
+import type { MirroredCollection } from './types.js'
 
 const fields = z.object({
   mood: z
@@ -9,7 +9,7 @@ const fields = z.object({
 })
 
 /** `computer.aesthetic.mood`: AC's `moods`, never anonymous, deleted by `deleted: true`. */
-export const mood: Collection<z.infer<typeof fields>> = {
+export const mood: MirroredCollection<z.infer<typeof fields>> = {
   kind: 'mood',
   nsid: 'computer.aesthetic.mood',
   mongo: 'moods',

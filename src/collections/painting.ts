@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import type { Collection, SourceItem, WriterContext } from './types.js'
+import type { MirroredCollection, SourceItem, WriterContext } from './types.js'
 import { blobMaxSize, blobUrlOf, bucketSchema, byline, codeSchema, ownerFolder, pathSegment, permalink } from './types.js'
 
 const fields = z.object({
@@ -35,7 +35,7 @@ async function hasRecording(item: SourceItem<Fields>, ctx: WriterContext): Promi
 }
 
 /** `computer.aesthetic.painting`: AC's `paintings`, `#code`, deleted by `nuked: true`. */
-export const painting: Collection<Fields> = {
+export const painting: MirroredCollection<Fields> = {
   kind: 'painting',
   nsid: NSID,
   mongo: 'paintings',

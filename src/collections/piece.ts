@@ -1,10 +1,10 @@
 import { z } from 'zod'
-import type { Collection } from './types.js'
+import type { MirroredCollection } from './types.js'
 
 const fields = z.object({ slug: z.string().min(1).max(100) })
 
 /** `computer.aesthetic.piece`: AC's `pieces`, no code in the record, deleted by `nuked: true`. */
-export const piece: Collection<z.infer<typeof fields>> = {
+export const piece: MirroredCollection<z.infer<typeof fields>> = {
   kind: 'piece',
   nsid: 'computer.aesthetic.piece',
   mongo: 'pieces',

@@ -1,5 +1,5 @@
 import { isValidRecordKey } from '@atproto/syntax'
-import type { Backref, Collection, SourceItem } from './types.js'
+import type { Backref, MirroredCollection, SourceItem } from './types.js'
 import { DocError, objectIdHex } from './types.js'
 
 /**
@@ -9,7 +9,7 @@ import { DocError, objectIdHex } from './types.js'
  * `atproto: {rkey, uri}`, `at: {rkey, uri, cid}`).
  * @throws DocError naming the first bad field and why.
  */
-export function readDoc<F>(col: Collection<F>, doc: Record<string, unknown>): SourceItem<F> {
+export function readDoc<F>(col: MirroredCollection<F>, doc: Record<string, unknown>): SourceItem<F> {
   const id = objectIdHex(doc._id)
   const owner = readOwner(doc.user)
   if (owner === null && !col.anonymous) throw new DocError('user', `is missing (${col.mongo} are never anonymous)`)

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import type { BlobInput, Collection, SourceItem, WriterContext } from './types.js'
+import type { BlobInput, MirroredCollection, SourceItem, WriterContext } from './types.js'
 import { blobMaxSize, blobUrlOf, bucketSchema, byline, codeSchema, ownerFolder, pathSegment, permalink } from './types.js'
 
 const NSID = 'computer.aesthetic.tape'
@@ -82,7 +82,7 @@ async function makeThumbnail(item: SourceItem<Fields>, ctx: WriterContext): Prom
  * `computer.aesthetic.tape`: AC's `tapes`, `!code`, deleted by `nuked: true`. The video is AC's
  * finished MP4, or for a tape without one, converted by the writer from its frame ZIP (`ctx.convertTape`).
  */
-export const tape: Collection<Fields> = {
+export const tape: MirroredCollection<Fields> = {
   kind: 'tape',
   nsid: NSID,
   mongo: 'tapes',

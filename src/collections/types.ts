@@ -104,37 +104,48 @@ export class DocError extends Error {
 export class NotReady extends Error {}
 
 /**
- * One AC kind: the single place that knows how its MongoDB documents become records,
- * how records are normalised for the index, and how they become views.
+ * One AC kind, as every part meets it: its record NSID, how its records (AC's legacy shapes
+ * included) are normalised for the index, how they become views. The single place that knows a
+ * kind; see {@link MirroredCollection} for the kinds the writer mirrors from MongoDB.
  */
-export interface Collection<F = any> {
+export interface Collection {
   kind: Kind
   /** Record collection NSID, from lexicons/computer/aesthetic/<kind>.json. */
   nsid: string
-  /** AC's MongoDB collection. */
-  mongo: string
-  /** MongoDB fields holding back-references to write: `atproto` for every kind, tapes also AC's `at`. */
-  backrefFields: ReadonlyArray<'atproto' | 'at'>
   /** Short-code prefix in AC's URLs, if the kind has codes. */
   codePrefix?: '#' | '$' | '!'
+  /** Rewrites AC's known legacy record shapes into the lexicon's (docs/data-model.md). */
+  normalize(record: Record<string, unknown>): Record<string, unknown>
+  /** The slug AC's URLs name an item by (`painting~@handle/<slug>`), from its valid record; absent for kinds without such URLs. */
+  urlSlug?(record: Record<string, any>): string
+  /** Kind-specific view fields (docs/contract.md, itemView). */
+  view(did: string, record: Record<string, any>, ctx: ViewContext): Record<string, unknown>
+  /** The view field holding long text, cut in feeds (`truncated: true`) and whole in resolveCode. */
+  longText?: string
+}
+
+/**
+ * A kind AC keeps in MongoDB, which the writer mirrors into its owners' repos: how a document
+ * becomes a record (and its blobs), when it is live, where its back-references go. Kinds AC
+ * writes to the network itself (papers) are plain {@link Collection}s.
+ */
+export interface MirroredCollection<F = any> extends Collection {
+  /** AC's MongoDB collection. */
+  mongo: string
+  /** Whether a document of the collection is the kind's to mirror at all (news pulled from Bluesky are not); default every document. Others are ignored, not reported. */
+  mirrors?(doc: Record<string, unknown>): boolean
+  /** MongoDB fields holding back-references to write: `atproto` for every kind, tapes also AC's `at`. */
+  backrefFields: ReadonlyArray<'atproto' | 'at'>
   /** Whether AC has items of this kind without an owner (moods are never anonymous). */
   anonymous: boolean
   /** Kind-specific document fields; AC's other fields are ignored. */
   fieldsSchema: z.ZodType<F>
   /** Whether AC still shows the document (not nuked or deleted). */
   isLive(doc: Record<string, unknown>): boolean
-  /** The record without its blobs; must be deterministic for unchanged input. */
+  /** The record without its blobs; must be deterministic for unchanged input. @throws NotReady when the item cannot be mirrored yet. */
   toRecord(item: SourceItem<F>, ctx: WriterContext): Promise<Record<string, unknown>>
   /** Blob fields and how to make each; a null result leaves an optional blob out. */
   blobs: Array<{ field: string; required: boolean; make(item: SourceItem<F>, ctx: WriterContext): Promise<BlobInput | null> }>
-  /** Rewrites AC's known legacy record shapes into the lexicon's (ac-data-model.md). */
-  normalize(record: Record<string, unknown>): Record<string, unknown>
-  /** The slug AC's URLs name an item by (`painting~@handle/<slug>`), from its valid record; absent for kinds without such URLs. */
-  urlSlug?(record: Record<string, any>): string
-  /** Kind-specific view fields (design.md, itemView). */
-  view(did: string, record: Record<string, any>, ctx: ViewContext): Record<string, unknown>
-  /** The view field holding long text, cut in feeds (`truncated: true`) and whole in resolveCode. */
-  longText?: string
   /** The Bluesky post that shares an item (`writer share`); absent for kinds that are not shared by code. */
   share?(item: SourceItem<F>, ctx: ShareContext): Promise<SharePost>
 }

@@ -1,6 +1,6 @@
 import type { Db, Document, Filter } from 'mongodb'
 import PQueue from 'p-queue'
-import { DocError, collections, readDoc, type Collection, type Kind, type SourceItem, type WriterContext } from '../collections/index.js'
+import { DocError, mirrored, readDoc, type MirroredCollection, type Kind, type SourceItem, type WriterContext } from '../collections/index.js'
 import type { Logger } from '../log.js'
 import { loadAccounts, type Account } from './accounts.js'
 import { applyPlan, type ApplyOptions } from './apply.js'
@@ -53,7 +53,7 @@ export interface BackfillOptions extends WriterOptions {
 /** One repo's owner and items. */
 export interface RepoJob {
   account: Account
-  items: Array<{ col: Collection; item: SourceItem }>
+  items: Array<{ col: MirroredCollection; item: SourceItem }>
 }
 
 /**
@@ -128,7 +128,7 @@ export async function forEachRepo(
   recorder: RunRecorder,
   sessions: Sessions,
   skip: Set<string> | undefined,
-  work: (job: RepoJob, client: RepoClient, records: Map<Collection, Map<string, RepoRecord>>) => Promise<void>,
+  work: (job: RepoJob, client: RepoClient, records: Map<MirroredCollection, Map<string, RepoRecord>>) => Promise<void>,
 ): Promise<number> {
   const accounts = await loadAccounts(opts.db, opts.log)
   const jobs = (await collectJobs(opts, accounts, recorder)).filter((j) => !skip?.has(j.account.did))
@@ -160,15 +160,15 @@ export async function forEachRepo(
 }
 
 /** Every record of `kinds` in the repo, by collection and rkey (`describeRepo` first: empty collections cost nothing). */
-export async function listRepo(client: RepoClient, kinds: Collection[]): Promise<Map<Collection, Map<string, RepoRecord>>> {
+export async function listRepo(client: RepoClient, kinds: MirroredCollection[]): Promise<Map<MirroredCollection, Map<string, RepoRecord>>> {
   const present = await client.collections()
-  const records = new Map<Collection, Map<string, RepoRecord>>()
+  const records = new Map<MirroredCollection, Map<string, RepoRecord>>()
   for (const col of kinds) records.set(col, new Map(present.has(col.nsid) ? (await client.listRecords(col.nsid)).map((r) => [r.rkey, r]) : []))
   return records
 }
 
-export function selectedKinds(sel: Selection, guest: boolean): Collection[] {
-  return collections.filter((c) => (!sel.only || sel.only.includes(c.kind)) && (!guest || c.anonymous))
+export function selectedKinds(sel: Selection, guest: boolean): MirroredCollection[] {
+  return mirrored.filter((c) => (!sel.only || sel.only.includes(c.kind)) && (!guest || c.anonymous))
 }
 
 /** An item of the selection, before `--limit` picks the oldest. */
@@ -192,7 +192,9 @@ export async function collectJobs(opts: WriterOptions, accounts: Map<string, Acc
       ...(opts.anonymous ? { user: { $exists: false } } : opts.users ? { user: { $in: opts.users } } : {}),
       ...(opts.since ? { when: { $gte: opts.since } } : {}),
     }
-    for await (const doc of opts.db.collection(col.mongo).find(filter).batchSize(1000)) candidates.push(candidate(col, doc, opts, accounts, guest, jobs, recorder))
+    for await (const doc of opts.db.collection(col.mongo).find(filter).batchSize(1000)) {
+      if (col.mirrors?.(doc) !== false) candidates.push(candidate(col, doc, opts, accounts, guest, jobs, recorder))
+    }
   }
   if (opts.limit) candidates.sort((a, b) => a.when - b.when).splice(opts.limit)
   for (const c of candidates) c.take()
@@ -205,7 +207,7 @@ export async function collectJobs(opts: WriterOptions, accounts: Map<string, Acc
   return [...jobs.values()].sort((a, b) => b.items.length - a.items.length)
 }
 
-function candidate(col: Collection, doc: Document, opts: WriterOptions, accounts: Map<string, Account>, guest: Account | undefined, jobs: Map<string, RepoJob>, recorder: RunRecorder): Candidate {
+function candidate(col: MirroredCollection, doc: Document, opts: WriterOptions, accounts: Map<string, Account>, guest: Account | undefined, jobs: Map<string, RepoJob>, recorder: RunRecorder): Candidate {
   const rawWhen = doc.when instanceof Date ? doc.when.getTime() : Number.MAX_SAFE_INTEGER
   const owner = typeof doc.user === 'string' ? doc.user : null
   const account = owner ? accounts.get(owner) : guest

@@ -1,5 +1,5 @@
 import type { ChangeStream, ChangeStreamDocument, Db, Document, ObjectId, ResumeToken } from 'mongodb'
-import { byMongo, type Collection } from '../collections/index.js'
+import { byMongo, type MirroredCollection } from '../collections/index.js'
 import { applyOptions, forEachRepo, type WriterOptions } from './backfill.js'
 import { applyPlan } from './apply.js'
 import { Lanes } from './lanes.js'
@@ -240,7 +240,7 @@ class LiveWriter implements Live {
     if (change.operationType === 'update' && onlyBackrefs(change.updateDescription.updatedFields, change.updateDescription.removedFields)) return undefined
     const lane = await this.mirror.laneOf(col, _id)
     if (lane === undefined) return undefined
-    return { ...base, kind: col.kind as Collection['kind'], lane, what: `${change.operationType} ${col.kind}`, run: () => this.mirror.item(col, _id) }
+    return { ...base, kind: col.kind as MirroredCollection['kind'], lane, what: `${change.operationType} ${col.kind}`, run: () => this.mirror.item(col, _id) }
   }
 
   /** A user whose PDS account was removed or whose password changed: its session is dropped (the next change logs in afresh). */

@@ -1,5 +1,5 @@
 import type { Db, ObjectId } from 'mongodb'
-import { DocError, readDoc, type Collection, type SourceItem, type WriterContext } from '../collections/index.js'
+import { DocError, readDoc, type MirroredCollection, type SourceItem, type WriterContext } from '../collections/index.js'
 import type { Logger } from '../log.js'
 import { findAccount, findAccountByDid, type Account } from './accounts.js'
 import { applyPlan } from './apply.js'
@@ -37,15 +37,16 @@ export class Mirror {
    * for anonymous items); for a removed document, the owner of the repo the ledger says holds its
    * record. Undefined when there is nothing to do (a removed document never mirrored here).
    */
-  async laneOf(col: Collection, _id: ObjectId): Promise<string | undefined> {
-    const doc = await this.opts.db().collection(col.mongo).findOne({ _id }, { projection: { user: 1 } })
+  async laneOf(col: MirroredCollection, _id: ObjectId): Promise<string | undefined> {
+    const doc = await this.opts.db().collection(col.mongo).findOne({ _id })
+    if (doc && col.mirrors?.(doc) === false) return undefined
     if (doc) return typeof doc.user === 'string' ? doc.user : this.opts.guestUser
     const where = this.opts.ledger.whereIs(col.mongo, _id.toHexString())
     return where ? (await findAccountByDid(this.opts.db(), where.did, this.opts.log))?.user : undefined
   }
 
   /** Makes the repo match document `_id` of `col` as it is now: written, updated, deleted or left alone. */
-  async item(col: Collection, _id: ObjectId): Promise<void> {
+  async item(col: MirroredCollection, _id: ObjectId): Promise<void> {
     const doc = await this.opts.db().collection(col.mongo).findOne({ _id })
     if (!doc) return this.removal(col, _id.toHexString())
     const owner = typeof doc.user === 'string' ? doc.user : this.opts.guestUser
@@ -70,7 +71,7 @@ export class Mirror {
   }
 
   /** A removed document: deletes the record the ledger says it has (the reconcile pass finds any other). */
-  private async removal(col: Collection, id: string): Promise<void> {
+  private async removal(col: MirroredCollection, id: string): Promise<void> {
     const where = this.opts.ledger.whereIs(col.mongo, id)
     if (!where) return
     const account = await findAccountByDid(this.opts.db(), where.did, this.opts.log)
@@ -119,7 +120,7 @@ export class Mirror {
       if (isTransient(err)) throw err
       const problem = { id: what.id, repo: account.handle ?? account.did, action: 'failed' as const, reason: (err as Error).message }
       if (what.kind === 'handle') this.opts.recorder.problem({ ...problem, kind: 'handle' })
-      else this.opts.recorder.item({ ...problem, kind: what.kind as Collection['kind'] })
+      else this.opts.recorder.item({ ...problem, kind: what.kind as MirroredCollection['kind'] })
       return undefined
     }
   }
@@ -130,7 +131,7 @@ export class Mirror {
  * key, at the key the ledger remembers and at its deterministic key, judged by the same rule
  * as the backfill ({@link chooseRkey}).
  */
-export async function locateRecord(client: RepoClient, col: Collection, item: SourceItem, ledger: Ledger): Promise<{ rkey: string; current?: RepoRecord }> {
+export async function locateRecord(client: RepoClient, col: MirroredCollection, item: SourceItem, ledger: Ledger): Promise<{ rkey: string; current?: RepoRecord }> {
   const keys = [...new Set([item.backref?.rkey, ledger.whereIs(col.mongo, item.id)?.rkey, deterministicRkey(item.id, item.when)].filter((k): k is string => !!k))]
   const onPds = new Map<string, RepoRecord>()
   for (const key of keys) {

@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from 'node:util'
-import { NotReady, type Backref, type Collection, type SourceItem, type WriterContext } from '../collections/index.js'
+import { NotReady, type Backref, type MirroredCollection, type SourceItem, type WriterContext } from '../collections/index.js'
 import type { RepoRecord } from './repo.js'
 import { deterministicRkey } from './rkey.js'
 
@@ -8,7 +8,7 @@ export type Finding = 'ok' | 'missing' | 'drifted' | 'incomplete' | 'duplicate' 
 
 /** One record key of a repo and what must happen to it. */
 export interface Planned {
-  col: Collection
+  col: MirroredCollection
   /** The MongoDB item; absent for an orphan whose `ref` names no document of this owner. */
   item?: SourceItem
   rkey: string
@@ -37,8 +37,8 @@ export interface Planned {
  * the list proves nothing.
  */
 export async function planRepo(
-  items: Array<{ col: Collection; item: SourceItem }>,
-  records: Map<Collection, Map<string, RepoRecord>>,
+  items: Array<{ col: MirroredCollection; item: SourceItem }>,
+  records: Map<MirroredCollection, Map<string, RepoRecord>>,
   ctx: WriterContext,
   complete: boolean,
 ): Promise<Planned[]> {
@@ -74,7 +74,7 @@ export async function planRepo(
 }
 
 /** The plan for one item whose record key is known: create, update, delete or nothing. */
-export async function planItem(col: Collection, item: SourceItem, rkey: string, current: RepoRecord | undefined, ctx: WriterContext): Promise<Planned> {
+export async function planItem(col: MirroredCollection, item: SourceItem, rkey: string, current: RepoRecord | undefined, ctx: WriterContext): Promise<Planned> {
   if (!item.live) {
     return current
       ? { col, item, rkey, existing: current, finding: 'orphan', action: 'delete', detail: 'item is nuked or deleted in MongoDB' }
@@ -101,7 +101,7 @@ export function idOf(p: Planned): string {
 }
 
 /** Records by the MongoDB id they mirror (`ref`, or legacy `mongoId`), oldest rkey first. */
-function indexByRef(col: Collection, records: Map<string, RepoRecord>): Map<string, string[]> {
+function indexByRef(col: MirroredCollection, records: Map<string, RepoRecord>): Map<string, string[]> {
   const byRef = new Map<string, string[]>()
   for (const r of records.values()) {
     const ref = col.normalize(r.value).ref
@@ -119,7 +119,7 @@ export function chooseRkey(item: SourceItem, onPds: Map<string, RepoRecord>, mat
 }
 
 /** Names of the fields in which the PDS record differs from `fields` (missing required blobs included; optional blobs may be absent). */
-function driftedFields(col: Collection, value: Record<string, unknown>, fields: Record<string, unknown>): string[] {
+function driftedFields(col: MirroredCollection, value: Record<string, unknown>, fields: Record<string, unknown>): string[] {
   const blobFields = new Set(col.blobs.map((b) => b.field))
   const drifted = Object.keys(fields).filter((k) => !isDeepStrictEqual(value[k], fields[k]))
   drifted.push(...Object.keys(value).filter((k) => !(k in fields) && !blobFields.has(k)))
@@ -133,7 +133,7 @@ function driftedFields(col: Collection, value: Record<string, unknown>, fields: 
  * written with `$set` on sub-fields so AC's other fields survive. Without a record, `uri`
  * and `cid` are unset and `atproto.rkey` is kept, so an un-nuked item returns to its key.
  */
-export function backrefUpdate(col: Collection, item: SourceItem, want: Backref | null): Record<string, Record<string, string>> | null {
+export function backrefUpdate(col: MirroredCollection, item: SourceItem, want: Backref | null): Record<string, Record<string, string>> | null {
   const shapes = item.backrefShapes
   if (!want) {
     const stale = Object.values(shapes).some((s) => s?.uri !== undefined || s?.cid !== undefined)

@@ -2,7 +2,7 @@ import { UnicodeString, lexicons as bskyLexicons } from '@atproto/api'
 import { jsonToLex } from '@atproto/lexicon'
 import type { Db, Document } from 'mongodb'
 import sharp from 'sharp'
-import { PREFIXED_CODE, byCodePrefix, readDoc, type BlobInput, type Collection, type Kind, type SourceItem, type WriterContext } from '../collections/index.js'
+import { PREFIXED_CODE, mirrored, readDoc, type BlobInput, type MirroredCollection, type Kind, type SourceItem, type WriterContext } from '../collections/index.js'
 import { POST_COLLECTION } from '../feeds/definitions.js'
 import type { Logger } from '../log.js'
 import { UsageError } from '../usage.js'
@@ -116,10 +116,10 @@ export async function unshare(code: string, opts: ShareOptions): Promise<ShareRe
 }
 
 /** The collection, MongoDB document and checked item of a prefixed code. @throws Error naming what is wrong. */
-async function findItem(code: string, db: Db): Promise<{ col: Collection; doc: Document; item: SourceItem }> {
+async function findItem(code: string, db: Db): Promise<{ col: MirroredCollection; doc: Document; item: SourceItem }> {
   const match = PREFIXED_CODE.exec(code)
   if (!match) throw new UsageError(`not a code: ${JSON.stringify(code)} (expected # painting, $ KidLisp or ! tape, then 1-10 letters or digits)`)
-  const col = byCodePrefix.get(match[1])!
+  const col = mirrored.find((c) => c.codePrefix === match[1])!
   const doc = await db.collection(col.mongo).findOne({ code: match[2] })
   if (!doc) throw new UsageError(`no ${col.kind} has the code ${code}`)
   try {
@@ -134,7 +134,7 @@ function shareBackref(doc: Document): ShareBackref | undefined {
   return typeof b?.uri === 'string' && typeof b.rkey === 'string' ? { uri: b.uri, rkey: b.rkey, cid: typeof b.cid === 'string' ? b.cid : undefined } : undefined
 }
 
-async function recordCid(db: Db, col: Collection, doc: Document, cid: string): Promise<void> {
+async function recordCid(db: Db, col: MirroredCollection, doc: Document, cid: string): Promise<void> {
   await db.collection(col.mongo).updateOne({ _id: doc._id }, { $set: { 'bluesky.cid': cid } })
 }
 
@@ -168,7 +168,7 @@ async function loginAs(did: string, code: string, opts: ShareOptions): Promise<R
  * URL (byte offsets in UTF-8), its media uploaded to `client`'s repo (an image scaled to fit
  * the embed's limit, with its aspect ratio), `createdAt` now; checked against Bluesky's lexicon.
  */
-async function postRecord(col: Collection, item: SourceItem, client: RepoClient, opts: ShareOptions): Promise<Record<string, unknown>> {
+async function postRecord(col: MirroredCollection, item: SourceItem, client: RepoClient, opts: ShareOptions): Promise<Record<string, unknown>> {
   const handle = item.owner ? ((await opts.db.collection<{ _id: string; handle?: string }>('@handles').findOne({ _id: item.owner }))?.handle ?? null) : null
   const post = await col.share!(item, { ...opts.ctx, handle })
   const text = new UnicodeString(post.text)

@@ -1,5 +1,5 @@
 import type { Db } from 'mongodb'
-import { collections, type Kind } from '../collections/index.js'
+import { mirrored, type Kind } from '../collections/index.js'
 import type { Logger } from '../log.js'
 import type { Account } from './accounts.js'
 import { MAX_WRITES_PER_CALL, RepoClient } from './repo.js'
@@ -20,7 +20,7 @@ export async function wipe(opts: { db: Db; pdsUrl: string; account: Account; gue
   const client = await RepoClient.login(opts.pdsUrl, opts.account, opts.log)
   const report: WipeReport = { did: opts.account.did, deleted: {}, backrefsCleared: 0 }
   const owner = opts.account.user === opts.guestUser ? { user: { $exists: false } } : { user: opts.account.user }
-  for (const col of collections.filter((c) => !opts.only || opts.only.includes(c.kind))) {
+  for (const col of mirrored.filter((c) => !opts.only || opts.only.includes(c.kind))) {
     const records = await client.listRecords(col.nsid)
     for (let i = 0; i < records.length; i += MAX_WRITES_PER_CALL) {
       await client.applyWrites(records.slice(i, i + MAX_WRITES_PER_CALL).map((r) => ({ action: 'delete' as const, collection: col.nsid, rkey: r.rkey })))
