@@ -1,19 +1,16 @@
 import crypto from 'node:crypto'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
-import { KINDS, byKind, type Kind } from '../collections/index.js'
+import { KINDS, byKind, collections, type Kind } from '../collections/index.js'
 import type { Transaction } from 'kysely'
 import type { IndexDb, IndexSchema } from '../db/index.js'
 
-/**
- * AC's counts in February 2026 (ac-data-model.md: 4,386 paintings, 2,805 moods, 14,677 KidLisp,
- * 265 pieces, a few dozen tapes), scaled up about 15 % to a little over 25,000 items.
- */
-export const AC_SCALE: Record<Kind, number> = { painting: 5000, mood: 3200, piece: 300, kidlisp: 16500, tape: 100 }
+/** Items per kind of an AC-scale index: each kind's AC count with some room (its module's `synthetic.count`). */
+export const AC_SCALE = Object.fromEntries(collections.map((c) => [c.kind, c.synthetic.count])) as Record<Kind, number>
 
 export interface SyntheticOptions {
-  /** Items per kind; default {@link AC_SCALE}. */
-  counts?: Record<Kind, number>
+  /** Items per kind (kinds left out: none); default {@link AC_SCALE}. */
+  counts?: Partial<Record<Kind, number>>
   /** Actors besides the guest account (AC: 978 users with a PDS account). */
   actors?: number
   /** Origin of every actor's PDS (trusted). */
@@ -69,7 +66,7 @@ export async function writeSyntheticIndex(db: IndexDb, opts: SyntheticOptions = 
   await db.transaction().execute(async (trx) => {
     for (let i = 0; i < actors.length; i += BATCH) await trx.insertInto('actor').values(actors.slice(i, i + BATCH)).execute()
     for (const kind of KINDS) {
-      const count = (opts.counts ?? AC_SCALE)[kind]
+      const count = (opts.counts ?? AC_SCALE)[kind] ?? 0
       const col = byKind.get(kind)!
       for (let start = 0; start < count; start += BATCH) {
         const rows = []
@@ -167,21 +164,10 @@ export async function writeHugeKidlisp(db: IndexDb, items = 100): Promise<string
 }
 
 function recordOf(kind: Kind, n: number, code: string | null, when: string, random: () => number): Record<string, unknown> {
-  const ref = crypto.createHash('md5').update(`${kind}${n}`).digest('hex').slice(0, 24)
-  const base = { $type: `computer.aesthetic.${kind}`, when, ref }
-  const blob = (mimeType: string, size: number) => ({ $type: 'blob', ref: { $link: cidOf(`${kind} ${n} ${mimeType}`, 0x55) }, mimeType, size })
-  switch (kind) {
-    case 'painting':
-      return { ...base, slug: `2025.1.${n % 28}.12.00.00.${n % 1000}`, code, imageUrl: `https://aesthetic.computer/media/paintings/${code}.png`, acUrl: `https://aesthetic.computer/#${code}`, thumbnail: blob('image/png', 7000 + n) }
-    case 'mood':
-      return { ...base, mood: `feeling ${['calm', 'bright', 'pixelated', 'sleepy', 'loud'][n % 5]} ${n}` }
-    case 'piece':
-      return { ...base, slug: `piece-${n}` }
-    case 'kidlisp':
-      return { ...base, code, source: `(wipe ${['red', 'blue', 'navy'][n % 3]})\n${'(ink rainbow) (line 0 0 w h) '.repeat(1 + Math.floor(random() * 60))}`, acUrl: `https://aesthetic.computer/$${code}` }
-    case 'tape':
-      return { ...base, code, slug: `tape-${n}`, acUrl: `https://aesthetic.computer/!${code}`, video: blob('video/mp4', 180_000 + n) }
-  }
+  const col = byKind.get(kind)!
+  const base = { $type: col.nsid, when, ref: crypto.createHash('md5').update(`${kind}${n}`).digest('hex').slice(0, 24) }
+  const blob = (mimeType: string, size: number) => ({ $type: 'blob' as const, ref: { $link: cidOf(`${kind} ${n} ${mimeType}`, 0x55) }, mimeType, size })
+  return col.synthetic.record(n, { base, code, random, blob })
 }
 
 /**

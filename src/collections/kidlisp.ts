@@ -35,6 +35,10 @@ export const kidlisp: MirroredCollection<z.infer<typeof fields>> = {
   normalize: (record) => record,
   view: (_did, r, ctx) => ({ code: r.code, source: r.source, acUrl: permalink(ctx.publicUrl, '$', r.code) }),
   longText: 'source',
+  synthetic: {
+    count: 16500,
+    record: (n, s) => ({ ...s.base, code: s.code, source: `(wipe ${['red', 'blue', 'navy'][n % 3]})\n${'(ink rainbow) (line 0 0 w h) '.repeat(1 + Math.floor(s.random() * 60))}`, acUrl: `https://aesthetic.computer/$${s.code}` }),
+  },
   /** Text and link: `KidLisp by @h 🧩`, the start of the source, the `$code` permalink. */
   async share(item, ctx) {
     const link = permalink(ctx.publicUrl, '$', item.fields.code)

@@ -31,5 +31,6 @@ export const mood: MirroredCollection<z.infer<typeof fields>> = {
     }
   },
   view: (_did, r) => ({ mood: r.mood }),
+  synthetic: { count: 3200, record: (n, s) => ({ ...s.base, mood: `feeling ${['calm', 'bright', 'pixelated', 'sleepy', 'loud'][n % 5]} ${n}` }) },
   longText: 'mood',
 }

@@ -68,6 +68,10 @@ export const painting: MirroredCollection<Fields> = {
     },
   ],
   normalize: (record) => record,
+  synthetic: {
+    count: 5000,
+    record: (n, s) => ({ ...s.base, slug: `2025.1.${n % 28}.12.00.00.${n % 1000}`, code: s.code, imageUrl: `https://aesthetic.computer/media/paintings/${s.code}.png`, acUrl: `https://aesthetic.computer/#${s.code}`, thumbnail: s.blob('image/png', 7000 + n) }),
+  },
   /** The image slug: AC's painting URLs leave out a `:recording` part. */
   urlSlug: (record) => slugParts(record.slug).image,
   view: (did, r, ctx) => ({

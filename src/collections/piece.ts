@@ -18,4 +18,5 @@ export const piece: MirroredCollection<z.infer<typeof fields>> = {
   blobs: [],
   normalize: (record) => record,
   view: (_did, r) => ({ slug: r.slug }),
+  synthetic: { count: 300, record: (n, s) => ({ ...s.base, slug: `piece-${n}` }) },
 }

@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { lexicons } from '../lexicon/lexicons.js'
 
-/** The five AC kinds; each is the last segment of its record NSID `computer.aesthetic.<kind>`. */
+/** AC's kinds; each is the last segment of its record NSID `computer.aesthetic.<kind>`. */
 export const KINDS = ['painting', 'mood', 'piece', 'kidlisp', 'tape'] as const
 export type Kind = (typeof KINDS)[number]
 
@@ -122,6 +122,23 @@ export interface Collection {
   view(did: string, record: Record<string, any>, ctx: ViewContext): Record<string, unknown>
   /** The view field holding long text, cut in feeds (`truncated: true`) and whole in resolveCode. */
   longText?: string
+  /** Synthetic records of this kind, for benchmarks and fuzz tests (src/appview/synthetic.ts). */
+  synthetic: {
+    /** How many an AC-scale index holds: AC's count (February 2026) with some room. */
+    count: number
+    /** A lexicon-valid record, deterministic for `n` and `random`; `base` holds `$type`, `when` and `ref`. */
+    record(n: number, s: SyntheticContext): Record<string, unknown>
+  }
+}
+
+/** What {@link Collection.synthetic} gets to build a record. */
+export interface SyntheticContext {
+  base: { $type: string; when: string; ref: string }
+  /** The item's short code (without prefix) for kinds with codes, else null. */
+  code: string | null
+  random(): number
+  /** A blob ref of `mimeType` and `size` bytes (its CID made up from the item). */
+  blob(mimeType: string, size: number): JsonBlob
 }
 
 /**
