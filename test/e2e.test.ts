@@ -1,12 +1,13 @@
 import { ObjectId } from 'mongodb'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { mirrored, readDoc, type MirroredCollection, type SourceItem } from '../src/collections/index.js'
+import { NotReady, collections, mirrored, readDoc, type MirroredCollection, type SourceItem } from '../src/collections/index.js'
+import { createWriterContext } from '../src/writer/context.js'
 import { runBackfill } from '../src/services.js'
 import type { BackfillReport } from '../src/writer/backfill.js'
 import SqliteDb from 'better-sqlite3'
 import { IndexReader } from '../src/appview/queries.js'
 import { seedSamplePosts } from '../src/dev/sample-posts.js'
-import { seedSample } from '../src/dev/sample.js'
+import { seedSample, type SampleSummary } from '../src/dev/sample.js'
 import { FEEDS } from '../src/feeds/definitions.js'
 import { FeedReader } from '../src/feeds/reader.js'
 import { skeletonPage } from '../src/feeds/skeleton.js'
@@ -19,6 +20,7 @@ describe('MongoDB to PDS to firehose to AppView', () => {
   let stack: Stack
   let indexing: Awaited<ReturnType<typeof startIndexing>>
   let first: BackfillReport
+  let sample: SampleSummary
   const badIds = { noCode: new ObjectId(), badWhen: new ObjectId(), badSource: new ObjectId() }
 
   /** Handle of each AC user's PDS account, by `users._id`. */
@@ -27,8 +29,10 @@ describe('MongoDB to PDS to firehose to AppView', () => {
   /** What should be in the index: every live, valid item whose owner has a PDS account. */
   async function expectedItems() {
     const out: Array<{ col: MirroredCollection; item: SourceItem<any>; did: string; handle: string }> = []
+    const ctx = createWriterContext(stack.cfg)
     for (const col of mirrored) {
       for (const doc of await stack.mongo.collection(col.mongo).find().toArray()) {
+        if (col.mirrors?.(doc) === false) continue // news pulled from Bluesky
         let item: SourceItem<any>
         try {
           item = readDoc(col, doc)
@@ -37,6 +41,7 @@ describe('MongoDB to PDS to firehose to AppView', () => {
         }
         const owner = handles.get(item.owner ?? 'art-guest')
         if (!item.live || !owner) continue
+        if (await col.toRecord(item, ctx).then(() => false, (err) => err instanceof NotReady)) continue // news waiting for its toll
         // tapes without an MP4 are converted from their frame ZIP (every sample tape has a valid one): expected too
         out.push({ col, item, ...owner })
       }
@@ -54,7 +59,7 @@ describe('MongoDB to PDS to firehose to AppView', () => {
     const agent = stack.net.network.pds.getAgent()
     const uris = new Set<string>()
     for (const { did } of handles.values()) {
-      for (const col of mirrored) {
+      for (const col of collections) {
         let cursor: string | undefined
         do {
           const res = await agent.com.atproto.repo.listRecords({ repo: did, collection: col.nsid, limit: 100, cursor })
@@ -72,7 +77,7 @@ describe('MongoDB to PDS to firehose to AppView', () => {
 
   beforeAll(async () => {
     stack = await startStack()
-    await seedSample({
+    sample = await seedSample({
       db: stack.mongo,
       mediaDir: stack.mediaDir,
       storageUrl: stack.storageUrl,
@@ -122,7 +127,8 @@ describe('MongoDB to PDS to firehose to AppView', () => {
 
   it('indexes every live item and serves it over XRPC with the fields of the contract', async () => {
     const expected = await expectedItems()
-    await waitFor('the index to hold every mirrored item', async () => (await indexCount()) === expected.length, 60_000)
+    // Every mirrored item, and the papers AC wrote to the network itself.
+    await waitFor('the index to hold every mirrored item', async () => (await indexCount()) === expected.length + sample.newsAndPapers.papers, 60_000)
 
     const feeds = new Map<string, Map<string, any>>()
     const authorFeed = async (handle: string) => {
@@ -172,6 +178,14 @@ describe('MongoDB to PDS to firehose to AppView', () => {
           expect(view).toMatchObject({ code: item.fields.code, slug: item.fields.slug, acUrl: `https://aesthetic.computer/!${item.fields.code}` })
           expect(view.video).toMatch(/com\.atproto\.sync\.getBlob/)
           break
+        case 'news':
+          // AC's news script: title → headline, text → body and url → link when not empty.
+          expect(view.headline).toBe(item.fields.title)
+          if (item.fields.text) expect(view.body).toBe(listed(view.body, item.fields.text, view.truncated))
+          else expect(view.body).toBeUndefined()
+          expect(view.link).toBe(item.fields.url || undefined)
+          expect(view.acUrl).toBe(`https://news.aesthetic.computer/${item.fields.code}`)
+          break
       }
       if (col.codePrefix) {
         const { status, body } = await xrpc(indexing.url, 'computer.aesthetic.media.resolveCode', { code: col.codePrefix + item.fields.code })
@@ -219,6 +233,36 @@ describe('MongoDB to PDS to firehose to AppView', () => {
     for (const col of mirrored) expect(body.counts[col.kind], `${user} ${col.kind}`).toBe(mine.filter((m) => m.col === col).length)
     const moods = mine.filter((m) => m.col.kind === 'mood').sort((a, b) => b.item.when.getTime() - a.item.when.getTime())
     if (moods.length) expect(body.latestMood.mood).toBe(moods[0].item.fields.mood)
+  })
+
+  it('mirrors news as AC does: live posts to their poster, dead ones gone, tolls waited for, posts from Bluesky left alone', async () => {
+    const posts = await stack.mongo.collection('news-posts').find().toArray()
+    const records = new Map((await indexing.index.selectFrom('item').select(['uri', 'record']).where('kind', '=', 'news').execute()).map((r) => [JSON.parse(r.record).ref, r.uri]))
+    const dead = posts.filter((p) => p.status === 'dead' && p.user)
+    const tolled = posts.filter((p) => p.status === 'pending-toll' && p.user)
+    const bluesky = posts.filter((p) => p.user === null)
+    expect([dead.length, tolled.length, bluesky.length].every((n) => n > 0)).toBe(true)
+    for (const p of [...dead, ...tolled, ...bluesky]) expect(records.has(p._id.toHexString()), `${p.status} ${p.code}`).toBe(false)
+    // Waiting for a toll is reported (skipped, with why); posts from Bluesky are not AC's to report.
+    const problems = first.problems.filter((p) => p.kind === 'news')
+    expect(problems.map((p) => [p.id, p.action, p.reason]).sort()).toEqual(tolled.map((p) => [p._id.toHexString(), 'skipped', 'waiting for its toll (status pending-toll)']).sort())
+    // The post AC's own script had written keeps its record key, now with the permalink.
+    const legacy = posts.find((p) => p.atproto?.did && p.user)!
+    expect(records.get(legacy._id.toHexString())).toBe(legacy.atproto.uri)
+    const { body } = await xrpc(indexing.url, 'computer.aesthetic.media.getFeed', { kind: 'news', limit: 100 })
+    expect(body.items.map((i: any) => i.uri).sort()).toEqual([...records.values()].sort())
+  })
+
+  it("indexes the papers AC writes itself and serves them in feeds, author feeds and profiles", async () => {
+    const author = sample.newsAndPapers.paperAuthor
+    const { body } = await xrpc(indexing.url, 'computer.aesthetic.media.getAuthorFeed', { actor: author, kind: 'paper' })
+    expect(body.items).toHaveLength(sample.newsAndPapers.papers)
+    const whole = body.items.find((i: any) => i.slug === 'aesthetic-computer-26-arxiv')
+    expect(whole).toMatchObject({ kind: 'paper', title: "Aesthetic Computer '26", pdfUrl: 'https://papers.aesthetic.computer/aesthetic-computer-26-arxiv.pdf', languages: ['en'], revisions: 1, author: { did: author } })
+    const profile = await xrpc(indexing.url, 'computer.aesthetic.actor.getProfile', { actor: author })
+    expect(profile.body.counts.paper).toBe(sample.newsAndPapers.papers)
+    const feed = await xrpc(indexing.url, 'computer.aesthetic.media.getFeed', { kind: 'paper' })
+    expect(feed.body.items).toHaveLength(sample.newsAndPapers.papers)
   })
 
   it('leaves nuked and deleted items out', async () => {

@@ -2,7 +2,7 @@ import { z } from 'zod'
 import { lexicons } from '../lexicon/lexicons.js'
 
 /** AC's kinds; each is the last segment of its record NSID `computer.aesthetic.<kind>`. */
-export const KINDS = ['painting', 'mood', 'piece', 'kidlisp', 'tape'] as const
+export const KINDS = ['painting', 'mood', 'piece', 'kidlisp', 'tape', 'news', 'paper'] as const
 export type Kind = (typeof KINDS)[number]
 
 /** Where a mirrored record lives, as AC's MongoDB remembers it (any of AC's three shapes). */

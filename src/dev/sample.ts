@@ -21,6 +21,7 @@ import { createHash } from 'node:crypto';
 import { copyFile, link, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { seedNewsAndPapers, type NewsSample } from './sample-news.js';
 import { AtpAgent } from '@atproto/api';
 import { ObjectId, type Db, type Document } from 'mongodb';
 import { customRandom, urlAlphabet } from 'nanoid';
@@ -73,7 +74,7 @@ export interface KindSummary {
   anonymous: number;
 }
 
-/** What {@link seedSample} created. */
+/** What {@link seedSample} created (news and papers: see src/dev/sample-news.ts). */
 export interface SampleSummary {
   scale: 'small' | 'ac';
   seed: number;
@@ -122,6 +123,7 @@ export interface SampleSummary {
   examples: { paintings: string[]; kidlisp: string[]; tapes: string[]; handles: string[] };
   /** The user with the most items. */
   busiestUser: { id: string; handle?: string; paintings: number; moods: number; kidlisp: number };
+  newsAndPapers: NewsSample;
 }
 
 /** The kinds seeded. */
@@ -1323,7 +1325,10 @@ export async function seedSample(opts: SampleOptions): Promise<SampleSummary> {
   });
   log(`sample: ${legacyItems.length} legacy records for ${byOwner.size} accounts in ${Date.now() - tLeg} ms`);
 
-  const summary = summarize(scale, seed, plan, guestAccount, handleDocs.length);
+  const accounts = users.filter((u) => u.account).map((u) => ({ user: u.id, did: u.account!.did, password: u.account!.password }));
+  const newsAndPapers = await seedNewsAndPapers({ db, pdsUrl: opts.pdsUrl, accounts, count: scale === 'ac' ? 200 : 20, rand: rng.fork('news').next });
+
+  const summary = { ...summarize(scale, seed, plan, guestAccount, handleDocs.length), newsAndPapers };
   summary.elapsedMs = Date.now() - t0;
   log(`sample: done in ${summary.elapsedMs} ms`);
   return summary;
@@ -1446,7 +1451,7 @@ function collectionOf(kind: SampleKind): string {
   return kind === 'kidlisp' ? 'kidlisp' : `${kind}s`;
 }
 
-function summarize(scale: 'small' | 'ac', seed: number, plan: Plan, guest: SampleAccount, handles: number): SampleSummary {
+function summarize(scale: 'small' | 'ac', seed: number, plan: Plan, guest: SampleAccount, handles: number): Omit<SampleSummary, 'newsAndPapers'> {
   const kind = (items: PlanItem[]): KindSummary => ({
     total: items.length,
     live: items.filter((i) => !i.removed).length,

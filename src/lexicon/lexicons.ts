@@ -67,7 +67,15 @@ export const schemaDict = {
       },
       counts: {
         type: 'object',
-        required: ['painting', 'mood', 'piece', 'kidlisp', 'tape'],
+        required: [
+          'painting',
+          'mood',
+          'piece',
+          'kidlisp',
+          'tape',
+          'news',
+          'paper',
+        ],
         properties: {
           painting: {
             type: 'integer',
@@ -86,6 +94,14 @@ export const schemaDict = {
             minimum: 0,
           },
           tape: {
+            type: 'integer',
+            minimum: 0,
+          },
+          news: {
+            type: 'integer',
+            minimum: 0,
+          },
+          paper: {
             type: 'integer',
             minimum: 0,
           },
@@ -142,7 +158,15 @@ export const schemaDict = {
         type: 'string',
         description:
           'The kind of an AC item: the last segment of its record collection.',
-        knownValues: ['painting', 'mood', 'piece', 'kidlisp', 'tape'],
+        knownValues: [
+          'painting',
+          'mood',
+          'piece',
+          'kidlisp',
+          'tape',
+          'news',
+          'paper',
+        ],
       },
       authorView: {
         type: 'object',
@@ -163,7 +187,7 @@ export const schemaDict = {
       itemView: {
         type: 'object',
         description:
-          "One AC item as served by the AppView. Which optional fields appear depends on `kind` (see the project's design: painting has code, slug, acUrl, imageUrl, recordingUrl?, thumb?; mood has mood; piece has slug; kidlisp has code, source, acUrl; tape has code, slug, acUrl, video?, thumb?). URLs a record carries (imageUrl, recordingUrl) appear only when https on AC's or the AppView's configured origins.",
+          "One AC item as served by the AppView. Which optional fields appear depends on `kind` (see the project's design: painting has code, slug, acUrl, imageUrl, recordingUrl?, thumb?; mood has mood; piece has slug; kidlisp has code, source, acUrl; tape has code, slug, acUrl, video?, thumb?; news has headline, body?, link?, acUrl?; paper has title, slug, pdfUrl?, languages?, revisions?). URLs a record carries (imageUrl, recordingUrl) appear only when https on AC's or the AppView's configured origins.",
         required: ['uri', 'cid', 'kind', 'author', 'when', 'indexedAt'],
         properties: {
           uri: {
@@ -226,10 +250,45 @@ export const schemaDict = {
             format: 'uri',
             description: 'URL of the video blob.',
           },
+          headline: {
+            type: 'string',
+            description: "news: the post's headline.",
+          },
+          body: {
+            type: 'string',
+            description: "news: the post's text, if any.",
+          },
+          link: {
+            type: 'string',
+            format: 'uri',
+            description: 'news: the https URL the post links, if any.',
+          },
+          title: {
+            type: 'string',
+            description: 'paper: its title.',
+          },
+          pdfUrl: {
+            type: 'string',
+            format: 'uri',
+            description: "paper: its PDF, on AC's origins.",
+          },
+          languages: {
+            type: 'array',
+            items: {
+              type: 'string',
+              format: 'language',
+            },
+            description: 'paper: the languages its PDF exists in.',
+          },
+          revisions: {
+            type: 'integer',
+            minimum: 1,
+            description: 'paper: how often it was revised.',
+          },
           truncated: {
             type: 'boolean',
             description:
-              'Present and true when a long text (KidLisp `source`, `mood`) was cut to keep a feed page small; `resolveCode` and the record itself hold it whole.',
+              'Present and true when a long text (KidLisp `source`, `mood`, news `body`) was cut to keep a feed page small; `resolveCode` and the record itself hold it whole.',
           },
         },
       },
@@ -272,7 +331,15 @@ export const schemaDict = {
             },
             kind: {
               type: 'string',
-              knownValues: ['painting', 'mood', 'piece', 'kidlisp', 'tape'],
+              knownValues: [
+                'painting',
+                'mood',
+                'piece',
+                'kidlisp',
+                'tape',
+                'news',
+                'paper',
+              ],
             },
             limit: {
               type: 'integer',
@@ -319,7 +386,15 @@ export const schemaDict = {
           properties: {
             kind: {
               type: 'string',
-              knownValues: ['painting', 'mood', 'piece', 'kidlisp', 'tape'],
+              knownValues: [
+                'painting',
+                'mood',
+                'piece',
+                'kidlisp',
+                'tape',
+                'news',
+                'paper',
+              ],
               description: 'Only this kind; all kinds when absent.',
             },
             limit: {
@@ -427,6 +502,63 @@ export const schemaDict = {
       },
     },
   },
+  ComputerAestheticNews: {
+    lexicon: 1,
+    id: 'computer.aesthetic.news',
+    defs: {
+      main: {
+        type: 'record',
+        description:
+          "A post on AC's news board (news.aesthetic.computer), written to the poster's own repo; mirrored from AC's `news-posts` collection.",
+        key: 'tid',
+        record: {
+          type: 'object',
+          required: ['headline', 'when'],
+          properties: {
+            headline: {
+              type: 'string',
+              maxLength: 1200,
+              maxGraphemes: 300,
+            },
+            body: {
+              type: 'string',
+              maxLength: 40000,
+              maxGraphemes: 10000,
+            },
+            link: {
+              type: 'string',
+              format: 'uri',
+              maxLength: 2048,
+            },
+            tags: {
+              type: 'array',
+              maxLength: 10,
+              items: {
+                type: 'string',
+                maxLength: 256,
+                maxGraphemes: 64,
+              },
+            },
+            acUrl: {
+              type: 'string',
+              format: 'uri',
+              maxLength: 512,
+              description:
+                "The post's permalink on news.aesthetic.computer (written by ac-appview; AC's own scripts leave it out).",
+            },
+            when: {
+              type: 'string',
+              format: 'datetime',
+            },
+            ref: {
+              type: 'string',
+              maxLength: 24,
+            },
+          },
+        },
+      },
+    },
+  },
   ComputerAestheticPainting: {
     lexicon: 1,
     id: 'computer.aesthetic.painting',
@@ -481,6 +613,62 @@ export const schemaDict = {
               maxLength: 24,
               description:
                 'MongoDB ObjectId of the source document, 24 hex characters.',
+            },
+          },
+        },
+      },
+    },
+  },
+  ComputerAestheticPaper: {
+    lexicon: 1,
+    id: 'computer.aesthetic.paper',
+    defs: {
+      main: {
+        type: 'record',
+        description:
+          "A paper of AC's (papers.aesthetic.computer), written by AC's own scripts to its author's repo; not mirrored from MongoDB.",
+        key: 'tid',
+        record: {
+          type: 'object',
+          required: ['title', 'slug', 'pdfUrl', 'when'],
+          properties: {
+            title: {
+              type: 'string',
+              maxLength: 1200,
+              maxGraphemes: 300,
+            },
+            slug: {
+              type: 'string',
+              maxLength: 128,
+            },
+            pdfUrl: {
+              type: 'string',
+              format: 'uri',
+              maxLength: 512,
+            },
+            languages: {
+              type: 'array',
+              maxLength: 32,
+              items: {
+                type: 'string',
+                format: 'language',
+              },
+              description:
+                "Languages the paper's PDF exists in (`<slug>-<lang>.pdf` besides English).",
+            },
+            revisions: {
+              type: 'integer',
+              minimum: 1,
+            },
+            when: {
+              type: 'string',
+              format: 'datetime',
+            },
+            ref: {
+              type: 'string',
+              maxLength: 128,
+              description:
+                "AC's key for the paper (its folder, e.g. `arxiv-ac`).",
             },
           },
         },
@@ -612,7 +800,9 @@ export const ids = {
   ComputerAestheticMediaGetFeed: 'computer.aesthetic.media.getFeed',
   ComputerAestheticMediaResolveCode: 'computer.aesthetic.media.resolveCode',
   ComputerAestheticMood: 'computer.aesthetic.mood',
+  ComputerAestheticNews: 'computer.aesthetic.news',
   ComputerAestheticPainting: 'computer.aesthetic.painting',
+  ComputerAestheticPaper: 'computer.aesthetic.paper',
   ComputerAestheticPiece: 'computer.aesthetic.piece',
   ComputerAestheticTape: 'computer.aesthetic.tape',
 } as const

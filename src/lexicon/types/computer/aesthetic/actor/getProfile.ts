@@ -62,6 +62,8 @@ export interface Counts {
   piece: number
   kidlisp: number
   tape: number
+  news: number
+  paper: number
 }
 
 const hashCounts = 'counts'

@@ -16,7 +16,14 @@ const id = 'computer.aesthetic.media.defs'
 
 /** The kind of an AC item: the last segment of its record collection. */
 export type Kind =
-  'painting' | 'mood' | 'piece' | 'kidlisp' | 'tape' | (string & {})
+  | 'painting'
+  | 'mood'
+  | 'piece'
+  | 'kidlisp'
+  | 'tape'
+  | 'news'
+  | 'paper'
+  | (string & {})
 
 export interface AuthorView {
   $type?: 'computer.aesthetic.media.defs#authorView'
@@ -35,7 +42,7 @@ export function validateAuthorView<V>(v: V) {
   return validate<AuthorView & V>(v, id, hashAuthorView)
 }
 
-/** One AC item as served by the AppView. Which optional fields appear depends on `kind` (see the project's design: painting has code, slug, acUrl, imageUrl, recordingUrl?, thumb?; mood has mood; piece has slug; kidlisp has code, source, acUrl; tape has code, slug, acUrl, video?, thumb?). URLs a record carries (imageUrl, recordingUrl) appear only when https on AC's or the AppView's configured origins. */
+/** One AC item as served by the AppView. Which optional fields appear depends on `kind` (see the project's design: painting has code, slug, acUrl, imageUrl, recordingUrl?, thumb?; mood has mood; piece has slug; kidlisp has code, source, acUrl; tape has code, slug, acUrl, video?, thumb?; news has headline, body?, link?, acUrl?; paper has title, slug, pdfUrl?, languages?, revisions?). URLs a record carries (imageUrl, recordingUrl) appear only when https on AC's or the AppView's configured origins. */
 export interface ItemView {
   $type?: 'computer.aesthetic.media.defs#itemView'
   uri: string
@@ -56,7 +63,21 @@ export interface ItemView {
   source?: string
   /** URL of the video blob. */
   video?: string
-  /** Present and true when a long text (KidLisp `source`, `mood`) was cut to keep a feed page small; `resolveCode` and the record itself hold it whole. */
+  /** news: the post's headline. */
+  headline?: string
+  /** news: the post's text, if any. */
+  body?: string
+  /** news: the https URL the post links, if any. */
+  link?: string
+  /** paper: its title. */
+  title?: string
+  /** paper: its PDF, on AC's origins. */
+  pdfUrl?: string
+  /** paper: the languages its PDF exists in. */
+  languages?: string[]
+  /** paper: how often it was revised. */
+  revisions?: number
+  /** Present and true when a long text (KidLisp `source`, `mood`, news `body`) was cut to keep a feed page small; `resolveCode` and the record itself hold it whole. */
   truncated?: boolean
 }
 

@@ -18,7 +18,15 @@ const id = 'computer.aesthetic.media.getAuthorFeed'
 export type QueryParams = {
   /** Handle or DID. */
   actor: string
-  kind?: 'painting' | 'mood' | 'piece' | 'kidlisp' | 'tape' | (string & {})
+  kind?:
+    | 'painting'
+    | 'mood'
+    | 'piece'
+    | 'kidlisp'
+    | 'tape'
+    | 'news'
+    | 'paper'
+    | (string & {})
   limit: number
   cursor?: string
 }

@@ -17,7 +17,15 @@ const id = 'computer.aesthetic.media.getFeed'
 
 export type QueryParams = {
   /** Only this kind; all kinds when absent. */
-  kind?: 'painting' | 'mood' | 'piece' | 'kidlisp' | 'tape' | (string & {})
+  kind?:
+    | 'painting'
+    | 'mood'
+    | 'piece'
+    | 'kidlisp'
+    | 'tape'
+    | 'news'
+    | 'paper'
+    | (string & {})
   limit: number
   cursor?: string
 }
