@@ -8,6 +8,7 @@ import { startMongo } from '../src/dev/mongo-server.js'
 import { blocking, runDoctor, type Check } from '../src/doctor.js'
 import { createLogger } from '../src/log.js'
 import { addGuest, addPainting, addUser, pixelArt, type AcUser } from './support/ac.js'
+import { spawnCli } from './support/children.js'
 import { startStack, type Stack } from './support/stack.js'
 
 const log = createLogger('silent')
@@ -174,14 +175,13 @@ describe('doctor', () => {
   })
 
   it('prints a table and exits 1 on a blocking problem (CLI)', async () => {
-    const { spawn } = await import('node:child_process')
     const run = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
-      const child = spawn(process.execPath, [path.resolve(import.meta.dirname, '../bin/ac-appview.js'), 'doctor'], {
+      const child = spawnCli(['doctor'], {
         env: { ...process.env, MONGODB_URI: stack.cfg.MONGODB_URI, MONGODB_DB: stack.cfg.MONGODB_DB, PDS_URL: 'http://127.0.0.1:9', PLC_URL: stack.cfg.PLC_URL, DATA_DIR: path.join(stack.work, 'cli'), ALLOW_PRIVATE_NETWORK: 'true', HANDLE_RESOLVER_URL: stack.cfg.PDS_URL!, AC_STORAGE_URL: stack.cfg.AC_STORAGE_URL, FIREHOSE_URL: stack.cfg.PDS_URL! },
         stdio: ['ignore', 'pipe', 'ignore'],
       })
       let stdout = ''
-      child.stdout.on('data', (d) => (stdout += d))
+      child.stdout!.on('data', (d) => (stdout += d))
       child.on('exit', (code) => resolve({ code, stdout }))
     })
     expect(run.code).toBe(1)

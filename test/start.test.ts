@@ -1,13 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process'
-import path from 'node:path'
+import type { ChildProcess } from 'node:child_process'
 import getPort from 'get-port'
 import { ObjectId } from 'mongodb'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { seedSample } from '../src/dev/sample.js'
+import { spawnCli } from './support/children.js'
 import { startCutProxy } from './support/cut-proxy.js'
 import { startStack, waitFor, type Stack } from './support/stack.js'
 
-const BIN = path.resolve(import.meta.dirname, '../bin/ac-appview.js')
 const M = 'computer.aesthetic.media'
 const ADMIN = 'start-test-admin-password'
 const OPERATOR = { authorization: `Bearer ${ADMIN}` }
@@ -50,7 +49,7 @@ describe('ac-appview start', () => {
     proxy.cut() // MongoDB unreachable at start: the writer cannot start
     const port = await getPort()
     url = `http://127.0.0.1:${port}`
-    child = spawn(process.execPath, [BIN, 'start'], {
+    child = spawnCli(['start'], {
       env: {
         ...process.env,
         ...stack.env,

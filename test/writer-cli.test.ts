@@ -1,13 +1,13 @@
-import { spawn } from 'node:child_process'
 import net from 'node:net'
 import path from 'node:path'
 import { ObjectId } from 'mongodb'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { mirrored } from '../src/collections/index.js'
 import { ACTIONS } from '../src/writer/report.js'
 import { addGuest, addPainting, addUser, listRepo, pixelArt, type AcUser } from './support/ac.js'
+import { spawnCli } from './support/children.js'
 import { startStack, type Stack } from './support/stack.js'
 
-const BIN = path.resolve(import.meta.dirname, '../bin/ac-appview.js')
 const PAINTING = 'computer.aesthetic.painting'
 
 /** `ac-appview writer …` as an operator meets it: what it prints, what it exits with. */
@@ -19,14 +19,14 @@ describe('writer CLI', () => {
 
   const cli = (args: string[], env: Record<string, string> = {}) =>
     new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, [BIN, ...args], {
+      const child = spawnCli(args, {
         env: { ...process.env, MONGODB_URI: stack.cfg.MONGODB_URI, MONGODB_DB: stack.cfg.MONGODB_DB, PDS_URL: stack.cfg.PDS_URL, AC_STORAGE_URL: stack.cfg.AC_STORAGE_URL, DATA_DIR: path.join(stack.work, 'writer'), LOG_LEVEL: 'warn', ...env },
         stdio: ['ignore', 'pipe', 'pipe'],
       })
       let stdout = ''
       let stderr = ''
-      child.stdout.on('data', (d) => (stdout += d))
-      child.stderr.on('data', (d) => (stderr += d))
+      child.stdout!.on('data', (d) => (stdout += d))
+      child.stderr!.on('data', (d) => (stderr += d))
       child.on('exit', (code) => resolve({ code, stdout, stderr }))
     })
   const lines = (text: string) => text.trimEnd().split('\n')
@@ -52,8 +52,8 @@ describe('writer CLI', () => {
     const run = await cli(['writer', 'backfill', '--dry-run'])
     expect(run.code, run.stderr).toBe(0)
     const out = lines(run.stdout)
-    expect(out.at(-6)).toMatch(/^kind\s+create\s+update\s+delete\s+unchanged\s+skipped\s+invalid\s+failed$/)
-    expect(out.at(-1)).toMatch(/^tape\s/)
+    const header = out.findIndex((l) => /^kind\s+create\s+update\s+delete\s+unchanged\s+skipped\s+invalid\s+failed$/.test(l))
+    expect(out.slice(header + 1).map((l) => l.split(/\s+/)[0])).toEqual(mirrored.map((c) => c.kind)) // the table is the last thing printed
     const group = out.findIndex((l) => /^\s+7\s+skipped: owner has no PDS account$/.test(l))
     expect(group, run.stdout).toBeGreaterThan(-1)
     expect(out.slice(group + 1, group + 5).filter((l) => /^\s+mood [0-9a-f]{24} \(auth0\|nopds\d\)$/.test(l))).toHaveLength(3)

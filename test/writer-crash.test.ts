@@ -1,13 +1,12 @@
-import { spawn } from 'node:child_process'
 import { ObjectId } from 'mongodb'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { seedSample } from '../src/dev/sample.js'
 import { runAudit } from '../src/services.js'
 import { listRepo } from './support/ac.js'
+import { spawnCli } from './support/children.js'
 import { startStack, waitFor, type Stack } from './support/stack.js'
 
-const BIN = path.resolve(import.meta.dirname, '../bin/ac-appview.js')
 
 function writerEnv(stack: Stack) {
   return {
@@ -27,9 +26,9 @@ function writerEnv(stack: Stack) {
 function backfillProcess(stack: Stack, killAfterMs?: number): Promise<{ code: number | null; signal: string | null; stderr: string }> {
   const env = writerEnv(stack)
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, 'writer', 'backfill', '--json'], { env, stdio: ['ignore', 'ignore', 'pipe'] })
+    const child = spawnCli(['writer', 'backfill', '--json'], { env, stdio: ['ignore', 'ignore', 'pipe'] })
     let stderr = ''
-    child.stderr.on('data', (d) => (stderr += d))
+    child.stderr!.on('data', (d) => (stderr += d))
     const timer = killAfterMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), killAfterMs)
     child.on('exit', (code, signal) => {
       clearTimeout(timer)
@@ -80,14 +79,14 @@ describe('writer crash safety', () => {
       }
     })()
     for (let i = 0; i < 4; i++) {
-      const child = spawn(process.execPath, [BIN, 'writer', 'live'], { env: writerEnv(stack), stdio: 'ignore' })
+      const child = spawnCli(['writer', 'live'], { env: writerEnv(stack), stdio: 'ignore' })
       await new Promise((r) => setTimeout(r, 2500 + Math.random() * 2500))
       child.kill('SIGKILL')
       await new Promise((r) => child.once('exit', r))
     }
     writing = false
     await writer
-    const child = spawn(process.execPath, [BIN, 'writer', 'live'], { env: writerEnv(stack), stdio: 'ignore' })
+    const child = spawnCli(['writer', 'live'], { env: writerEnv(stack), stdio: 'ignore' })
     try {
       const mirrored = async () => {
         const records = [...(await listRepo(stack, user.atproto.did, 'computer.aesthetic.mood')).values()]

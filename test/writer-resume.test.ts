@@ -1,13 +1,12 @@
-import { spawn } from 'node:child_process'
 import path from 'node:path'
 import { ObjectId } from 'mongodb'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runAudit } from '../src/services.js'
 import { addUser, listRepo, pixelArt, putMedia, type AcUser } from './support/ac.js'
 import { startCountingProxy } from './support/counting-proxy.js'
+import { spawnCli } from './support/children.js'
 import { startStack, type Stack } from './support/stack.js'
 
-const BIN = path.resolve(import.meta.dirname, '../bin/ac-appview.js')
 const MOODS = 800
 const PAINTINGS = 150
 
@@ -25,12 +24,12 @@ describe('writer backfill under a crash loop', () => {
    */
   const cli = (args: string[], killAfterMs?: number) =>
     new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, [BIN, ...args], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] })
+      const child = spawnCli(args, { env: env(), stdio: ['ignore', 'pipe', 'pipe'] })
       let stdout = ''
       let stderr = ''
       let timer: NodeJS.Timeout | undefined
-      child.stdout.on('data', (d) => (stdout += d))
-      child.stderr.on('data', (d) => {
+      child.stdout!.on('data', (d) => (stdout += d))
+      child.stderr!.on('data', (d) => {
         stderr += d
         if (killAfterMs !== undefined && !timer && stderr.includes('repos to compare')) timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs)
       })

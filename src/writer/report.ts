@@ -1,4 +1,4 @@
-import { KINDS, type Kind } from '../collections/types.js'
+import { mirrored, type Kind } from '../collections/index.js'
 import type { Logger } from '../log.js'
 import type { Ledger, Problem } from './ledger.js'
 
@@ -142,5 +142,5 @@ export function logNewProblems(log: Logger, problems: Problem[]): void {
 }
 
 function emptyCounts(): Record<Kind, Record<Action, number>> {
-  return Object.fromEntries(KINDS.map((kind) => [kind, Object.fromEntries(ACTIONS.map((a) => [a, 0]))])) as Record<Kind, Record<Action, number>>
+  return Object.fromEntries(mirrored.map((c) => [c.kind, Object.fromEntries(ACTIONS.map((a) => [a, 0]))])) as Record<Kind, Record<Action, number>>
 }

@@ -1,8 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import net from 'node:net'
 import path from 'node:path'
 import { AtpAgent } from '@atproto/api'
 import { TestPds } from '@atproto/dev-env'
+import { spawnTracked } from './children.js'
 import SqliteDb from 'better-sqlite3'
 import { collections } from '../../src/collections/index.js'
 import type { LocalNetwork } from '../../src/dev/network.js'
@@ -137,7 +138,7 @@ export async function restartPds(network: LocalNetwork): Promise<TestPds> {
 export function spawnIngest(env: Record<string, string>, args: string[] = [], lean = false): { child: ChildProcess; stderr: () => string; exited: Promise<number | null> } {
   let err = ''
   const entry = lean ? ['--import', 'tsx', path.join(ROOT, 'test/support/ingest-child.ts')] : [path.join(ROOT, 'bin/ac-appview.js'), 'ingest']
-  const child = spawn(process.execPath, [...entry, ...args], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
+  const child = spawnTracked(process.execPath, [...entry, ...args], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()))
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)))
   return { child, stderr: () => err, exited }
