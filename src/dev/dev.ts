@@ -1,9 +1,11 @@
+import { spawnSync } from 'node:child_process'
 import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { MongoClient } from 'mongodb'
 import { formatReport, onShutdown } from '../cli-support.js'
 import { loadConfig } from '../config.js'
+import { UsageError } from '../usage.js'
 import type { Logger } from '../log.js'
 import { openMigratedIndex, runAppView, runBackfill, runIngest, runLive, runPublishFeeds } from '../services.js'
 import { localEnv } from './config.js'
@@ -27,6 +29,9 @@ export const DEV_DB = 'ac_appview_dev'
  */
 export async function runDev(opts: { scale: 'small' | 'ac'; port: number; log: Logger }): Promise<void> {
   const { log } = opts
+  if (spawnSync('ffmpeg', ['-version'], { stdio: 'ignore' }).error) {
+    throw new UsageError("dev needs ffmpeg (the sample's tapes are MP4s) and it is not on PATH: install it, e.g. sudo apt-get install -y ffmpeg (or run bash scripts/run.sh dev, which does)")
+  }
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'ac-appview-dev-'))
   const stops: Array<() => Promise<unknown>> = []
   onShutdown(log, async () => {
