@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { acLinks } from '../src/feeds/links.js'
 
-/** AC's URL forms (ac-data-model.md) as the post filter reads them. */
+/** AC's URL forms (docs/data-model.md) as the post filter reads them. */
 describe('AC links', () => {
   const links = acLinks('https://aesthetic.computer')
 

@@ -1,6 +1,6 @@
 /**
  * Seeds the `small` sample into a real PDS+PLC (dev-env), a MongoDB (startMongo) and the
- * media server, then checks the data against ac-data-model.md.
+ * media server, then checks the data against docs/data-model.md.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';

@@ -13,7 +13,7 @@ const NSID = 'computer.aesthetic.painting'
 /** The lexicon's limit on the `thumbnail` blob. */
 const THUMBNAIL_MAX_BYTES = blobMaxSize(NSID, 'thumbnail')
 
-/** `imageSlug:recordingSlug` when a recording exists (ac-data-model.md). */
+/** `imageSlug:recordingSlug` when a recording exists (docs/data-model.md). */
 function slugParts(slug: string): { image: string; recording?: string } {
   const [image, recording] = slug.split(':')
   return { image, recording: recording || undefined }

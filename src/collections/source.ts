@@ -4,7 +4,7 @@ import { DocError, objectIdHex } from './types.js'
 
 /**
  * Reads one MongoDB document of `col`'s collection into a {@link SourceItem}.
- * Rules from ac-data-model.md: anonymous items have no `user` field; `when` is a Date (ISO
+ * Rules from docs/data-model.md: anonymous items have no `user` field; `when` is a Date (ISO
  * strings are tolerated); back-references come in three shapes (`atproto.rkey`,
  * `atproto: {rkey, uri}`, `at: {rkey, uri, cid}`).
  * @throws DocError naming the first bad field and why.

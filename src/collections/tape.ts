@@ -23,7 +23,7 @@ type Fields = z.infer<typeof fields>
 /** Largest tape ZIP fetched: a 30 s, 60 fps tape of 6×-scaled frames stays well below it. */
 const ZIP_MAX_BYTES = 128 * 1024 * 1024
 
-/** Frame ZIP: `{bucket}/{user/}{slug}.zip` (ac-data-model.md). */
+/** Frame ZIP: `{bucket}/{user/}{slug}.zip` (docs/data-model.md). */
 function zipUrl(item: SourceItem<Fields>, ctx: WriterContext): string {
   return `${ownerFolder(item.owner, item.fields.bucket, ctx)}/${pathSegment(item.fields.slug)}.zip`
 }

@@ -59,7 +59,7 @@ export interface ShareContext extends WriterContext {
   handle: string | null
 }
 
-/** A Bluesky post sharing an item, as AC's own scripts word it (ac-data-model.md, AC on Bluesky). */
+/** A Bluesky post sharing an item, as AC's own scripts word it (docs/data-model.md, "AC on Bluesky"). */
 export interface SharePost {
   /** The post's text, at most 300 graphemes; it holds `link`. */
   text: string
@@ -169,7 +169,7 @@ export interface MirroredCollection<F = any> extends Collection {
 
 // ---- helpers shared by the modules ----
 
-/** AC's short codes: 1-10 letters or digits, case-sensitive (ac-data-model.md). */
+/** AC's short codes: 1-10 letters or digits, case-sensitive (docs/data-model.md). */
 const CODE = /^[A-Za-z0-9]{1,10}$/
 
 /** Zod for AC's short codes (see {@link CODE}). */
@@ -212,7 +212,7 @@ export function permalink(publicUrl: string, prefix: string, code: string): stri
   return `${publicUrl}/${prefix}${code}`
 }
 
-/** AC's default buckets when a document names none (ac-data-model.md, media locations). */
+/** AC's default buckets when a document names none (docs/data-model.md, "Media"). */
 const USER_BUCKET = 'user-aesthetic-computer'
 const GUEST_BUCKET = 'art-aesthetic-computer'
 

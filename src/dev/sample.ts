@@ -3,7 +3,7 @@
  *
  * {@link seedSample} fills AC's MongoDB collections (`users`, `@handles`, `paintings`,
  * `moods`, `pieces`, `kidlisp`, `tapes`) exactly in the shapes described in
- * `/work/shared/ac-data-model.md`, writes the media files AC keeps in object storage
+ * docs/data-model.md, writes the media files AC keeps in object storage
  * (painting PNGs and recording ZIPs, tape frame ZIPs, MP4s and thumbnails) into a folder
  * served by `media-server.ts`, creates PDS accounts for most users, and reproduces the
  * "legacy" records AC's own scripts already created on the PDS (server-assigned rkeys,
@@ -54,7 +54,7 @@ export interface SampleOptions {
    * handle. If it rejects for a handle, the user code is tried once (AC's own fallback).
    */
   createAccount: (name: string) => Promise<SampleAccount>;
-  /** `small` (default): ~200 items, seconds. `ac`: AC's real counts (see ac-data-model.md). */
+  /** `small` (default): ~200 items, seconds. `ac`: AC's real counts (see docs/data-model.md). */
   scale?: 'small' | 'ac';
   /** PRNG seed (default 1). Same seed → same data, except what the module docs list. */
   seed?: number;
@@ -129,7 +129,7 @@ export interface SampleSummary {
 /** The kinds seeded. */
 export type SampleKind = 'painting' | 'mood' | 'piece' | 'kidlisp' | 'tape';
 
-/** Bucket names used by AC (ac-data-model.md "Media locations"). */
+/** Bucket names used by AC (docs/data-model.md, "Media"). */
 export const SAMPLE_BUCKETS = {
   /** paintings, pieces and tape ZIPs of logged-in users */
   user: 'user-aesthetic-computer',
@@ -352,7 +352,7 @@ const CODE_ALPHABET = 'abcdefghijklmnopqrstuvwxyz23456789';
 const CODE_ALPHABET_60 = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ23456789';
 /** Legacy codes contain 0 and 1 as well. */
 const LEGACY_ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
-/** Legacy painting codes quoted in ac-data-model.md. */
+/** Legacy painting codes quoted in docs/data-model.md. */
 const KNOWN_LEGACY_CODES = ['WDv', '9Yo', 'eKZ', '39i', '1fi'];
 
 const T_START = Date.UTC(2021, 0, 1);
@@ -1199,7 +1199,7 @@ const COLLECTIONS = ['users', '@handles', 'paintings', 'moods', 'pieces', 'kidli
 
 /**
  * Seeds AC-shaped sample data: MongoDB documents (database `aesthetic` shapes from
- * ac-data-model.md), media files under `opts.mediaDir`, PDS accounts via `opts.createAccount`,
+ * docs/data-model.md), media files under `opts.mediaDir`, PDS accounts via `opts.createAccount`,
  * and legacy records on the PDS with their MongoDB back-references.
  *
  * Steps: plan everything from the seed → render media (PNG with sharp, ZIP with yazl, MP4

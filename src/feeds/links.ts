@@ -24,7 +24,7 @@ export interface AcLinks {
   target(url: string): AcTarget | null
 }
 
-/** AC's route to a painting's PNG (or recording ZIP) by code (ac-data-model.md, media locations). */
+/** AC's route to a painting's PNG (or recording ZIP) by code (docs/data-model.md, "Media"). */
 const MEDIA_ROUTE = /^media\/paintings\/([A-Za-z0-9]{1,10})\.(png|zip)$/
 /** `painting~@handle/slug`: AC's painting URL; the `@` may be missing. */
 const PAINTING_ROUTE = /^painting~@?[^/~]+\/(.{1,128})$/
@@ -35,7 +35,7 @@ const NEWS_ROUTE = /^([A-Za-z0-9]{1,10})$/
 
 /**
  * AC's URL forms for the site at `publicUrl` (AC_PUBLIC_URL, e.g. `https://aesthetic.computer`),
- * as ac-data-model.md lists them. Every subdomain counts as AC (`news.`, `papers.`, the PDS);
+ * as docs/data-model.md lists them. Every subdomain counts as AC (`news.`, `papers.`, the PDS);
  * `www.` is the site itself. On the site, the path (percent-decoded, so `%23abc` is `#abc`) or
  * the fragment (`/#abc`) names the item:
  * - `#abc`, `$abc`, `!abc` → painting, KidLisp, tape by code (the sigil raw or percent-encoded);

@@ -11,7 +11,7 @@ export interface Account extends AccountCredentials {
 
 /**
  * Every AC user with a PDS account, by `users._id`. Reads `users.atproto.{did, handle,
- * password}` (ac-data-model.md); a user whose `atproto` is unset has no account (AC unsets it
+ * password}` (docs/data-model.md); a user whose `atproto` is unset has no account (AC unsets it
  * when the PDS account is deleted). Malformed entries are logged by `_id` and left out.
  * Passwords stay in memory only and are never logged.
  */

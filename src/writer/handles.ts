@@ -1,7 +1,6 @@
 /**
- * AC's rule for the first label of a user's PDS handle (ac-data-model.md, "How AC's PDS accounts
- * work"): the AC handle lowercased with `.` and `_` turned into `-`; when that is not a valid
- * label for the PDS (3-18 characters of a-z, 0-9 and inner `-`), the user code (`ac25wila`).
+ * AC's rule for the first label of a user's PDS handle (docs/data-model.md, "PDS accounts"):
+ * the AC handle lowercased with `.` and `_` turned into `-`; when that is not a valid label for the PDS (3-18 characters of a-z, 0-9 and inner `-`), the user code (`ac25wila`).
  */
 export function pdsHandleLabel(acHandle: string | undefined, userCode: string): string {
   const label = acHandle?.toLowerCase().replace(/[._]/g, '-')

@@ -29,7 +29,7 @@ export interface Planned {
  * Compares the items of one repo's owner with the records the repo holds, kind by kind.
  * - A live item's record lives at its back-reference when that record exists, else at the
  *   record AC made for it (found by `ref` or legacy `mongoId`), else at the back-reference's
- *   key, else at its deterministic key (design.md).
+ *   key, else at its deterministic key (docs/architecture.md).
  * - Further records with the same `ref` are duplicates (AC's crash fault) and are deleted.
  * - Records of nuked or deleted items, and (when `complete`) records whose `ref` names no live
  *   item of this owner, are orphans and are deleted.

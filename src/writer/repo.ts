@@ -23,10 +23,10 @@ export interface WriteResult {
   cid?: string
 }
 
-/** `com.atproto.repo.applyWrites` takes at most 200 writes (AC's PDS limits, ac-data-model.md). */
+/** `com.atproto.repo.applyWrites` takes at most 200 writes (AC's PDS limits, docs/data-model.md). */
 export const MAX_WRITES_PER_CALL = 200
 
-/** Write points per action in the PDS's repo-write budget: create 3, update 2, delete 1 (ac-data-model.md). */
+/** Write points per action in the PDS's repo-write budget: create 3, update 2, delete 1 (docs/data-model.md). */
 const POINTS = { create: 3, update: 2, delete: 1 } as const
 
 /** Longest a PDS request may take (a 50 MB video upload included); a hung PDS then counts as down. */

@@ -9,7 +9,7 @@ import { makeThumbnail } from './thumbnail.js'
 import { extractZip, type ZipLimits } from './zip.js'
 
 /**
- * Tape ZIP → MP4, as AC's converter does it (ac-data-model.md, "Tapes"; AC's
+ * Tape ZIP → MP4, as AC's converter does it (docs/data-model.md, "Media"; AC's
  * `system/backend/tape-to-mp4.mjs`). A tape ZIP holds `frame-00000.png`…, `timing.json`
  * (`[{ frame, filename, duration (ms), timestamp }]`), `metadata.json` and maybe `soundtrack.wav`.
  */

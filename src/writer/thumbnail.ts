@@ -1,7 +1,7 @@
 import sharp from 'sharp'
 import type { BlobInput } from '../collections/index.js'
 
-/** Thumbnail box from AC's thumbnails: 512×512, `contain` on black (ac-data-model.md). */
+/** Thumbnail box from AC's thumbnails: 512×512, `contain` on black (docs/data-model.md). */
 const SIZE = 512
 /** Inputs above this many pixels are refused (decompression bombs); AC paintings are ≤ 2048². */
 const MAX_INPUT_PIXELS = 8192 * 8192
