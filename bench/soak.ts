@@ -21,21 +21,21 @@
  *   SOAK_MIN_PER_MINUTE=N    floor on the change rate (default 30)
  *   BENCH_SCALE=small        the small sample (a quick check, not the benchmark)
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import getPort from 'get-port'
-import { ObjectId, type Db, type Document } from 'mongodb'
+import { ObjectId, type Collection, type Db, type Document } from 'mongodb'
 import { openIndex } from '../src/db/index.js'
 import { seedSample } from '../src/dev/sample.js'
 import { waitFor } from '../src/wait.js'
+import { spawnCli } from '../test/support/children.js'
 import { startStack, type Stack } from '../test/support/stack.js'
 
 const minutes = Number(process.env.SOAK_MINUTES ?? 20)
 const minPerMinute = Number(process.env.SOAK_MIN_PER_MINUTE ?? 30)
 const scale = process.env.BENCH_SCALE === 'small' ? 'small' : 'ac'
-const BIN = path.resolve(import.meta.dirname, '../bin/ac-appview.js')
 const ADMIN = 'soak-admin-password'
 const M = 'computer.aesthetic.media'
 
@@ -63,12 +63,12 @@ async function main() {
     const writerMetricsPort = await getPort()
     const env = { ...process.env, ...stack.env, PORT: String(port), ADMIN_PASSWORD: ADMIN, WRITER_RECONCILE_SECONDS: '60', LOG_LEVEL: 'warn' }
     const backfillStarted = Date.now()
-    await new Promise((resolve) => spawn(process.execPath, [BIN, 'writer', 'backfill'], { env, stdio: 'ignore' }).on('exit', resolve))
+    await new Promise((resolve) => spawnCli(['writer', 'backfill'], { env, stdio: 'ignore' }).on('exit', resolve))
     console.log(`seeded (${scale}) in ${((backfillStarted - seedStarted) / 1000).toFixed(0)} s; writer backfill in ${((Date.now() - backfillStarted) / 1000).toFixed(0)} s`)
 
     const parts: Record<string, ChildProcess> = {}
     for (const part of ['writer', 'ingest', 'appview']) {
-      const child = spawn(process.execPath, [BIN, 'start', '--only', part], { env: { ...env, ...(part === 'writer' ? { METRICS_PORT: String(writerMetricsPort) } : {}) }, stdio: ['ignore', 'ignore', 'inherit'] })
+      const child = spawnCli(['start', '--only', part], { env: { ...env, ...(part === 'writer' ? { METRICS_PORT: String(writerMetricsPort) } : {}) }, stdio: ['ignore', 'ignore', 'inherit'] })
       parts[part] = child
       children.push(child)
     }
@@ -81,6 +81,7 @@ async function main() {
     const changes = new ChangeMaker(stack, url)
     await changes.prepare()
     const samples: Sample[] = []
+    const errors: Array<{ minute: number; message: string }> = []
     const rows: Array<Record<string, string | number>> = []
     const rss: Record<string, number[]> = { writer: [], ingest: [], appview: [] }
     let passes = await reconcilePasses(writerMetricsPort)
@@ -90,7 +91,12 @@ async function main() {
     for (let minute = 0; minute < minutes; minute++) {
       const minuteEnds = soakStarted + (minute + 1) * 60_000
       for (let i = 0; Date.now() < minuteEnds; i++) {
-        inFlight.push(changes.random(minute).then((s) => void (s && samples.push(s))))
+        inFlight.push(
+          changes.random(minute).then(
+            (s) => void (s && samples.push(s)),
+            (err: Error) => void errors.push({ minute, message: err.message }),
+          ),
+        )
         await new Promise((r) => setTimeout(r, Math.min((60_000 / perMinute) * (0.5 + Math.random()), Math.max(0, minuteEnds - Date.now()))))
       }
       const now = await reconcilePasses(writerMetricsPort)
@@ -99,6 +105,7 @@ async function main() {
       rows.push({
         minute: minute + 1,
         changes: got.length,
+        errors: errors.filter((e) => e.minute === minute).length,
         'p50 ms': pct(got, 0.5),
         'p95 ms': pct(got, 0.95),
         'max ms': got.at(-1) ?? 0,
@@ -120,7 +127,7 @@ async function main() {
     for (const child of Object.values(parts)) child.kill('SIGTERM')
     await Promise.all(Object.values(parts).map((c) => new Promise((r) => (c.exitCode === null ? c.once('exit', r) : r(null)))))
     const audit = await new Promise<{ code: number | null; out: string }>((resolve) => {
-      const child = spawn(process.execPath, [BIN, 'writer', 'audit'], { env, stdio: ['ignore', 'pipe', 'ignore'] })
+      const child = spawnCli(['writer', 'audit'], { env, stdio: ['ignore', 'pipe', 'ignore'] })
       let out = ''
       child.stdout!.on('data', (d) => (out += d))
       child.on('exit', (code) => resolve({ code, out }))
@@ -134,6 +141,7 @@ async function main() {
     const byOp = new Map<string, number[]>()
     for (const s of samples) byOp.set(`${s.op} ${s.kind}`, [...(byOp.get(`${s.op} ${s.kind}`) ?? []), s.ms])
     console.table([...byOp].map(([op, ms]) => ({ change: op, n: ms.length, 'p50 ms': pct(ms.sort((a, b) => a - b), 0.5), 'p95 ms': pct(ms, 0.95), 'max ms': ms.at(-1) })))
+    for (const e of errors.slice(0, 5)) console.log(`change error (minute ${e.minute + 1}): ${e.message}`)
     console.log(`writer audit: ${audit.code === 0 ? 'clean' : `NOT clean\n${audit.out}`}`)
     console.log(`index vs repos: ${index.equal ? 'equal' : `DIFFERENT: ${index.detail}`} (${index.records} records in ${index.repos} repos)`)
     const growth = Object.fromEntries(Object.entries(rss).map(([part, mb]) => [part, mb.length > 5 ? +(((Math.max(...mb.slice(5)) - mb[4]) / mb[4]) * 100).toFixed(1) : 0]))
@@ -145,6 +153,7 @@ async function main() {
           scale,
           minutes,
           changes: samples.length,
+          changeErrors: errors.length,
           changesPerMinute: +perMinute.toFixed(1),
           p50Ms: pct(all, 0.5),
           p95Ms: pct(all, 0.95),
@@ -207,7 +216,7 @@ class ChangeMaker {
     }
     const collection = db.collection(BUCKETS[kind])
     const live = { ...(kind === 'mood' ? { deleted: { $ne: true } } : { nuked: { $ne: true } }), 'atproto.cid': { $exists: true } }
-    const [doc] = await collection.aggregate([{ $match: live }, { $sample: { size: 1 } }]).toArray()
+    const [doc] = await randomDocs(collection, live, 1)
     if (!doc) return undefined
     if (op === 'un-nuke') {
       const back = this.nuked[kind]?.shift()
@@ -260,6 +269,14 @@ class ChangeMaker {
     const q = new URLSearchParams(Object.fromEntries(Object.entries(params).map(([k, v]) => [k, String(v)])))
     return (await fetch(`${this.url}/xrpc/${nsid}?${q}`)).json()
   }
+}
+
+/** `n` random documents matching `filter` (by random skips: mongo-java-server's `$sample` can fail its sort). */
+async function randomDocs(collection: Collection, filter: Document, n: number): Promise<Document[]> {
+  const count = await collection.countDocuments(filter)
+  const docs: Document[] = []
+  for (let i = 0; i < Math.min(n, count); i++) docs.push(...(await collection.find(filter).skip(Math.floor(Math.random() * count)).limit(1).toArray()))
+  return docs
 }
 
 /** An edit of one field the record carries: a mood's text, a KidLisp source, a slug. */

@@ -156,7 +156,10 @@ async function checkLogins(cfg: Config, accounts: Account[], log: Logger, add: (
 /** HEAD on the PNG of a few live paintings, with the writer's own storage rules. */
 async function checkMedia(db: Db, cfg: Config, add: (c: Check) => void): Promise<void> {
   const painting = mirrored.find((c) => c.kind === 'painting')!
-  const docs = await db.collection(painting.mongo).aggregate([{ $match: { nuked: { $ne: true } } }, { $sample: { size: SAMPLE } }]).toArray()
+  const live = { nuked: { $ne: true } }
+  const count = await db.collection(painting.mongo).countDocuments(live)
+  // Spread over the collection by skips (not `$sample`: some MongoDB-protocol servers fail its random sort).
+  const docs = (await Promise.all(Array.from({ length: Math.min(SAMPLE, count) }, (_, i) => db.collection(painting.mongo).find(live).skip(Math.floor(((i + Math.random()) * count) / SAMPLE)).limit(1).next()))).filter((d) => d !== null)
   if (!docs.length) return void add({ name: 'media', status: 'warn', detail: 'no painting to check', fix: 'nothing to do unless paintings are expected' })
   const ctx = createWriterContext(cfg)
   const results: string[] = []
