@@ -75,7 +75,8 @@ export class Reconciler {
     try {
       const options = { ...this.opts, db: this.opts.currentDb() }
       const repos = await forEachRepo(options, recorder, this.opts.sessions, undefined, async (job, client, records) => {
-        if (this.stopped.signal.aborted) return
+        // A repo whose changes wait on transient errors is left to them: its lane would hold the pass.
+        if (this.stopped.signal.aborted || this.opts.lanes.paused.has(job.account.user)) return
         const planned = await planRepo(job.items, records, this.opts.ctx, true)
         await applyPlan(job.account, client, planned, applyOptions(options, recorder, { skip, exclusive: (fn) => this.opts.lanes.exclusive(job.account.user, fn) }))
       })
