@@ -1,4 +1,5 @@
 import { ConfigError, type Config } from './config.js'
+import pRetry from 'p-retry'
 import { migrateIndex, openIndex, type IndexDb } from './db/index.js'
 import { cursorKey } from './appview/cursor.js'
 import { createAppView, type AppViewOptions } from './appview/server.js'
@@ -7,11 +8,21 @@ import { configuredIdentity } from './ingest/identity.js'
 import type { Logger } from './log.js'
 import { bskyAccount } from './writer/bsky-account.js'
 
-/** Opens the index at INDEX_DB_PATH and applies pending migrations. */
+/**
+ * Opens the index at INDEX_DB_PATH and applies pending migrations. Processes started together on
+ * one index (`start --only ingest` and `--only appview`) may race to apply the same migration:
+ * the loser tries again (a few times, a moment apart) and finds it applied.
+ * @throws the failing migration's error when the index is still behind after the retries.
+ */
 export async function openMigratedIndex(cfg: Config, log: Logger): Promise<IndexDb> {
   const db = openIndex(cfg.indexDbPath)
-  const applied = await migrateIndex(db)
-  if (applied.length) log.info({ applied }, 'index migrated')
+  try {
+    const applied = await pRetry(() => migrateIndex(db), { retries: 10, minTimeout: 200, maxTimeout: 1000, randomize: true })
+    if (applied.length) log.info({ applied }, 'index migrated')
+  } catch (err) {
+    await db.destroy()
+    throw err
+  }
   return db
 }
 
