@@ -119,7 +119,7 @@ describe('AppView', () => {
     expect(profile).toMatchObject({ did: alice.did, handle: alice.handle, counts: { painting: 1, mood: 2, piece: 1, kidlisp: 1, tape: 1 } })
     expect(profile.latestMood).toMatchObject({ uri: uris.aliceMood, mood: 'latest mood 🌧' })
     const bobs = await call('computer.aesthetic.actor.getProfile', { actor: bob.did })
-    expect(bobs.counts).toEqual({ painting: 2, mood: 0, piece: 0, kidlisp: 0, tape: 0 })
+    expect(bobs.counts).toEqual({ painting: 2, mood: 0, piece: 0, kidlisp: 0, tape: 0, news: 0, paper: 0 })
     expect(bobs.latestMood).toBeUndefined()
   })
 

@@ -38,7 +38,7 @@ describe('doctor', () => {
     await addGuest(stack)
     await addPainting(stack, ana, { code: 'Dc1', png: await pixelArt(32) })
     await stack.mongo.collection('moods').insertOne({ mood: 'hi', when: new Date(), user: ana.sub })
-    for (const empty of ['pieces', 'kidlisp', 'tapes']) await stack.mongo.createCollection(empty)
+    for (const empty of ['pieces', 'kidlisp', 'tapes', 'news-posts']) await stack.mongo.createCollection(empty)
     cfg = { ...stack.cfg, INDEX_DB_PATH: path.join(stack.work, 'index.sqlite'), indexDbPath: path.join(stack.work, 'index.sqlite') }
   })
 
