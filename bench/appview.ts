@@ -104,12 +104,10 @@ async function serve(indexPath: string) {
   const start = async (responseCacheSize: number, extraRoutes?: typeof plainRoutes) => {
     const app = await createAppView({
       operator: { open: true },
-      db,
-      indexPath,
+      index: indexPath,
       log,
       publicUrl: 'https://aesthetic.computer',
       healthMaxLagSeconds: 300,
-      dataDir: path.dirname(indexPath),
       dashboard: true,
       viewCacheSize: 50_000,
       responseCacheSize,

@@ -35,12 +35,10 @@ describe('AppView', () => {
   /** Another AppView over the same index, configured differently (CDN, rate limit). */
   const sideAppView = async (over: Partial<AppViewOptions>) => {
     const app = await createAppView({
-      db: s.index,
-      indexPath: s.cfg.indexDbPath,
+      index: s.testIndex.target,
       log: createLogger('silent'),
       publicUrl: 'https://aesthetic.computer',
       healthMaxLagSeconds: 300,
-      dataDir: s.cfg.DATA_DIR,
       dashboard: true,
       viewCacheSize: 100,
       responseCacheSize: 100,

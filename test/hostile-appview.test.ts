@@ -1,11 +1,10 @@
 import crypto from 'node:crypto'
 import net from 'node:net'
-import SqliteDb from 'better-sqlite3'
 import type { FastifyInstance } from 'fastify'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { IndexReader } from '../src/appview/queries.js'
+import { ReadModel } from '../src/appview/read-model.js'
 import { createAppView, type AppViewOptions } from '../src/appview/server.js'
 import { byKind } from '../src/collections/index.js'
 import { Identity } from '../src/ingest/identity.js'
@@ -40,12 +39,10 @@ describe('AppView on a hostile network', () => {
   const call = async (nsid: string, params: Record<string, unknown>) => (await s.client.call(nsid, params as never)).data as any
   const sideAppView = async (over: Partial<AppViewOptions>) => {
     const app = await createAppView({
-      db: s.index,
-      indexPath: s.cfg.indexDbPath,
+      index: s.testIndex.target,
       log,
       publicUrl: 'https://aesthetic.computer',
       healthMaxLagSeconds: 300,
-      dataDir: s.cfg.DATA_DIR,
       dashboard: false,
       viewCacheSize: 10_000,
       responseCacheSize: 10_000,
@@ -184,33 +181,33 @@ describe('AppView on a hostile network', () => {
     const hidden = didOf('hidden')
     const far = Date.UTC(2097, 0, 1) // newer than everything else in the index
     await writeRepo(hidden, Array.from({ length: 20_000 }, (_, i) => ({ col: MOOD, json: { $type: MOOD.nsid, mood: `spam ${i}`, when: new Date(far - i).toISOString(), ref: 'r' } })), false)
-    const reader = new IndexReader(new SqliteDb(s.cfg.indexDbPath, { readonly: true, fileMustExist: true }), s.index)
-    const median = (fn: () => unknown) => {
+    const reader = ReadModel.open(s.testIndex.target, { log })
+    const median = async (fn: () => Promise<unknown>) => {
       const times: number[] = []
       for (let i = 0; i < 31; i++) {
         const t = process.hrtime.bigint()
-        fn()
+        await fn()
         times.push(Number(process.hrtime.bigint() - t) / 1e6)
       }
       return times.sort((a, b) => a - b)[15]
     }
-    const shows = () => reader.feedPage({ limit: 50 }).some((r) => r.did === hidden)
+    const shows = async () => (await reader.feedPage({ limit: 50 })).some((r) => r.did === hidden)
     try {
-      expect(shows()).toBe(true)
-      const visibleMs = median(() => reader.feedPage({ limit: 50 }))
+      expect(await shows()).toBe(true)
+      const visibleMs = await median(() => reader.feedPage({ limit: 50 }))
       await setStatus(hidden, 'deactivated')
-      expect(shows()).toBe(false)
-      const hiddenMs = median(() => reader.feedPage({ limit: 50 }))
+      expect(await shows()).toBe(false)
+      const hiddenMs = await median(() => reader.feedPage({ limit: 50 }))
       expect(hiddenMs, `page after hiding 20,000 rows: ${hiddenMs} ms, before: ${visibleMs} ms`).toBeLessThan(3 * visibleMs + 0.5)
       // A record indexed while its author is hidden stays hidden; reactivation shows everything again.
       const late = recordOpFromJson(MOOD, hidden, '3lzzzzzzzzzzz', cidOf('late'), '3m2222222222a', { $type: MOOD.nsid, mood: 'while hidden', when: new Date(far).toISOString(), ref: 'r' })
       await indexer.commit([{ type: 'commit', did: hidden, rev: '3m2222222222a', ops: [late] }], 'test:status', 2, null)
       expect(await indexed(s.index, late.uri)).toBe(true)
-      expect(shows()).toBe(false)
+      expect(await shows()).toBe(false)
       await setStatus(hidden, null)
-      expect(shows()).toBe(true)
+      expect(await shows()).toBe(true)
     } finally {
-      reader.close()
+      await reader.close()
     }
   })
 

@@ -66,9 +66,9 @@ describe('ingest under SIGKILL', () => {
     const head = (await net.network.pds.ctx.sequencer.curr()) ?? 0
     await waitFor(
       `the ingest to reach seq ${head}`,
-      () => {
-        const cursor = readIndex<{ seq: number }>(indexFile, 'select seq from cursor')?.seq
-        const backfill = readIndex<{ status: string }>(indexFile, 'select status from backfill')?.status
+      async () => {
+        const cursor = (await readIndex(indexFile, (db) => db.selectFrom('cursor').select('seq').executeTakeFirst()))?.seq
+        const backfill = await backfillStatus()
         return cursor !== undefined && (cursor >= head || cursor === -1) && backfill !== undefined && backfill !== 'running'
       },
       90_000,
@@ -79,8 +79,10 @@ describe('ingest under SIGKILL', () => {
 
   async function expectExact(): Promise<void> {
     const truth = await groundTruth(net.pdsUrl, accounts.map((a) => a.did))
-    expect(Object.fromEntries(indexedVersions(indexFile))).toEqual(Object.fromEntries(truth))
+    expect(Object.fromEntries(await indexedVersions(indexFile))).toEqual(Object.fromEntries(truth))
   }
+
+  const backfillStatus = async () => (await readIndex(indexFile, (db) => db.selectFrom('backfill').select('status').executeTakeFirst()))?.status
 
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
   const untilLog = (p: ReturnType<typeof spawnIngest>, text: string) => waitFor(`"${text}" from the ingest`, () => p.stderr().includes(text), 60_000)
@@ -142,7 +144,7 @@ describe('ingest under SIGKILL', () => {
       await untilLog(p, 'backfill starting')
       const writing = burst()
       await sleep(Math.random() * 250) // backfills here take 0.4-1.3 s
-      const running = readIndex<{ status: string }>(indexFile, 'select status from backfill')?.status === 'running'
+      const running = (await backfillStatus()) === 'running'
       await kill(p)
       if (running) midBackfill++
       await writing

@@ -1,0 +1,51 @@
+import path from 'node:path'
+import { sql } from 'kysely'
+import { openIndex, type Backend, type IndexDb } from '../../src/db/index.js'
+import { startPostgres, type Postgres } from './postgres.js'
+
+export type { Backend } from '../../src/db/index.js'
+
+/** The engines every index, ingest and AppView suite runs against, each in turn. */
+export const BACKENDS: Backend[] = ['sqlite', 'postgres']
+
+/** The index of one test stack: where it is, the environment selecting it, and a way to read it from the test. */
+export interface TestIndex {
+  backend: Backend
+  /** The SQLite path or PostgreSQL URL (the configuration's `index`). */
+  target: string
+  /** INDEX_DB_PATH or INDEX_DATABASE_URL, for loadConfig and child processes. */
+  env: Record<string, string>
+  /** The PostgreSQL server, when there is one. */
+  postgres?: Postgres
+  /** A second, empty index of the same engine named `name` (a file beside the first, or a database on the same server). */
+  another(name: string): Promise<string>
+  /** Stops the PostgreSQL server (no-op on SQLite: the file goes with the stack's folder). */
+  stop(): Promise<void>
+}
+
+/**
+ * A fresh, empty index for a test stack: on SQLite `index.sqlite` in `work`; on PostgreSQL a
+ * throwaway server of its own (test/support/postgres.ts), stopped by {@link TestIndex.stop}.
+ */
+export async function testIndex(backend: Backend, work: string): Promise<TestIndex> {
+  if (backend === 'sqlite') {
+    const file = path.join(work, 'index.sqlite')
+    return { backend, target: file, env: { INDEX_DB_PATH: file }, another: async (name) => path.join(work, `${name}.sqlite`), stop: async () => {} }
+  }
+  const postgres = await startPostgres()
+  const another = async (name: string) => {
+    await withIndex(postgres.url, (db) => sql`create database ${sql.id(name)}`.execute(db))
+    return postgres.url.replace(/\/postgres$/, `/${name}`)
+  }
+  return { backend, target: postgres.url, env: { INDEX_DATABASE_URL: postgres.url }, postgres, another, stop: () => postgres.stop() }
+}
+
+/** `fn` with a connection of its own to the index at `target` (the ingest may be another process), closed after. */
+export async function withIndex<T>(target: string, fn: (db: IndexDb) => Promise<T>): Promise<T> {
+  const db = openIndex(target, { poolSize: 1 })
+  try {
+    return await fn(db)
+  } finally {
+    await db.destroy()
+  }
+}
