@@ -11,6 +11,7 @@ import { Identity } from '../src/ingest/identity.js'
 import { Indexer, recordOpFromJson, type PutOp, type QuarantineOp } from '../src/ingest/indexer.js'
 import { createLogger } from '../src/log.js'
 import { OPERATOR_HEADERS, OPERATOR_PASSWORD, indexed, startAppViewStack, waitFor, type Account, type AppViewStack } from './support/appview.js'
+import { BACKENDS } from './support/backend.js'
 
 const M = 'computer.aesthetic.media'
 const KIDLISP = byKind.get('kidlisp')!
@@ -23,9 +24,9 @@ const didOf = (name: string) => `did:plc:${name.padEnd(24, 'z')}`
 /**
  * Issue 15, attacks 1, 4, 5 and 8 against the AppView over a real index: huge but valid records,
  * forged cursors, caches, unsafe URLs in records, far-future dates, hidden actors' rows on the
- * feed path, and connections held open.
+ * feed path, and connections held open. On each index engine.
  */
-describe('AppView on a hostile network', () => {
+describe.each(BACKENDS)('AppView on a hostile network (%s)', (backend) => {
   let s: AppViewStack
   let alice: Account
   let indexer: Indexer
@@ -65,7 +66,7 @@ describe('AppView on a hostile network', () => {
   const setStatus = (did: string, status: string | null) => indexer.commit([{ type: 'status', did, status }], 'test:status', 1, null)
 
   beforeAll(async () => {
-    s = await startAppViewStack()
+    s = await startAppViewStack({ backend })
     alice = await s.account('alice')
     indexer = new Indexer({ db: s.index, identity: new Identity({ plcUrl: s.net.plcUrl, allowPrivateNetwork: true, log }), trustedPds: s.cfg.trustedPds, log })
   })

@@ -127,7 +127,7 @@ class PostgresStatements implements Statements {
   constructor(target: string, opts: StatementOptions) {
     this.pool = postgresPool(opts.readUrl ?? target, opts.poolSize)
     this.db = openSession(this.pool)
-    this.watcher = new VersionWatcher(target, this.pool, opts.log)
+    this.watcher = new VersionWatcher(target, this.pool, opts.readUrl === undefined, opts.log)
   }
 
   async all<T>(key: string, build: (p: Param) => Compilable, values: Record<string, unknown>): Promise<T[]> {

@@ -37,9 +37,16 @@ export class VersionWatcher {
   private readonly listening: Promise<void>
   private onListening?: () => void
 
+  /**
+   * @param listenUrl the primary (INDEX_DATABASE_URL), where the ingest notifies
+   * @param read the pool reads go through
+   * @param readsPrimary whether `read` is on the primary too: a notified version is then visible
+   *   to reads at once (NOTIFY is delivered after the commit) and is taken without reading it back
+   */
   constructor(
     private readonly listenUrl: string,
     private readonly read: pg.Pool,
+    private readonly readsPrimary: boolean,
     private readonly log: Logger,
   ) {
     this.listening = new Promise((r) => (this.onListening = r))
@@ -73,7 +80,8 @@ export class VersionWatcher {
     await client.connect()
     client.on('notification', (n) => {
       this.target = Math.max(this.target, Number(n.payload ?? 0))
-      this.catchUp().catch(() => client.end().catch(() => {})) // then re-established, and caught up
+      if (this.readsPrimary && this.current !== undefined) this.current = Math.max(this.current, this.target)
+      else this.catchUp().catch(() => client.end().catch(() => {})) // then re-established, and caught up
     })
     await client.query(`listen ${VERSION_CHANNEL}`)
     await this.catchUp() // what changed while nobody listened

@@ -67,6 +67,9 @@ export const OWN_PDS = Symbol('the PDS of the DID document')
  */
 export const SORT_SKEW_MS = 5 * 60_000
 
+/** Item rows per INSERT (14 values each: well under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters). */
+const PUT_BATCH = 500
+
 /**
  * Turns record versions into index operations and commits them, with the cursor, in one
  * transaction of the index (SQLite or PostgreSQL). Every operation is idempotent by uri and cid,
@@ -166,7 +169,8 @@ export class Indexer {
       for (const op of actor) await this.applyAccountOp(trx, op, now)
       const held = await heldVersions(trx, did)
       const changed = ops.filter((op) => held.get(op.uri) !== `${op.type}:${op.cid}`)
-      for (const op of changed) await this.applyRecordOp(trx, op, now)
+      await this.putItems(trx, changed.filter((op) => op.type === 'put'), now)
+      for (const op of changed.filter((op) => op.type === 'quarantine')) await this.applyRecordOp(trx, op, now)
       const keep = new Set(ops.map((o) => o.uri))
       const gone = [...held.keys()].filter((uri) => !keep.has(uri))
       for (const uri of gone) await this.applyRecordOp(trx, { type: 'delete', uri, rev }, now)
@@ -212,30 +216,9 @@ export class Indexer {
   /** One record version or deletion; idempotent by uri and guarded by `item.rev`. */
   async applyRecordOp(trx: Trx, op: RecordOp, now: string): Promise<void> {
     switch (op.type) {
-      case 'put': {
-        const { type: _, action: __, ...row } = op
-        const hidden = sql<number>`case when exists (select 1 from actor where did = ${row.did} and status is not null) then 1 else 0 end`
-        await trx
-          .insertInto('item')
-          .values({ ...row, sortAt: earliest(row.sortAt, new Date(Date.parse(now) + SORT_SKEW_MS).toISOString()), indexedAt: now, hidden })
-          .onConflict((oc) =>
-            oc
-              .column('uri')
-              .doUpdateSet((eb) => ({
-                cid: eb.ref('excluded.cid'),
-                rev: eb.ref('excluded.rev'),
-                code: eb.ref('excluded.code'),
-                slug: eb.ref('excluded.slug'),
-                // clamped to the time this uri was first indexed, plus the skew
-                sortAt: smaller(trx, eb.ref('excluded.sortAt'), isoPlusSeconds(trx, eb.ref('item.indexedAt'), SORT_SKEW_MS / 1000)),
-                record: eb.ref('excluded.record'),
-              }))
-              .where('item.rev', '<=', (eb) => eb.ref('excluded.rev')),
-          )
-          .execute()
-        await trx.deleteFrom('quarantine').where('uri', '=', op.uri).execute()
+      case 'put':
+        await this.putItems(trx, [op], now)
         break
-      }
       case 'quarantine': {
         const { type: _, ...row } = op
         await trx.deleteFrom('item').where('uri', '=', op.uri).where('rev', '<=', op.rev).execute()
@@ -255,6 +238,47 @@ export class Indexer {
       case 'post-delete':
         await applyPostOp(trx, op, now)
         break
+    }
+  }
+
+  /**
+   * Writes record versions into `item` (one statement per {@link PUT_BATCH}; uris distinct) and
+   * releases them from quarantine. A stored version of a later rev is kept (`item.rev` guard);
+   * `indexedAt` is kept from the first version, and `sortAt` stays clamped to it plus
+   * {@link SORT_SKEW_MS}; `hidden` follows the author's account status.
+   */
+  private async putItems(trx: Trx, ops: PutOp[], now: string): Promise<void> {
+    const latest = new Date(Date.parse(now) + SORT_SKEW_MS).toISOString()
+    for (let i = 0; i < ops.length; i += PUT_BATCH) {
+      const chunk = ops.slice(i, i + PUT_BATCH)
+      const rows = chunk.map(({ type: _, action: __, ...row }) => ({
+        ...row,
+        sortAt: earliest(row.sortAt, latest),
+        indexedAt: now,
+        hidden: sql<number>`case when exists (select 1 from actor where did = ${row.did} and status is not null) then 1 else 0 end`,
+      }))
+      await trx
+        .insertInto('item')
+        .values(rows)
+        .onConflict((oc) =>
+          oc
+            .column('uri')
+            .doUpdateSet((eb) => ({
+              cid: eb.ref('excluded.cid'),
+              rev: eb.ref('excluded.rev'),
+              code: eb.ref('excluded.code'),
+              slug: eb.ref('excluded.slug'),
+              // clamped to the time this uri was first indexed, plus the skew
+              sortAt: smaller(trx, eb.ref('excluded.sortAt'), isoPlusSeconds(trx, eb.ref('item.indexedAt'), SORT_SKEW_MS / 1000)),
+              record: eb.ref('excluded.record'),
+            }))
+            .where('item.rev', '<=', (eb) => eb.ref('excluded.rev')),
+        )
+        .execute()
+      await trx
+        .deleteFrom('quarantine')
+        .where('uri', 'in', chunk.map((op) => op.uri))
+        .execute()
     }
   }
 

@@ -8,6 +8,12 @@ export type { Backend } from '../../src/db/index.js'
 /** The engines every index, ingest and AppView suite runs against, each in turn. */
 export const BACKENDS: Backend[] = ['sqlite', 'postgres']
 
+/**
+ * The password in every test's INDEX_DATABASE_URL (the test server trusts loopback and ignores
+ * it): tests check it is shown and logged nowhere.
+ */
+export const INDEX_PASSWORD = 'index-db-secret'
+
 /** The index of one test stack: where it is, the environment selecting it, and a way to read it from the test. */
 export interface TestIndex {
   backend: Backend
@@ -33,11 +39,12 @@ export async function testIndex(backend: Backend, work: string): Promise<TestInd
     return { backend, target: file, env: { INDEX_DB_PATH: file }, another: async (name) => path.join(work, `${name}.sqlite`), stop: async () => {} }
   }
   const postgres = await startPostgres()
+  const url = postgres.url.replace('postgres@', `postgres:${INDEX_PASSWORD}@`)
   const another = async (name: string) => {
-    await withIndex(postgres.url, (db) => sql`create database ${sql.id(name)}`.execute(db))
-    return postgres.url.replace(/\/postgres$/, `/${name}`)
+    await withIndex(url, (db) => sql`create database ${sql.id(name)}`.execute(db))
+    return url.replace(/\/postgres$/, `/${name}`)
   }
-  return { backend, target: postgres.url, env: { INDEX_DATABASE_URL: postgres.url }, postgres, another, stop: () => postgres.stop() }
+  return { backend, target: url, env: { INDEX_DATABASE_URL: url }, postgres, another, stop: () => postgres.stop() }
 }
 
 /** `fn` with a connection of its own to the index at `target` (the ingest may be another process), closed after. */
