@@ -109,19 +109,23 @@ export class LeaderElection {
     if (!this.stopping.signal.aborted) throw session.failure ?? new Error('the leader session was lost')
   }
 
-  /** Waits in PostgreSQL's lock queue for the leader lock (re-asking every INGEST_FAILOVER_SECONDS, which proves the connection alive). */
+  /**
+   * Takes the leader lock, or says this process stands by and waits in PostgreSQL's lock queue
+   * for it (asking again every INGEST_FAILOVER_SECONDS, which proves the connection alive).
+   */
   private async campaign(client: pg.Client): Promise<void> {
+    const key = LEADER_LOCK_KEY.toString()
+    const { rows } = await client.query<{ held: boolean }>('select pg_try_advisory_lock($1) as held', [key])
+    if (rows[0]?.held) return
+    this.opts.log.info('ingest standing by: another process leads; taking over when it stops')
     await client.query(`set lock_timeout = '${this.opts.failoverSeconds}s'`)
-    let logged = false
     for (;;) {
       try {
-        await client.query('select pg_advisory_lock($1)', [LEADER_LOCK_KEY.toString()])
+        await client.query('select pg_advisory_lock($1)', [key])
         await client.query('set lock_timeout = 0')
         return
       } catch (err) {
         if ((err as { code?: string }).code !== '55P03') throw err // lock_not_available: still waiting
-        if (!logged) this.opts.log.info('ingest standing by: another process leads; taking over when it stops')
-        logged = true
       }
     }
   }
