@@ -29,6 +29,12 @@ export interface HealthReport {
   status: 'ok' | 'stale' | 'failed'
   ingest: HostHealth[]
   quarantined: number
+  /**
+   * The index version this process's answers reflect (bumped by every ingest transaction; see
+   * ReadModel.answeredVersion): equal across AppView processes that answer alike; lower on one
+   * reading a lagging replica. Null while unknown.
+   */
+  indexVersion: number | null
   /** Under `ac-appview start`: each part's state; a failed part makes the status `failed`. */
   parts?: PartHealth[]
 }
@@ -42,7 +48,7 @@ export interface HealthReport {
  * stream goes stale; a busy one writes batches).
  */
 export async function ingestHealth(index: ReadModel, maxLagSeconds: number): Promise<HealthReport> {
-  const { cursors, backfills, quarantined } = await index.ingestState()
+  const { cursors, backfills, quarantined, indexVersion } = await index.ingestState()
   const now = Date.now()
   const ingest = cursors.map((r) => {
     const secondsSinceUpdate = Math.round((now - Date.parse(r.updatedAt)) / 1000)
@@ -58,7 +64,7 @@ export async function ingestHealth(index: ReadModel, maxLagSeconds: number): Pro
     }
   })
   const healthy = ingest.length > 0 && ingest.every((i) => !i.stale)
-  return { status: healthy ? 'ok' : 'stale', ingest, quarantined }
+  return { status: healthy ? 'ok' : 'stale', ingest, quarantined, indexVersion }
 }
 
 /**

@@ -36,11 +36,13 @@ export interface StoredRecord {
   record: string
 }
 
-/** What `/xrpc/_health` reads: every host's cursor row, backfill progress, and the quarantine's size. */
+/** What `/xrpc/_health` reads: every host's cursor row, backfill progress, the quarantine's size, and the index version answers reflect. */
 export interface IngestState {
   cursors: CursorTable[]
   backfills: BackfillProgress[]
   quarantined: number
+  /** See {@link ReadModel.answeredVersion}. */
+  indexVersion: number | null
 }
 
 /** A quarantined record as the dashboard lists it. */
@@ -166,10 +168,26 @@ export class ReadModel {
     return byKindCount(rows)
   }
 
-  /** Every firehose host's cursor row, backfill progress and the quarantine's size (`/xrpc/_health`). */
+  /** Every firehose host's cursor row, backfill progress, the quarantine's size and the version answered (`/xrpc/_health`). */
   async ingestState(): Promise<IngestState> {
-    const [cursors, backfills, quarantined] = await Promise.all([cursorRows(this.qb), backfillProgress(this.qb), this.qb.selectFrom('quarantine').select(sql<number>`count(*)`.as('n')).executeTakeFirstOrThrow()])
-    return { cursors, backfills, quarantined: Number(quarantined.n) }
+    const [cursors, backfills, quarantined, indexVersion] = await Promise.all([
+      cursorRows(this.qb),
+      backfillProgress(this.qb),
+      this.qb.selectFrom('quarantine').select(sql<number>`count(*)`.as('n')).executeTakeFirstOrThrow(),
+      this.answeredVersion(),
+    ])
+    return { cursors, backfills, quarantined: Number(quarantined.n), indexVersion }
+  }
+
+  /**
+   * The `index_version` (bumped by every ingest transaction) this process's answers reflect: on
+   * SQLite the row itself (answers always see the latest commit); on PostgreSQL the version its
+   * caches were last told of and its reads have reached (null while unknown). AppView processes
+   * showing the same number answer alike; one behind the primary's row reads a lagging replica.
+   */
+  async answeredVersion(): Promise<number | null> {
+    if (this.statements.backend === 'postgres') return this.statements.version() ?? null
+    return (await this.qb.selectFrom('index_version').select('version').executeTakeFirst())?.version ?? null
   }
 
   /** Indexed items per kind, hidden authors included (what the index holds). */

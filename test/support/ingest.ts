@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
@@ -7,6 +6,7 @@ import { TestPds } from '@atproto/dev-env'
 import { collections } from '../../src/collections/index.js'
 import { isPostgresUrl, type IndexDb } from '../../src/db/index.js'
 import { withIndex } from './backend.js'
+import { spawnCli, spawnNode, type Child } from './child.js'
 import type { LocalNetwork } from '../../src/dev/network.js'
 
 const ROOT = path.resolve(import.meta.dirname, '../..')
@@ -123,21 +123,8 @@ export async function restartPds(network: LocalNetwork): Promise<TestPds> {
 /**
  * The ingest as a child process with `env` (on top of the test's environment): the CLI's
  * `ac-appview ingest`, or with `lean` test/support/ingest-child.ts (the same ingest, faster to
- * start). It cannot outlive the test process: `setpriv --pdeathsig` kills it when the test
- * process dies, even killed outright, and a normal exit kills it too.
+ * start). It cannot outlive the test process (see spawnNode).
  */
-export function spawnIngest(env: Record<string, string>, args: string[] = [], lean = false): { child: ChildProcess; stderr: () => string; exited: Promise<number | null> } {
-  let err = ''
-  const entry = lean ? ['--import', 'tsx', path.join(ROOT, 'test/support/ingest-child.ts')] : [path.join(ROOT, 'bin/ac-appview.js'), 'ingest']
-  const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', process.execPath, ...entry, ...args], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
-  const killOnExit = () => child.kill('SIGKILL')
-  process.once('exit', killOnExit)
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()))
-  const exited = new Promise<number | null>((r) =>
-    child.once('exit', (code) => {
-      process.removeListener('exit', killOnExit)
-      r(code)
-    }),
-  )
-  return { child, stderr: () => err, exited }
+export function spawnIngest(env: Record<string, string>, args: string[] = [], lean = false): Child {
+  return lean ? spawnNode(['--import', 'tsx', path.join(ROOT, 'test/support/ingest-child.ts'), ...args], env) : spawnCli(['ingest', ...args], env)
 }
