@@ -1,7 +1,8 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import SqliteDb from 'better-sqlite3'
-import { Kysely, PostgresDialect, SqliteDialect, type Generated, type PostgresPool } from 'kysely'
+import { createHash } from 'node:crypto'
+import { Kysely, PostgresDialect, SqliteDialect, type Generated, type PostgresPool, type PostgresPoolClient } from 'kysely'
 import { Migrator } from 'kysely/migration'
 import pg from 'pg'
 import { migrations } from '../../migrations/index.js'
@@ -179,12 +180,13 @@ export interface OpenOptions {
 
 /**
  * Opens the index at `target`: a PostgreSQL database when it is a `postgres://` or
- * `postgresql://` URL (kysely's PostgresDialect over a `pg` pool), else the SQLite file at that
- * path (':memory:' allowed; created with its folder if needed) in WAL mode. Does not migrate:
- * call {@link migrateIndex}. Nothing connects before the first query.
+ * `postgresql://` URL (kysely's PostgresDialect over a `pg` pool, statements prepared per
+ * connection: see {@link preparedQuery}), else the SQLite file at that path (':memory:' allowed;
+ * created with its folder if needed) in WAL mode. Does not migrate: call {@link migrateIndex}.
+ * Nothing connects before the first query.
  */
 export function openIndex(target: string, opts: OpenOptions = {}): IndexDb {
-  if (isPostgresUrl(target)) return new Kysely<IndexSchema>({ dialect: new PostgresDialect({ pool: postgresPool(target, opts.poolSize) }) })
+  if (isPostgresUrl(target)) return openSession(preparingPool(postgresPool(target, opts.poolSize)))
   if (target !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(target)), { recursive: true })
   const sqlite = new SqliteDb(target)
   sqlite.pragma('journal_mode = WAL')
@@ -196,6 +198,38 @@ export function openIndex(target: string, opts: OpenOptions = {}): IndexDb {
 /** Kysely over one PostgreSQL session that the caller holds (the ingest leader's, src/ingest/leader.ts). */
 export function openSession(pool: PostgresPool): IndexDb {
   return new Kysely<IndexSchema>({ dialect: new PostgresDialect({ pool }) })
+}
+
+/**
+ * Longest SQL text run as a named prepared statement. Statements of one row (the ingest's
+ * per-record writes, the AppView's lookups) are prepared once per connection and then only
+ * executed; long multi-row ones (a distinct text per row count) are parsed each time, so a
+ * connection holds a bounded set of prepared statements.
+ */
+const PREPARE_MAX_SQL = 1200
+
+/**
+ * `client.query(sql, params)` as kysely calls it, run as a named prepared statement (its name a
+ * hash of the text: PostgreSQL parses and plans it once per connection) when it has parameters
+ * and is at most {@link PREPARE_MAX_SQL} characters long.
+ */
+export function preparedQuery(client: pg.ClientBase): PostgresPoolClient['query'] {
+  return ((text: string | object, values?: unknown[]) => {
+    if (typeof text !== 'string' || !values?.length || text.length > PREPARE_MAX_SQL) return (client.query as (...a: unknown[]) => unknown)(text, values)
+    return client.query({ name: `k${createHash('sha1').update(text).digest('base64url').slice(0, 20)}`, text, values })
+  }) as PostgresPoolClient['query']
+}
+
+/** `pool` as kysely's pool, its clients running statements through {@link preparedQuery}. */
+function preparingPool(pool: pg.Pool): PostgresPool {
+  return {
+    options: pool.options,
+    end: () => pool.end(),
+    async connect() {
+      const client = await pool.connect()
+      return { processID: (client as unknown as { processID?: number }).processID, query: preparedQuery(client), release: (destroy?: boolean) => client.release(destroy) }
+    },
+  }
 }
 
 /** A `pg` pool on `url` with {@link PG_TYPES}; `max` connections at most (default 10). */

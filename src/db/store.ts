@@ -62,13 +62,12 @@ export async function touchCursor(db: Db, service: string): Promise<void> {
  * to listening AppViews when the transaction commits (src/db/version.ts).
  */
 export async function bumpVersion(trx: Db): Promise<void> {
-  const { version } = await trx
+  const bump = trx
     .updateTable('index_version')
     .set((eb) => ({ version: eb('version', '+', 1) }))
     .where('id', '=', 1)
-    .returning('version')
-    .executeTakeFirstOrThrow()
-  if (backendOf(trx) === 'postgres') await sql`select pg_notify(${VERSION_CHANNEL}, ${String(version)})`.execute(trx)
+  if (backendOf(trx) === 'sqlite') await bump.execute()
+  else await sql`with bumped as (${bump.returning('version')}) select pg_notify(${VERSION_CHANNEL}, version::text) from bumped`.execute(trx) // one round trip
 }
 
 // ---- actors and repos ----
@@ -104,6 +103,13 @@ export async function upsertRepo(db: Db, did: string, source: string, set: Parti
 /** The newest rev the index reflects for `did`'s repo, if any (live commits at or below it are applied already). */
 export async function repoRev(db: Db, did: string): Promise<string | null | undefined> {
   return (await db.selectFrom('repo').select('rev').where('did', '=', did).executeTakeFirst())?.rev
+}
+
+/** In one statement: the newest rev the index reflects for `did`'s repo and its account status (null, null when unknown). */
+export async function repoAndStatus(db: Db, did: string): Promise<{ rev: string | null; status: string | null }> {
+  return db
+    .selectNoFrom((eb) => [eb.selectFrom('repo').select('rev').where('did', '=', did).as('rev'), eb.selectFrom('actor').select('status').where('did', '=', did).as('status')])
+    .executeTakeFirstOrThrow()
 }
 
 /** Whether the index holds anything of `did` (an actor row or a repo row). */

@@ -3,7 +3,7 @@ import { sql, type Transaction } from 'kysely'
 import { byNsid, type Collection } from '../collections/index.js'
 import type { IndexDb, IndexSchema, ItemTable } from '../db/index.js'
 import { isoPlusSeconds, smaller } from '../db/sql.js'
-import { bumpVersion, knownDid, repoRev, saveCursor, upsertActor, upsertRepo } from '../db/store.js'
+import { bumpVersion, knownDid, repoAndStatus, repoRev, saveCursor, upsertActor, upsertRepo } from '../db/store.js'
 import { lexicons } from '../lexicon/lexicons.js'
 import type { Logger } from '../log.js'
 import type { Identity } from './identity.js'
@@ -204,10 +204,8 @@ export class Indexer {
    * deleted (deletion is final; a replay of older events must not bring records back); true when applied.
    */
   private async applyCommit(trx: Trx, op: Extract<IndexOp, { type: 'commit' }>, service: string, now: string): Promise<boolean> {
-    const stored = await repoRev(trx, op.did)
-    if (stored && stored >= op.rev) return false
-    const actor = await trx.selectFrom('actor').select('status').where('did', '=', op.did).executeTakeFirst()
-    if (actor?.status === 'deleted') return false
+    const { rev: stored, status } = await repoAndStatus(trx, op.did)
+    if ((stored && stored >= op.rev) || status === 'deleted') return false
     for (const rop of op.ops) await this.applyRecordOp(trx, rop, now)
     await upsertRepo(trx, op.did, service, { rev: op.rev }, now)
     return true

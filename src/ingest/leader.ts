@@ -1,6 +1,6 @@
 import type { PostgresPool, PostgresPoolClient } from 'kysely'
 import pg from 'pg'
-import { PG_TYPES, openSession, type IndexDb } from '../db/index.js'
+import { PG_TYPES, openSession, preparedQuery, type IndexDb } from '../db/index.js'
 import type { Logger } from '../log.js'
 import { retry } from '../retry.js'
 
@@ -132,8 +132,9 @@ export class LeaderElection {
 }
 
 /**
- * A kysely pool of exactly one `pg` session, handed to one query or transaction at a time. It
- * never reconnects: once the session fails or ends, every use rejects and {@link lost} settles.
+ * A kysely pool of exactly one `pg` session, handed to one query or transaction at a time, its
+ * statements prepared (preparedQuery). It never reconnects: once the session fails or ends, every
+ * use rejects and {@link lost} settles.
  */
 class SessionPool implements PostgresPool {
   readonly options = {}
@@ -166,14 +167,14 @@ class SessionPool implements PostgresPool {
       }
     })
     this.tail = this.tail.then(() => turn)
-    const client = this.client
+    const query = preparedQuery(this.client)
     const failure = () => this.failure
     return ready.then(() => ({
-      processID: (client as unknown as { processID?: number }).processID,
-      query: ((...args: Parameters<pg.Client['query']>) => {
+      processID: (this.client as unknown as { processID?: number }).processID,
+      query: ((...args: Parameters<typeof query>) => {
         const lost = failure()
-        return lost ? Promise.reject(lost) : (client.query as (...a: unknown[]) => unknown)(...args)
-      }) as PostgresPoolClient['query'],
+        return lost ? Promise.reject(lost) : query(...args)
+      }) as typeof query,
       release: () => release(),
     }))
   }
