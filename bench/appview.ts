@@ -1,7 +1,8 @@
 /**
  * `npm run bench:appview`: the AppView's read path under load.
  *
- * For each index engine in BENCH_BACKENDS (default `sqlite,postgres`), in one run:
+ * For each index engine in BENCH_BACKENDS (default `sqlite,postgres`), in one run (the engines
+ * measured one after the other for each method and route, so both meet the same machine load):
  * 1. Writes an AC-scale synthetic index (src/appview/synthetic.ts: 25,100 items across the five
  *    kinds, 1,001 actors with Zipf-distributed activity, 20,000 posts about AC for the feed
  *    generator): into a temporary SQLite file, or into PostgreSQL (BENCH_POSTGRES_URL, an empty
@@ -293,8 +294,19 @@ async function emptyIndex(backend: Backend, dir: string): Promise<{ target: stri
   return { target: pg.url, drop: () => pg.stop() }
 }
 
-/** One engine: its synthetic index, every scenario and route, and the abuse runs. */
-async function benchBackend(backend: Backend, dir: string): Promise<{ runs: Run[]; abuse?: Abuse; data: SyntheticIndex; loadSeconds: number }> {
+/** One engine's index and AppView server, ready to measure. */
+interface Engine {
+  backend: Backend
+  urls: Servers
+  data: SyntheticIndex
+  hostile: string
+  loadSeconds: number
+  /** Stops the server and drops the index. */
+  stop(): Promise<void>
+}
+
+/** Writes `backend`'s synthetic index and starts its AppView server. */
+async function startEngine(backend: Backend, dir: string): Promise<Engine> {
   const index = await emptyIndex(backend, dir)
   try {
     const db = openIndex(index.target)
@@ -308,20 +320,22 @@ async function benchBackend(backend: Backend, dir: string): Promise<{ runs: Run[
     }
     const loadSeconds = (Date.now() - t0) / 1000
     await db.destroy()
-    process.stderr.write(`${backend}: index written in ${loadSeconds.toFixed(1)} s; measuring…\n`)
+    process.stderr.write(`${backend}: index written in ${loadSeconds.toFixed(1)} s\n`)
     const { child, urls } = await startServer(index.target)
-    const runs: Run[] = []
-    let abuse: Abuse | undefined
-    const only = process.env.BENCH_ONLY ?? ''
-    try {
-      for (const s of SCENARIOS.filter((x) => x.name.includes(only))) for (const route of ROUTES) runs.push(await measure(backend, urls, s, route, data))
-      if ('abuse'.includes(only)) abuse = await measureAbuse(backend, urls, data, hostile)
-    } finally {
-      await stopServer(child)
+    return {
+      backend,
+      urls,
+      data,
+      hostile,
+      loadSeconds,
+      async stop() {
+        await stopServer(child)
+        await index.drop()
+      },
     }
-    return { runs, abuse, data, loadSeconds }
-  } finally {
+  } catch (err) {
     await index.drop()
+    throw err
   }
 }
 
@@ -331,10 +345,20 @@ async function main() {
   for (const b of backends) if (b !== 'sqlite' && b !== 'postgres') throw new Error(`BENCH_BACKENDS: unknown engine ${b} (sqlite, postgres)`)
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ac-appview-bench-'))
   try {
+    const engines: Engine[] = []
+    const runs: Run[] = []
+    const abuses: Abuse[] = []
     const loadBefore = os.loadavg()
-    const results = []
-    for (const backend of backends) results.push({ backend, ...(await benchBackend(backend, dir)) })
-    const runs = results.flatMap((r) => r.runs)
+    try {
+      for (const backend of backends) engines.push(await startEngine(backend, dir))
+      // Engine after engine for each method and route, so both meet the same load (the machine is shared).
+      const only = process.env.BENCH_ONLY ?? ''
+      for (const s of SCENARIOS.filter((x) => x.name.includes(only))) for (const route of ROUTES) for (const e of engines) runs.push(await measure(e.backend, e.urls, s, route, e.data))
+      if ('abuse'.includes(only)) for (const e of engines) abuses.push(await measureAbuse(e.backend, e.urls, e.data, e.hostile))
+    } finally {
+      for (const e of engines) await e.stop()
+    }
+    const results = engines.map((e) => ({ backend: e.backend, data: e.data, loadSeconds: e.loadSeconds, abuse: abuses.find((a) => a.backend === e.backend) }))
     const cpus = os.cpus()
     const machine = `${cpus[0]?.model ?? 'unknown cpu'}, ${cpus.length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB`
     const loadAfter = os.loadavg()
@@ -345,7 +369,7 @@ async function main() {
       'load average (1 min) before / after': `${loadBefore[0].toFixed(2)} / ${loadAfter[0].toFixed(2)}`,
       index: `${data.items.toLocaleString('en')} items, ${data.handles.length.toLocaleString('en')} actors, ${data.codes.length.toLocaleString('en')} codes, ${data.posts.toLocaleString('en')} posts about AC, 100 huge KidLisp records of one hostile actor (written in ${results.map((r) => `${r.loadSeconds.toFixed(1)} s on ${r.backend}`).join(', ')})`,
       engines: backends.map((b) => (b === 'sqlite' ? 'SQLite (WAL, a read-only connection of the AppView)' : `PostgreSQL ${process.env.BENCH_POSTGRES_URL ? '(BENCH_POSTGRES_URL)' : '(Debian\'s server on loopback, fsync off, as in the tests)'}, a pool of 10, named prepared statements`)).join('; '),
-      load: `autocannon, ${CONNECTIONS} connections, ${WARMUP_SECONDS} s warm-up + ${SECONDS} s per run, server in a child process`,
+      load: `autocannon, ${CONNECTIONS} connections, ${WARMUP_SECONDS} s warm-up + ${SECONDS} s per run, each engine's server in a child process, the engines measured one after the other for each method and route`,
       'total time': `${Math.round((Date.now() - started) / 1000)} s`,
     })
     for (const r of results) if (r.abuse) abuseTable(r.abuse)

@@ -18,7 +18,8 @@ export interface RetryOptions {
 
 /**
  * `task` until it succeeds, with exponential backoff between attempts (`p-retry`): the one
- * sleep-and-backoff helper of the ingest. Unlike p-retry alone, every error is retried, a
+ * sleep-and-backoff helper of the ingest and the index (reconnects, backfill runs, repo fetches,
+ * leader campaigns, a replica catching up). Unlike p-retry alone, every error is retried, a
  * TypeError from our own code included (a firehose connection or a backfill must not end for good
  * on one bad event), and an abort through `signal` resolves undefined instead of throwing.
  * @throws the last error when `retries` run out or `onFailure` gives up.

@@ -94,7 +94,7 @@ describe.each(BACKENDS)('ingest resilience (%s)', (backend) => {
   })
 
   it('backfills again when a connection at the live tail drops before its first event', async () => {
-    const tailDb = openIndex(await idx.another('tail'))
+    const tailDb = openIndex((await idx.another('tail')).target)
     await migrateIndex(tailDb)
     const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent')
     const identity = new Identity({ plcUrl: net.plcUrl, handleResolverUrl: net.pdsUrl, allowPrivateNetwork: true, log })

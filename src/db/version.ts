@@ -4,8 +4,15 @@ import { retry } from '../retry.js'
 import { PG_TYPES } from './index.js'
 import { VERSION_CHANNEL } from './store.js'
 
-/** Waits between re-reads of a read replica that has not yet replayed a notified version, in ms. */
-const REPLICA_WAITS_MS = [5, 20, 50, 100, 250, 500, 1000]
+/** Waits between re-reads of a read replica that has not yet replayed a notified version, in ms: from `min`, doubling to `max`. */
+const REPLICA_WAIT_MS = { min: 5, max: 1000 }
+
+/** The read replica has not yet replayed the newest notified version. */
+class ReplicaBehind extends Error {
+  constructor() {
+    super('the read replica has not replayed the notified index version yet')
+  }
+}
 /**
  * How often the listening connection is proven alive, in ms: it reads the primary's version (a
  * notification lost with a silently dead connection is caught up too); one that does not answer
@@ -112,6 +119,16 @@ export class VersionWatcher {
     if (!this.stopping.signal.aborted) this.log.warn({ err: err.message }, 'not listening for index changes: response caching off until reconnected')
   }
 
+  /**
+   * Reads the version reads see and takes it.
+   * @throws ReplicaBehind while it is older than the newest notified one (read from a replica).
+   */
+  private async readVersion(): Promise<void> {
+    const { rows } = await this.read.query<{ version: number }>({ name: 'ac_index_version', text: 'select version from index_version where id = 1' })
+    this.current = Number(rows[0]?.version ?? 0)
+    if (this.current < this.target) throw new ReplicaBehind()
+  }
+
   /** Reads the version until reads reach the newest notified one (one read at a time; more notifications join it). */
   private catchUp(): Promise<void> {
     if (this.reading) {
@@ -122,13 +139,7 @@ export class VersionWatcher {
       try {
         do {
           this.again = false
-          for (let i = 0; ; i++) {
-            const { rows } = await this.read.query<{ version: number }>({ name: 'ac_index_version', text: 'select version from index_version where id = 1' })
-            const version = Number(rows[0]?.version ?? 0)
-            this.current = version
-            if (version >= this.target || this.stopping.signal.aborted) break
-            await new Promise((r) => setTimeout(r, REPLICA_WAITS_MS[Math.min(i, REPLICA_WAITS_MS.length - 1)]))
-          }
+          await retry(() => this.readVersion(), { minMs: REPLICA_WAIT_MS.min, maxMs: REPLICA_WAIT_MS.max, signal: this.stopping.signal, onFailure: (err) => err instanceof ReplicaBehind })
         } while (this.again)
       } finally {
         this.reading = undefined

@@ -24,7 +24,7 @@ export interface TestIndex {
   /** The PostgreSQL server, when there is one. */
   postgres?: Postgres
   /** A second, empty index of the same engine named `name` (a file beside the first, or a database on the same server). */
-  another(name: string): Promise<string>
+  another(name: string): Promise<{ target: string; env: Record<string, string> }>
   /** Stops the PostgreSQL server (no-op on SQLite: the file goes with the stack's folder). */
   stop(): Promise<void>
 }
@@ -36,13 +36,18 @@ export interface TestIndex {
 export async function testIndex(backend: Backend, work: string): Promise<TestIndex> {
   if (backend === 'sqlite') {
     const file = path.join(work, 'index.sqlite')
-    return { backend, target: file, env: { INDEX_DB_PATH: file }, another: async (name) => path.join(work, `${name}.sqlite`), stop: async () => {} }
+    const another = async (name: string) => {
+      const target = path.join(work, `${name}.sqlite`)
+      return { target, env: { INDEX_DB_PATH: target } }
+    }
+    return { backend, target: file, env: { INDEX_DB_PATH: file }, another, stop: async () => {} }
   }
   const postgres = await startPostgres()
   const url = postgres.url.replace('postgres@', `postgres:${INDEX_PASSWORD}@`)
   const another = async (name: string) => {
     await withIndex(url, (db) => sql`create database ${sql.id(name)}`.execute(db))
-    return url.replace(/\/postgres$/, `/${name}`)
+    const target = url.replace(/\/postgres$/, `/${name}`)
+    return { target, env: { INDEX_DATABASE_URL: target } }
   }
   return { backend, target: url, env: { INDEX_DATABASE_URL: url }, postgres, another, stop: () => postgres.stop() }
 }
