@@ -1,28 +1,33 @@
 /**
  * `npm run bench:appview`: the AppView's read path under load.
  *
+ * For each index engine in BENCH_BACKENDS (default `sqlite,postgres`), in one run (the engines
+ * measured one after the other for each method and route, so both meet the same machine load):
  * 1. Writes an AC-scale synthetic index (src/appview/synthetic.ts: 25,100 items across the five
  *    kinds, 1,001 actors with Zipf-distributed activity, 20,000 posts about AC for the feed
- *    generator) into a temporary SQLite file.
+ *    generator): into a temporary SQLite file, or into PostgreSQL (BENCH_POSTGRES_URL, an empty
+ *    database; else a throwaway server from Debian's package started as the tests start it,
+ *    test/support/postgres.ts: loopback, fsync off), then `vacuum analyze`d there.
  * 2. Starts the AppView on loopback in a child process (so the load generator does not share its
  *    event loop), twice: as `serve` runs it, and without the response cache (see `serve` below);
  *    the second also has plain Fastify routes `/plain/<method>` that call the same handlers with
  *    hand-parsed params, without XRPC param decoding and lexicon validation.
  * 3. Drives each route with autocannon (programmatic API) after a warm-up, and prints req/s and
- *    p50/p99 latency side by side, the XRPC/plain ratio, the targets of issues 6 and 10 and the
- *    machine.
+ *    p50/p99 latency with the engines side by side, the XRPC/plain ratio, the targets (issues 6
+ *    and 10 on SQLite, issue 13 on PostgreSQL) and the machine.
  * 4. Abuse (issue 15): the most expensive unauthenticated request, a page of 100 of the heaviest
  *    records the lexicons allow (KidLisp of 50,000 emoji, {@link writeHugeKidlisp}) computed
  *    afresh every time (as when each request misses the response cache), alone with 4
  *    connections; then `resolveCode` (production route) while those 4 run, whose p99 must stay
  *    under 20 ms.
- * 5. Ends with one `BENCH_RESULT <json>` line: every row, and the abuse figures
- *    (`hugePageBytes`, `hugePageRps`, `hugePageP99Ms`, `resolveCodeUnderAbuseRps`,
- *    `resolveCodeUnderAbuseP99Ms`).
+ * 5. Ends with one `BENCH_RESULT <json>` line: every row (each with its `backend`, `sqlite` or
+ *    `postgres`), the abuse figures of SQLite at the top level as before (`hugePageBytes`,
+ *    `hugePageRps`, `hugePageP99Ms`, `resolveCodeUnderAbuseRps`, `resolveCodeUnderAbuseP99Ms`) and
+ *    every engine's in `abuse: [{ backend, … }]`.
  *
- * Env: BENCH_SECONDS (per run, default 7), BENCH_CONNECTIONS (default 10), BENCH_ONLY (a
- * substring of the method names to run), BENCH_CPU_PROF (a folder: the server writes a V8 CPU
- * profile there).
+ * Env: BENCH_BACKENDS (`sqlite,postgres`, or one of them), BENCH_POSTGRES_URL, BENCH_SECONDS (per
+ * run, default 7), BENCH_CONNECTIONS (default 10), BENCH_ONLY (a substring of the method names
+ * to run), BENCH_CPU_PROF (a folder: the server writes a V8 CPU profile there).
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
@@ -31,11 +36,12 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { IdResolver } from '@atproto/identity'
 import autocannon from 'autocannon'
+import { sql } from 'kysely'
 import type { FastifyInstance } from 'fastify'
 import { createAppView } from '../src/appview/server.js'
 import type { MethodDef } from '../src/appview/methods.js'
 import { writeHugeKidlisp, writeSyntheticIndex, type SyntheticIndex } from '../src/appview/synthetic.js'
-import { migrateIndex, openIndex } from '../src/db/index.js'
+import { migrateIndex, openIndex, type Backend } from '../src/db/index.js'
 import { FEEDS, feedUri } from '../src/feeds/definitions.js'
 import { createLogger } from '../src/log.js'
 
@@ -47,13 +53,23 @@ const ABUSERS = 4
 /** Target of issue 15: resolveCode's p99 while {@link ABUSERS} huge pages are being computed. */
 const UNDER_ABUSE_P99_MS = 20
 
-/** The hot methods, each with its target (issue 6; getFeedSkeleton issue 10; undefined: measured, no target). */
+/** A throughput and latency target: at least `rps` requests/s with p99 under `p99` ms (undefined: no bound). */
+interface Target {
+  rps: number
+  p99?: number
+}
+
+/**
+ * The hot methods, each with its targets by engine: on SQLite issue 6's on the production route
+ * (getFeedSkeleton: issue 10's), on PostgreSQL issue 13's (resolveCode on the production route;
+ * getFeed without the response cache); undefined: measured, no target.
+ */
 const SCENARIOS = [
-  { name: 'resolveCode', nsid: 'computer.aesthetic.media.resolveCode', target: { rps: 5000, p99: 10 } },
-  { name: 'getFeed (limit 50)', nsid: 'computer.aesthetic.media.getFeed', target: { rps: 2000, p99: 25 } },
-  { name: 'getAuthorFeed (limit 50)', nsid: 'computer.aesthetic.media.getAuthorFeed', target: undefined },
-  { name: 'getFeedSkeleton (limit 50)', nsid: 'app.bsky.feed.getFeedSkeleton', target: { rps: 3000, p99: 15 } },
-] as const
+  { name: 'resolveCode', nsid: 'computer.aesthetic.media.resolveCode', targets: { sqlite: { xrpc: { rps: 5000, p99: 10 } }, postgres: { xrpc: { rps: 3000, p99: 15 } } } },
+  { name: 'getFeed (limit 50)', nsid: 'computer.aesthetic.media.getFeed', targets: { sqlite: { xrpc: { rps: 2000, p99: 25 } }, postgres: { 'xrpc uncached': { rps: 1500 } } } },
+  { name: 'getAuthorFeed (limit 50)', nsid: 'computer.aesthetic.media.getAuthorFeed', targets: {} },
+  { name: 'getFeedSkeleton (limit 50)', nsid: 'app.bsky.feed.getFeedSkeleton', targets: { sqlite: { xrpc: { rps: 3000, p99: 15 } } } },
+] as const satisfies ReadonlyArray<{ name: string; nsid: string; targets: Partial<Record<Backend, Partial<Record<Route, Target>>>> }>
 
 /** The feed generator's identity in the benchmark: the feeds are published by this DID. */
 const PUBLISHER = 'did:plc:aestheticcomputerbench00'
@@ -67,6 +83,7 @@ const ROUTES = ['xrpc', 'xrpc uncached', 'plain'] as const
 type Route = (typeof ROUTES)[number]
 
 interface Run {
+  backend: Backend
   scenario: Scenario
   route: Route
   rps: number
@@ -84,9 +101,9 @@ interface Run {
 function plainRoutes(scope: FastifyInstance, methods: Record<string, MethodDef>) {
   for (const s of SCENARIOS) {
     const { handler } = methods[s.nsid]
-    scope.get(`/plain/${s.nsid}`, (req, reply) => {
+    scope.get(`/plain/${s.nsid}`, async (req, reply) => {
       const q = req.query as Record<string, string | undefined>
-      const body = handler({ code: q.code, actor: q.actor, kind: q.kind, feed: q.feed, cursor: q.cursor, limit: q.limit ? Number(q.limit) : 50 })
+      const body = await handler({ code: q.code, actor: q.actor, kind: q.kind, feed: q.feed, cursor: q.cursor, limit: q.limit ? Number(q.limit) : 50 })
       return reply.header('cache-control', 'public, max-age=10').type('application/json').send(body)
     })
   }
@@ -98,18 +115,15 @@ function plainRoutes(scope: FastifyInstance, methods: Record<string, MethodDef>)
  * cache (every answer computed: what each request costs right after an ingest commit), which
  * also carries the plain routes.
  */
-async function serve(indexPath: string) {
+async function serve(index: string) {
   const log = createLogger('warn')
-  const db = openIndex(indexPath)
   const start = async (responseCacheSize: number, extraRoutes?: typeof plainRoutes) => {
     const app = await createAppView({
       operator: { open: true },
-      db,
-      indexPath,
+      index,
       log,
       publicUrl: 'https://aesthetic.computer',
       healthMaxLagSeconds: 300,
-      dataDir: path.dirname(indexPath),
       dashboard: true,
       viewCacheSize: 50_000,
       responseCacheSize,
@@ -124,7 +138,7 @@ async function serve(indexPath: string) {
   const cached = await start(10_000)
   const uncached = await start(0, plainRoutes)
   process.send!({ cached: cached.url, uncached: uncached.url })
-  process.on('disconnect', () => void Promise.all([cached.app.close(), uncached.app.close()]).then(() => db.destroy()))
+  process.on('disconnect', () => void Promise.all([cached.app.close(), uncached.app.close()]))
 }
 
 // ---- parent: data, load, table ----
@@ -147,16 +161,17 @@ async function load(url: string, paths: string[], seconds: number, connections =
   })
 }
 
-async function measure(urls: Servers, s: Scenario, route: Route, data: SyntheticIndex): Promise<Run> {
+async function measure(backend: Backend, urls: Servers, s: Scenario, route: Route, data: SyntheticIndex): Promise<Run> {
   const prefix = route === 'plain' ? '/plain/' : '/xrpc/'
   const paths = pathsFor(s, data).map((p) => `${prefix}${s.nsid}${p}`)
   const base = route === 'xrpc' ? urls.cached : urls.uncached
   await load(base, paths, WARMUP_SECONDS)
   const r = await load(base, paths, SECONDS)
-  return { scenario: s, route, rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, bad: r.non2xx + r.errors + r.timeouts }
+  return { backend, scenario: s, route, rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, bad: r.non2xx + r.errors + r.timeouts }
 }
 
 interface Abuse {
+  backend: Backend
   path: string
   /** Size of one answer. */
   bytes: number
@@ -170,7 +185,7 @@ interface Abuse {
  * for requests that miss the cache), alone with {@link ABUSERS} connections, then `resolveCode`
  * on the production server (same process, same event loop) while those run.
  */
-async function measureAbuse(urls: Servers, data: SyntheticIndex, hostile: string): Promise<Abuse> {
+async function measureAbuse(backend: Backend, urls: Servers, data: SyntheticIndex, hostile: string): Promise<Abuse> {
   const path = `/xrpc/computer.aesthetic.media.getAuthorFeed?${new URLSearchParams({ actor: hostile, limit: '100' })}`
   const bytes = (await (await fetch(urls.uncached + path)).arrayBuffer()).byteLength
   await load(urls.uncached, [path], WARMUP_SECONDS, ABUSERS)
@@ -179,13 +194,13 @@ async function measureAbuse(urls: Servers, data: SyntheticIndex, hostile: string
   await load(urls.cached, codes, WARMUP_SECONDS)
   const [, resolve] = await Promise.all([load(urls.uncached, [path], SECONDS, ABUSERS), load(urls.cached, codes, SECONDS)])
   const figures = (r: autocannon.Result) => ({ rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, bad: r.non2xx + r.errors + r.timeouts })
-  return { path, bytes, alone: figures(alone), resolveCode: figures(resolve) }
+  return { backend, path, bytes, alone: figures(alone), resolveCode: figures(resolve) }
 }
 
 function abuseTable(a: Abuse) {
   const met = a.resolveCode.p99 < UNDER_ABUSE_P99_MS ? 'met' : 'MISSED'
   const rows = [
-    ['abuse', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'target'],
+    [`abuse (${a.backend})`, 'req/s', 'p50 ms', 'p99 ms', 'errors', 'target'],
     [`huge page (${(a.bytes / 1024).toFixed(0)} KiB), ${ABUSERS} connections, uncached`, Math.round(a.alone.rps).toLocaleString('en'), String(a.alone.p50), String(a.alone.p99), String(a.alone.bad), ''],
     [`resolveCode while ${ABUSERS} huge pages run`, Math.round(a.resolveCode.rps).toLocaleString('en'), String(a.resolveCode.p50), String(a.resolveCode.p99), String(a.resolveCode.bad), `${met} (p99 <${UNDER_ABUSE_P99_MS})`],
   ]
@@ -206,17 +221,45 @@ function abuseResult(a: Abuse): Record<string, number> {
   }
 }
 
-function table(runs: Run[], setup: Record<string, string>) {
-  const rows = [['method', 'route', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'req/s vs plain', 'target']]
-  for (const run of runs) {
-    const plain = runs.find((r) => r.scenario === run.scenario && r.route === 'plain')!
-    const t = run.scenario.target
-    const met = t && run.route !== 'plain' ? `${run.rps >= t.rps && run.p99 < t.p99 ? 'met' : 'MISSED'} (≥${t.rps}, p99 <${t.p99})` : ''
-    rows.push([run.scenario.name, run.route, Math.round(run.rps).toLocaleString('en'), String(run.p50), String(run.p99), String(run.bad), run.route === 'plain' ? '' : (run.rps / plain.rps).toFixed(2), met])
+/** `run`'s target on its engine and route, if any. */
+function targetOf(run: Run): Target | undefined {
+  return (run.scenario.targets as Partial<Record<Backend, Partial<Record<Route, Target>>>>)[run.backend]?.[run.route]
+}
+
+function met(run: Run, t: Target): boolean {
+  return run.rps >= t.rps && (t.p99 === undefined || run.p99 < t.p99)
+}
+
+/** One row per method and route, the engines side by side: req/s, p50, p99, errors, ratio to plain, target. */
+function table(runs: Run[], backends: Backend[], setup: Record<string, string>) {
+  const cells = (run: Run | undefined) => {
+    if (!run) return ['', '', '', '', '', '']
+    const plain = runs.find((r) => r.backend === run.backend && r.scenario === run.scenario && r.route === 'plain')
+    const t = targetOf(run)
+    return [
+      Math.round(run.rps).toLocaleString('en'),
+      String(run.p50),
+      String(run.p99),
+      String(run.bad),
+      run.route === 'plain' || !plain ? '' : (run.rps / plain.rps).toFixed(2),
+      t ? `${met(run, t) ? 'met' : 'MISSED'} (≥${t.rps}${t.p99 ? `, p99 <${t.p99}` : ''})` : '',
+    ]
+  }
+  const rows = [
+    ['', '', ...backends.flatMap((b) => [b, '', '', '', '', ''])],
+    ['method', 'route', ...backends.flatMap(() => ['req/s', 'p50 ms', 'p99 ms', 'errors', 'vs plain', 'target'])],
+  ]
+  for (const s of SCENARIOS) {
+    for (const route of ROUTES) {
+      const byBackend = backends.map((b) => runs.find((r) => r.backend === b && r.scenario === s && r.route === route))
+      if (byBackend.every((r) => !r)) continue
+      rows.push([s.name, route, ...byBackend.flatMap(cells)])
+    }
   }
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)))
-  const line = (r: string[]) => r.map((cell, c) => (c < 2 || c === 7 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')
-  const out = [...Object.entries(setup).map(([k, v]) => `${k}: ${v}`), '', line(rows[0]), line(widths.map((w) => '-'.repeat(w))), ...rows.slice(1).map(line)]
+  const leftAligned = (c: number) => c < 2 || (c - 2) % 6 === 5
+  const line = (r: string[], header = false) => r.map((cell, c) => (header || leftAligned(c) ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')
+  const out = [...Object.entries(setup).map(([k, v]) => `${k}: ${v}`), '', line(rows[0], true), line(rows[1]), line(widths.map((w) => '-'.repeat(w))), ...rows.slice(2).map((r) => line(r))]
   process.stdout.write(out.join('\n') + '\n')
 }
 
@@ -225,8 +268,8 @@ interface Servers {
   uncached: string
 }
 
-function startServer(indexPath: string): Promise<{ child: ChildProcess; urls: Servers }> {
-  const child = fork(fileURLToPath(import.meta.url), ['--serve', indexPath], { execArgv: ['--import', 'tsx', ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+function startServer(index: string): Promise<{ child: ChildProcess; urls: Servers }> {
+  const child = fork(fileURLToPath(import.meta.url), ['--serve', index], { execArgv: ['--import', 'tsx', ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   return new Promise((resolve, reject) => {
     child.once('message', (m) => resolve({ child, urls: m as Servers }))
     child.once('exit', (code) => reject(new Error(`AppView exited with ${code}`)))
@@ -242,51 +285,101 @@ async function stopServer(child: ChildProcess) {
   clearTimeout(timer)
 }
 
-async function main() {
-  const started = Date.now()
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ac-appview-bench-'))
-  const indexPath = path.join(dir, 'index.sqlite')
+/** An empty index of `backend` for one engine's runs, and how to drop it. */
+async function emptyIndex(backend: Backend, dir: string): Promise<{ target: string; drop(): Promise<void> }> {
+  if (backend === 'sqlite') return { target: path.join(dir, 'index.sqlite'), drop: async () => {} }
+  if (process.env.BENCH_POSTGRES_URL) return { target: process.env.BENCH_POSTGRES_URL, drop: async () => {} }
+  const { startPostgres } = await import('../test/support/postgres.js')
+  const pg = await startPostgres()
+  return { target: pg.url, drop: () => pg.stop() }
+}
+
+/** One engine's index and AppView server, ready to measure. */
+interface Engine {
+  backend: Backend
+  urls: Servers
+  data: SyntheticIndex
+  hostile: string
+  loadSeconds: number
+  /** Stops the server and drops the index. */
+  stop(): Promise<void>
+}
+
+/** Writes `backend`'s synthetic index and starts its AppView server. */
+async function startEngine(backend: Backend, dir: string): Promise<Engine> {
+  const index = await emptyIndex(backend, dir)
   try {
-    const db = openIndex(indexPath)
+    const db = openIndex(index.target)
     await migrateIndex(db)
     const t0 = Date.now()
     const data = await writeSyntheticIndex(db, { posts: POSTS })
     const hostile = await writeHugeKidlisp(db)
+    if (backend === 'postgres') {
+      await sql`vacuum analyze`.execute(db) // as autovacuum would: statistics, and index-only scans
+      await sql`checkpoint`.execute(db) // the load's writes flushed now, not during the runs
+    }
     const loadSeconds = (Date.now() - t0) / 1000
     await db.destroy()
-    const loadBefore = os.loadavg()
-    const { child, urls } = await startServer(indexPath)
-    const runs: Run[] = []
-    let abuse: Abuse | undefined
-    const only = process.env.BENCH_ONLY ?? ''
-    try {
-      for (const s of SCENARIOS.filter((x) => x.name.includes(only))) for (const route of ROUTES) runs.push(await measure(urls, s, route, data))
-      if ('abuse'.includes(only)) abuse = await measureAbuse(urls, data, hostile)
-    } finally {
-      await stopServer(child)
+    process.stderr.write(`${backend}: index written in ${loadSeconds.toFixed(1)} s\n`)
+    const { child, urls } = await startServer(index.target)
+    return {
+      backend,
+      urls,
+      data,
+      hostile,
+      loadSeconds,
+      async stop() {
+        await stopServer(child)
+        await index.drop()
+      },
     }
+  } catch (err) {
+    await index.drop()
+    throw err
+  }
+}
+
+async function main() {
+  const started = Date.now()
+  const backends = (process.env.BENCH_BACKENDS ?? 'sqlite,postgres').split(',').map((b) => b.trim()) as Backend[]
+  for (const b of backends) if (b !== 'sqlite' && b !== 'postgres') throw new Error(`BENCH_BACKENDS: unknown engine ${b} (sqlite, postgres)`)
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ac-appview-bench-'))
+  try {
+    const engines: Engine[] = []
+    const runs: Run[] = []
+    const abuses: Abuse[] = []
+    const loadBefore = os.loadavg()
+    try {
+      for (const backend of backends) engines.push(await startEngine(backend, dir))
+      // Engine after engine for each method and route, so both meet the same load (the machine is shared).
+      const only = process.env.BENCH_ONLY ?? ''
+      for (const s of SCENARIOS.filter((x) => x.name.includes(only))) for (const route of ROUTES) for (const e of engines) runs.push(await measure(e.backend, e.urls, s, route, e.data))
+      if ('abuse'.includes(only)) for (const e of engines) abuses.push(await measureAbuse(e.backend, e.urls, e.data, e.hostile))
+    } finally {
+      for (const e of engines) await e.stop()
+    }
+    const results = engines.map((e) => ({ backend: e.backend, data: e.data, loadSeconds: e.loadSeconds, abuse: abuses.find((a) => a.backend === e.backend) }))
     const cpus = os.cpus()
     const machine = `${cpus[0]?.model ?? 'unknown cpu'}, ${cpus.length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB`
     const loadAfter = os.loadavg()
-    table(runs, {
+    const data = results[0].data
+    table(runs, backends, {
       machine,
       node: process.version,
       'load average (1 min) before / after': `${loadBefore[0].toFixed(2)} / ${loadAfter[0].toFixed(2)}`,
-      index: `${data.items.toLocaleString('en')} items, ${data.handles.length.toLocaleString('en')} actors, ${data.codes.length.toLocaleString('en')} codes, ${data.posts.toLocaleString('en')} posts about AC, 100 huge KidLisp records of one hostile actor (written in ${loadSeconds.toFixed(1)} s)`,
-      load: `autocannon, ${CONNECTIONS} connections, ${WARMUP_SECONDS} s warm-up + ${SECONDS} s per run, server in a child process`,
+      index: `${data.items.toLocaleString('en')} items, ${data.handles.length.toLocaleString('en')} actors, ${data.codes.length.toLocaleString('en')} codes, ${data.posts.toLocaleString('en')} posts about AC, 100 huge KidLisp records of one hostile actor (written in ${results.map((r) => `${r.loadSeconds.toFixed(1)} s on ${r.backend}`).join(', ')})`,
+      engines: backends.map((b) => (b === 'sqlite' ? 'SQLite (WAL, a read-only connection of the AppView)' : `PostgreSQL ${process.env.BENCH_POSTGRES_URL ? '(BENCH_POSTGRES_URL)' : '(Debian\'s server on loopback, fsync off, as in the tests)'}, a pool of 10, named prepared statements`)).join('; '),
+      load: `autocannon, ${CONNECTIONS} connections, ${WARMUP_SECONDS} s warm-up + ${SECONDS} s per run, each engine's server in a child process, the engines measured one after the other for each method and route`,
       'total time': `${Math.round((Date.now() - started) / 1000)} s`,
     })
-    if (abuse) abuseTable(abuse)
-    const rows = runs.map((r) => ({
-      method: r.scenario.nsid.split('.').pop(),
-      route: r.route,
-      rps: Math.round(r.rps),
-      p50: r.p50,
-      p99: r.p99,
-      errors: r.bad,
-      ...(r.scenario.target && r.route !== 'plain' ? { target: r.scenario.target, met: r.rps >= r.scenario.target.rps && r.p99 < r.scenario.target.p99 } : {}),
-    }))
-    process.stdout.write(`BENCH_RESULT ${JSON.stringify({ bench: 'appview', machine, node: process.version, load: { before: loadBefore[0], after: loadAfter[0] }, limit: 50, rows, ...(abuse ? abuseResult(abuse) : {}) })}\n`)
+    for (const r of results) if (r.abuse) abuseTable(r.abuse)
+    const rows = runs.map((r) => {
+      const t = targetOf(r)
+      return { backend: r.backend, method: r.scenario.nsid.split('.').pop(), route: r.route, rps: Math.round(r.rps), p50: r.p50, p99: r.p99, errors: r.bad, ...(t ? { target: t, met: met(r, t) } : {}) }
+    })
+    const sqliteAbuse = results.find((r) => r.backend === 'sqlite')?.abuse
+    const abuse = results.filter((r) => r.abuse).map((r) => ({ backend: r.backend, ...abuseResult(r.abuse!) }))
+    process.stdout.write(`BENCH_RESULT ${JSON.stringify({ bench: 'appview', machine, node: process.version, load: { before: loadBefore[0], after: loadAfter[0] }, limit: 50, rows, ...(sqliteAbuse ? abuseResult(sqliteAbuse) : {}), abuse })}\n`)
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }

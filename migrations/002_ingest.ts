@@ -1,4 +1,5 @@
 import { type Kysely, sql } from 'kysely'
+import { textType } from '../src/db/sql.js'
 
 /**
  * Ingest state beyond the cursor (issue 5):
@@ -8,29 +9,30 @@ import { type Kysely, sql } from 'kysely'
  * - `quarantine.rev` and `quarantine.lexiconHash`: what a re-check needs when lexicons change.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
+  const text = textType(db)
   await db.schema
     .createTable('repo')
-    .addColumn('did', 'text', (c) => c.primaryKey())
-    .addColumn('source', 'text', (c) => c.notNull())
-    .addColumn('rev', 'text')
-    .addColumn('state', 'text')
+    .addColumn('did', text, (c) => c.primaryKey())
+    .addColumn('source', text, (c) => c.notNull())
+    .addColumn('rev', text)
+    .addColumn('state', text)
     .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
-    .addColumn('error', 'text')
-    .addColumn('updatedAt', 'text', (c) => c.notNull())
+    .addColumn('error', text)
+    .addColumn('updatedAt', text, (c) => c.notNull())
     .execute()
   await sql`create index repo_source_state on repo (source, state)`.execute(db)
 
   await db.schema
     .createTable('backfill')
-    .addColumn('source', 'text', (c) => c.primaryKey())
-    .addColumn('status', 'text', (c) => c.notNull())
-    .addColumn('reason', 'text', (c) => c.notNull())
-    .addColumn('startedAt', 'text', (c) => c.notNull())
-    .addColumn('finishedAt', 'text')
+    .addColumn('source', text, (c) => c.primaryKey())
+    .addColumn('status', text, (c) => c.notNull())
+    .addColumn('reason', text, (c) => c.notNull())
+    .addColumn('startedAt', text, (c) => c.notNull())
+    .addColumn('finishedAt', text)
     .execute()
 
-  await db.schema.alterTable('quarantine').addColumn('rev', 'text').execute()
-  await db.schema.alterTable('quarantine').addColumn('lexiconHash', 'text').execute()
+  await db.schema.alterTable('quarantine').addColumn('rev', text).execute()
+  await db.schema.alterTable('quarantine').addColumn('lexiconHash', text).execute()
   await sql`create index quarantine_did on quarantine (did)`.execute(db)
 }
 

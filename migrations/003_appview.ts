@@ -11,7 +11,7 @@ import { type Kysely, sql } from 'kysely'
  * Same keys and order as 001's indexes: every query 001's indexes served is still served.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
-  await sql`create index item_code_authority on item (kind, code, sortAt, uri) where code is not null`.execute(db)
+  await sql`create index item_code_authority on item (kind, code, "sortAt", uri) where code is not null`.execute(db)
   await sql`drop index item_code`.execute(db)
   for (const [name, key] of FEED_INDEXES) {
     await sql`drop index ${sql.id(name)}`.execute(db)
@@ -30,11 +30,11 @@ export async function down(db: Kysely<unknown>): Promise<void> {
 
 /** 001's feed indexes and their keys. */
 const FEED_INDEXES = [
-  ['item_feed', 'sortAt desc, uri desc'],
-  ['item_kind_feed', 'kind, sortAt desc, uri desc'],
-  ['item_author_feed', 'did, sortAt desc, uri desc'],
-  ['item_author_kind_feed', 'did, kind, sortAt desc, uri desc'],
+  ['item_feed', '"sortAt" desc, uri desc'],
+  ['item_kind_feed', 'kind, "sortAt" desc, uri desc'],
+  ['item_author_feed', 'did, "sortAt" desc, uri desc'],
+  ['item_author_kind_feed', 'did, kind, "sortAt" desc, uri desc'],
 ] as const
 
 /** Columns a feed page reads besides the key (duplicates of key columns are harmless). */
-const COVERED = 'did, kind, cid, indexedAt'
+const COVERED = 'did, kind, cid, "indexedAt"'

@@ -1,4 +1,5 @@
 import { type Kysely, sql } from 'kysely'
+import { isoPlusSeconds } from '../src/db/sql.js'
 import { serviceId } from '../src/redact.js'
 
 /**
@@ -16,7 +17,8 @@ import { serviceId } from '../src/redact.js'
 export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema.alterTable('item').addColumn('hidden', 'integer', (c) => c.notNull().defaultTo(0)).execute()
   await sql`update item set hidden = 1 where did in (select did from actor where status is not null)`.execute(db)
-  await sql`update item set sortAt = strftime('%Y-%m-%dT%H:%M:%fZ', indexedAt, '+300 seconds') where sortAt > strftime('%Y-%m-%dT%H:%M:%fZ', indexedAt, '+300 seconds')`.execute(db)
+  const latest = isoPlusSeconds(db, sql.ref('indexedAt'), 300)
+  await sql`update item set "sortAt" = ${latest} where "sortAt" > ${latest}`.execute(db)
   for (const [name, key] of FEED_INDEXES) {
     await sql`drop index ${sql.id(name)}`.execute(db)
     await sql`create index ${sql.id(name)} on item (hidden, ${sql.raw(key)}, ${sql.raw(COVERED)})`.execute(db)
@@ -40,9 +42,9 @@ export async function down(db: Kysely<unknown>): Promise<void> {
 
 /** The site-wide feed indexes of 003 and their keys. */
 const FEED_INDEXES = [
-  ['item_feed', 'sortAt desc, uri desc'],
-  ['item_kind_feed', 'kind, sortAt desc, uri desc'],
+  ['item_feed', '"sortAt" desc, uri desc'],
+  ['item_kind_feed', 'kind, "sortAt" desc, uri desc'],
 ] as const
 
 /** Columns a feed page reads besides the key, as in 003. */
-const COVERED = 'did, kind, cid, indexedAt'
+const COVERED = 'did, kind, cid, "indexedAt"'

@@ -109,7 +109,7 @@ writer
     const cfg = config()
     const log = logger(cfg)
     const live = await (await services()).runLive(cfg, log)
-    const metricsServer = await serveProcessMetrics(cfg)
+    const metricsServer = await serveProcessMetrics(cfg, async () => live.writerStatus())
     onShutdown(log, async () => {
       metricsServer?.close()
       await live.stop()
@@ -216,21 +216,19 @@ function parsePositive(v: string): number {
 const ingestCmd = program
   .command('ingest')
   .description(
-    'Subscribe to the firehose (FIREHOSE_URL, default PDS_URL; comma-separated for several hosts) and index computer.aesthetic.* records into INDEX_DB_PATH. Resumes from its stored cursor; backfills on first start and when the cursor is outside the host\'s window. Serves /metrics on METRICS_PORT when set (ADMIN_PASSWORD required).',
+    'Subscribe to the firehose (FIREHOSE_URL, default PDS_URL; comma-separated for several hosts) and index computer.aesthetic.* records into the index (INDEX_DATABASE_URL, else INDEX_DB_PATH). Resumes from its stored cursor; backfills on first start and when the cursor is outside the host\'s window. On PostgreSQL run several: one leads (writes), the others stand by and take over within INGEST_FAILOVER_SECONDS. Serves /metrics on METRICS_PORT when set (ADMIN_PASSWORD required).',
   )
   .option('--backfill', 'also backfill now: list every repo of each host, fetch and verify it, and make the index match it (resumable)')
   .option('--cursor <seq>', 'replay from this firehose seq instead of the stored cursor', (v) => parseSeq(v))
   .action(async (o: { backfill?: boolean; cursor?: number }) => {
     const cfg = config()
     const log = logger(cfg)
-    const db = await (await services()).openMigratedIndex(cfg, log)
-    const ingest = await (await services()).runIngest(cfg, log, db, { backfill: o.backfill, startCursor: o.cursor })
+    const ingest = await (await services()).runIngest(cfg, log, { backfill: o.backfill, startCursor: o.cursor })
     const metricsServer = await serveProcessMetrics(cfg)
     if (metricsServer) log.info({ address: metricsServer.address() }, 'ingest metrics at /metrics')
     onShutdown(log, async () => {
       metricsServer?.close()
       await ingest.stop()
-      await db.destroy()
     })
   })
 
@@ -255,17 +253,16 @@ function parseSeq(value: string): number {
 
 program
   .command('serve')
-  .description('Serve the AppView (XRPC methods, /xrpc/_health, /metrics) on HOST:PORT from INDEX_DB_PATH.')
+  .description(
+    'Serve the AppView (XRPC methods, /xrpc/_health, /metrics, the dashboard) on HOST:PORT from the index (INDEX_DATABASE_URL, reading from INDEX_READ_URL when set, else INDEX_DB_PATH). Stateless: run any number behind a proxy on PostgreSQL. The dashboard shows the writer at WRITER_STATUS_URL when set.',
+  )
   .action(async () => {
     const cfg = config()
     const log = logger(cfg)
-    const db = await (await services()).openMigratedIndex(cfg, log)
-    const { app, url } = await (await services()).runAppView(cfg, log, db)
+    await (await (await services()).openMigratedIndex(cfg, log)).destroy()
+    const { app, url } = await (await services()).runAppView(cfg, log)
     log.info({ url }, 'AppView listening')
-    onShutdown(log, async () => {
-      await app.close()
-      await db.destroy()
-    })
+    onShutdown(log, () => app.close())
   })
 
 const feeds = program.command('feeds').description("AC's Bluesky feeds (src/feeds/definitions.ts), served by the AppView as a feed generator.")
@@ -293,7 +290,7 @@ program
     const log = logger(cfg)
     const { runStart } = await import('./start.js')
     const started = await runStart(cfg, log, o.only)
-    const metricsServer = o.only && !o.only.includes('appview') ? await serveProcessMetrics(cfg) : undefined
+    const metricsServer = o.only && !o.only.includes('appview') ? await serveProcessMetrics(cfg, started.writerStatus) : undefined
     onShutdown(log, async () => {
       metricsServer?.close()
       await started.stop()
@@ -322,19 +319,24 @@ program
 
 program
   .command('migrate')
-  .description('Apply pending index migrations (migrations/) to INDEX_DB_PATH.')
+  .description('Apply pending index migrations (migrations/) to the index: INDEX_DATABASE_URL (PostgreSQL) when set, else INDEX_DB_PATH (SQLite).')
   .action(async () => {
     const cfg = config()
-    const db = await (await services()).openMigratedIndex(cfg, logger(cfg))
-    await db.destroy()
+    const log = logger(cfg)
+    const { describeIndex } = await import('./db/index.js')
+    await (await (await services()).openMigratedIndex(cfg, log)).destroy()
+    log.info({ index: describeIndex(cfg.index) }, 'index migrations applied')
   })
 
-/** `/metrics` of this process on METRICS_PORT, behind ADMIN_PASSWORD, when METRICS_PORT is set. */
-async function serveProcessMetrics(cfg: Config) {
+/**
+ * `/metrics` of this process on METRICS_PORT, behind ADMIN_PASSWORD, when METRICS_PORT is set;
+ * with `writerStatus` (a process running the writer) also `/status` (WRITER_STATUS_URL of `serve`).
+ */
+async function serveProcessMetrics(cfg: Config, writerStatus?: () => Promise<unknown>) {
   if (cfg.METRICS_PORT === undefined) return undefined
   const { serveMetrics } = await import('./metrics.js')
   const { checkCredential } = await import('./appview/operator-auth.js')
-  return serveMetrics(cfg.HOST, cfg.METRICS_PORT, (authorization) => checkCredential({ password: cfg.ADMIN_PASSWORD }, authorization))
+  return serveMetrics(cfg.HOST, cfg.METRICS_PORT, (authorization) => checkCredential({ password: cfg.ADMIN_PASSWORD }, authorization), writerStatus)
 }
 
 function config(): Config {

@@ -11,6 +11,8 @@ const bool = z
 
 const url = z.url({ protocol: /^https?$/ })
 const wsUrl = z.url({ protocol: /^(https?|wss?)$/ })
+/** A PostgreSQL connection URL (libpq's form, as `pg` reads it: `postgres://user:pass@host:5432/db?sslmode=require`). */
+const postgresUrl = z.string().regex(/^postgres(ql)?:\/\/[^\s]+$/i, 'must be a postgres:// or postgresql:// URL')
 
 /**
  * The AppView's bounds by default (issue 15): memory of its two caches in bytes, connections in
@@ -59,6 +61,8 @@ const schema = z.object({
   // Ingest
   FIREHOSE_URL: list.pipe(z.array(wsUrl).min(1)).optional(),
   INDEX_DB_PATH: z.string().min(1).optional(),
+  INDEX_DATABASE_URL: postgresUrl.optional(),
+  INDEX_READ_URL: postgresUrl.optional(),
   PLC_URL: url.default('https://plc.directory'),
   HANDLE_RESOLVER_URL: url.optional(),
   TRUSTED_PDS: list.optional(),
@@ -69,6 +73,7 @@ const schema = z.object({
   INGEST_WATCHDOG_SECONDS: z.coerce.number().int().min(1).default(60),
   INGEST_BACKFILL_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   INGEST_POSTS: bool.default(true),
+  INGEST_FAILOVER_SECONDS: z.coerce.number().int().min(2).max(600).default(10),
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   ADMIN_PASSWORD: z.string().min(12, 'must be at least 12 characters').optional(),
 
@@ -94,6 +99,7 @@ const schema = z.object({
   MAX_CONNECTIONS: z.coerce.number().int().min(1).default(APPVIEW_LIMITS.maxConnections),
   MAX_CONNECTIONS_PER_CLIENT: z.coerce.number().int().min(1).default(APPVIEW_LIMITS.maxConnectionsPerClient),
   HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(APPVIEW_LIMITS.headersTimeoutMs),
+  WRITER_STATUS_URL: url.optional(),
 
   // Feed generator, and AC's own account on Bluesky (feed publisher, `writer share --as account`)
   FEEDGEN_HOSTNAME: z.string().regex(/^[a-z0-9.-]+(:\d{1,5})?$/i, 'must be a host name with an optional port, without scheme or path').optional(),
@@ -108,6 +114,11 @@ export type Env = z.infer<typeof schema>
 /** Resolved configuration: the validated environment plus derived values. */
 export interface Config extends Env {
   indexDbPath: string
+  /**
+   * Where the index is: INDEX_DATABASE_URL (PostgreSQL) when set, else the SQLite file
+   * {@link indexDbPath}. Never shown as is (it may hold a password): see describeIndex.
+   */
+  index: string
   firehoseUrl: string | undefined
   /** Every firehose host (FIREHOSE_URL is a comma-separated list; default PDS_URL). */
   firehoseUrls: string[]
@@ -149,9 +160,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`)
   }
   const e = parsed.data
+  if (e.INDEX_READ_URL && !e.INDEX_DATABASE_URL) throw new ConfigError('invalid configuration:\n  INDEX_READ_URL: needs INDEX_DATABASE_URL (a read replica of that PostgreSQL database)')
+  const indexDbPath = e.INDEX_DB_PATH ?? `${e.DATA_DIR}/index.sqlite`
   return {
     ...e,
-    indexDbPath: e.INDEX_DB_PATH ?? `${e.DATA_DIR}/index.sqlite`,
+    indexDbPath,
+    index: e.INDEX_DATABASE_URL ?? indexDbPath,
     firehoseUrl: e.FIREHOSE_URL?.[0] ?? e.PDS_URL,
     firehoseUrls: e.FIREHOSE_URL ?? (e.PDS_URL ? [e.PDS_URL] : []),
     trustedPds: (e.TRUSTED_PDS ?? (e.PDS_URL ? [e.PDS_URL] : [])).map((u) => new URL(u).origin),

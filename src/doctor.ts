@@ -3,10 +3,12 @@ import path from 'node:path'
 import { MongoClient, type Db } from 'mongodb'
 import { mirrored } from './collections/index.js'
 import type { Config } from './config.js'
-import { openIndex, pendingMigrations } from './db/index.js'
+import { describeIndex, isPostgresUrl, openIndex, pendingMigrations } from './db/index.js'
+import { cursorRows } from './db/store.js'
 import { Identity } from './ingest/identity.js'
 import { FirehoseErrorFrame, subscribeRepos, wsUrl } from './ingest/subscription.js'
 import type { Logger } from './log.js'
+import { stripUserinfo } from './redact.js'
 import { loadAccounts, type Account } from './writer/accounts.js'
 import { createWriterContext } from './writer/context.js'
 import { RepoClient } from './writer/repo.js'
@@ -236,10 +238,10 @@ async function checkFirehose(cfg: Config, add: (c: Check) => void): Promise<void
 
 /** Cursors stored in the index, by service, when the index exists. */
 async function storedCursors(cfg: Config): Promise<Map<string, number>> {
-  if (!fs.existsSync(cfg.indexDbPath)) return new Map()
-  const db = openIndex(cfg.indexDbPath)
+  if (!isPostgresUrl(cfg.index) && !fs.existsSync(cfg.index)) return new Map()
+  const db = openIndex(cfg.index)
   try {
-    const rows = await db.selectFrom('cursor').select(['service', 'seq']).execute()
+    const rows = await cursorRows(db)
     return new Map(rows.filter((r) => r.seq >= 0).map((r) => [r.service, r.seq]))
   } catch {
     return new Map() // an index from before its migrations: checkIndex reports it
@@ -266,14 +268,15 @@ function checkDataDir(cfg: Config, add: (c: Check) => void): void {
 }
 
 async function checkIndex(cfg: Config, add: (c: Check) => void): Promise<void> {
-  if (!fs.existsSync(cfg.indexDbPath)) return void add({ name: 'index migrations', status: 'ok', detail: `no index yet at ${cfg.indexDbPath}: created and migrated on first start` })
-  const db = openIndex(cfg.indexDbPath)
+  const shown = describeIndex(cfg.index)
+  if (!isPostgresUrl(cfg.index) && !fs.existsSync(cfg.index)) return void add({ name: 'index migrations', status: 'ok', detail: `no index yet at ${shown}: created and migrated on first start` })
+  const db = openIndex(cfg.index)
   try {
     const pending = await pendingMigrations(db)
     if (pending.length) add({ name: 'index migrations', status: 'fail', detail: `${pending.length} pending: ${pending.join(', ')}`, fix: 'run `ac-appview migrate` (serve, ingest and start also migrate on start)' })
-    else add({ name: 'index migrations', status: 'ok', detail: `${cfg.indexDbPath} is current` })
+    else add({ name: 'index migrations', status: 'ok', detail: `${shown} is current` })
   } catch (err) {
-    add({ name: 'index migrations', status: 'fail', detail: (err as Error).message, fix: `check INDEX_DB_PATH (${cfg.indexDbPath}); the index can be rebuilt from the network with \`ac-appview ingest --backfill\`` })
+    add({ name: 'index migrations', status: 'fail', detail: stripUserinfo((err as Error).message), fix: `check ${isPostgresUrl(cfg.index) ? 'INDEX_DATABASE_URL' : 'INDEX_DB_PATH'} (${shown}); the index can be rebuilt from the network with \`ac-appview ingest --backfill\`` })
   } finally {
     await db.destroy()
   }

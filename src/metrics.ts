@@ -25,16 +25,24 @@ export function processRegistry(own?: Registry): Registry {
 
 /**
  * Serves {@link processRegistry} at `GET /metrics` on `host:port` (METRICS_PORT), for a process
- * without the AppView (`ingest`, `writer live`, `start --only writer,ingest`). `authorize`
- * decides on the request's `Authorization` header (ADMIN_PASSWORD). Any other path answers 404.
+ * without the AppView (`ingest`, `writer live`, `start --only writer,ingest`), and with `status`
+ * (a process running the writer) `GET /status`: its JSON (the writer's latest run, which `serve`
+ * shows on the dashboard through WRITER_STATUS_URL). `authorize` decides on the request's
+ * `Authorization` header (ADMIN_PASSWORD) for both. Any other path answers 404.
  */
-export async function serveMetrics(host: string, port: number, authorize: (authorization: string | undefined) => boolean): Promise<http.Server> {
+export async function serveMetrics(host: string, port: number, authorize: (authorization: string | undefined) => boolean, status?: () => unknown): Promise<http.Server> {
   const server = http.createServer((req, res) => {
-    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') return void res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n')
+    const route = req.method === 'GET' ? req.url?.split('?')[0] : undefined
+    if (route !== '/metrics' && !(route === '/status' && status)) return void res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n')
     if (!authorize(req.headers.authorization)) return void res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Basic realm="ac-appview operator"' }).end('ADMIN_PASSWORD required\n')
-    const registry = processRegistry()
-    registry.metrics().then(
-      (body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body),
+    const answer: Promise<[string, string]> =
+      route === '/status'
+        ? Promise.resolve()
+            .then(() => status!())
+            .then((value) => ['application/json', JSON.stringify(value ?? null)])
+        : Promise.resolve(processRegistry()).then(async (registry) => [registry.contentType, await registry.metrics()])
+    answer.then(
+      ([type, body]) => res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store' }).end(body),
       (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(err.message),
     )
   })

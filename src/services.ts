@@ -1,29 +1,31 @@
 import { ConfigError, type Config } from './config.js'
 import pRetry from 'p-retry'
-import { migrateIndex, openIndex, type IndexDb } from './db/index.js'
+import { describeIndex, migrateIndex, openIndex, type IndexDb } from './db/index.js'
 import { cursorKey } from './appview/cursor.js'
 import { createAppView, type AppViewOptions } from './appview/server.js'
 import { publishFeeds, type PublishedFeed } from './feeds/publish.js'
 import { configuredIdentity } from './ingest/identity.js'
 import type { Logger } from './log.js'
 import { bskyAccount } from './writer/bsky-account.js'
+import type { WriterStatus } from './writer/status.js'
 
 /**
- * Opens the index at INDEX_DB_PATH and applies pending migrations. Processes started together on
- * one index (`start --only ingest` and `--only appview`) may race to apply the same migration:
- * the loser tries again (a few times, a moment apart) and finds it applied.
+ * Opens the index (INDEX_DATABASE_URL, else the SQLite file INDEX_DB_PATH) and applies pending
+ * migrations. Processes started together on one new SQLite index (`start --only ingest` and
+ * `--only appview`) may race to apply the same migration: the loser tries again (a few times, a
+ * moment apart) and finds it applied (on PostgreSQL kysely serialises them with a lock).
  * @throws the failing migration's error when the index is still behind after the retries.
  */
 export async function openMigratedIndex(cfg: Config, log: Logger): Promise<IndexDb> {
-  const db = openIndex(cfg.indexDbPath)
+  const db = openIndex(cfg.index)
   try {
     const applied = await pRetry(() => migrateIndex(db), { retries: 10, minTimeout: 200, maxTimeout: 1000, randomize: true })
-    if (applied.length) log.info({ applied }, 'index migrated')
+    if (applied.length) log.info({ applied, index: describeIndex(cfg.index) }, 'index migrated')
+    return db
   } catch (err) {
     await db.destroy()
     throw err
   }
-  return db
 }
 
 export { runAudit, runBackfill, runLive, runShare, runWipe } from './writer/commands.js'
@@ -33,22 +35,23 @@ export { parseKinds } from './usage.js'
 export { runIngest } from './ingest/run.js'
 
 /**
- * Starts the AppView on HOST:PORT over the index `db` (which must be the file INDEX_DB_PATH: the
- * read path opens its own read-only connection to it), with the feed generator when configured
- * (FEEDGEN_HOSTNAME or FEEDGEN_SERVICE_DID); resolves to the app and its base URL.
- * `app.close()` drains in-flight requests (graceful shutdown).
+ * Starts the AppView on HOST:PORT over the index (INDEX_DATABASE_URL, reading from INDEX_READ_URL
+ * when set, else the SQLite file INDEX_DB_PATH, which must be migrated), with the feed generator
+ * when configured (FEEDGEN_HOSTNAME or FEEDGEN_SERVICE_DID); resolves to the app and its base
+ * URL. The writer's status for the dashboard is `opts.writerStatus` (under `start`), else fetched
+ * from WRITER_STATUS_URL when set. `app.close()` drains in-flight requests (graceful shutdown).
  */
-export async function runAppView(cfg: Config, log: Logger, db: IndexDb, opts: { operatorOpen?: boolean; parts?: AppViewOptions['parts'] } = {}) {
+export async function runAppView(cfg: Config, log: Logger, opts: { operatorOpen?: boolean; parts?: AppViewOptions['parts']; writerStatus?: AppViewOptions['writerStatus'] } = {}) {
   const app = await createAppView({
     parts: opts.parts,
     operator: { password: cfg.ADMIN_PASSWORD, open: opts.operatorOpen },
-    db,
-    indexPath: cfg.indexDbPath,
+    index: cfg.index,
+    indexReadUrl: cfg.INDEX_READ_URL,
+    writerStatus: opts.writerStatus ?? (cfg.WRITER_STATUS_URL ? () => fetchWriterStatus(cfg.WRITER_STATUS_URL!, cfg.ADMIN_PASSWORD) : undefined),
     log,
     publicUrl: cfg.AC_PUBLIC_URL.replace(/\/+$/, ''),
     blobCdnTemplate: cfg.BLOB_CDN_TEMPLATE,
     healthMaxLagSeconds: cfg.HEALTH_MAX_LAG_SECONDS,
-    dataDir: cfg.DATA_DIR,
     dashboard: cfg.DASHBOARD,
     viewCacheSize: cfg.VIEW_CACHE_SIZE,
     viewCacheMaxBytes: cfg.VIEW_CACHE_MAX_BYTES,
@@ -67,6 +70,26 @@ export async function runAppView(cfg: Config, log: Logger, db: IndexDb, opts: { 
   })
   const address = await app.listen({ host: cfg.HOST, port: cfg.PORT })
   return { app, url: address.replace('[::1]', 'localhost') }
+}
+
+/** How long the writer's process has to answer `/status`, in ms (the dashboard polls every 10 s). */
+const WRITER_STATUS_TIMEOUT_MS = 2000
+
+/**
+ * The writer's latest run from its process (`writer live` or `start --only writer` serving
+ * `/status` on METRICS_PORT; src/metrics.ts), at `url` (WRITER_STATUS_URL), with the operator
+ * credential (ADMIN_PASSWORD, as a Bearer token).
+ * @throws Error naming the failure (no answer, HTTP status): the dashboard shows the writer as not reachable.
+ */
+export async function fetchWriterStatus(url: string, password: string | undefined): Promise<WriterStatus | null> {
+  const res = await fetch(url, { headers: password ? { authorization: `Bearer ${password}` } : {}, redirect: 'error', signal: AbortSignal.timeout(WRITER_STATUS_TIMEOUT_MS) }).catch((err: Error) => {
+    throw new Error(`the writer's process did not answer at WRITER_STATUS_URL: ${(err.cause as Error)?.message ?? err.message}`)
+  })
+  if (!res.ok) {
+    await res.body?.cancel()
+    throw new Error(`the writer's process answered ${res.status} at WRITER_STATUS_URL${res.status === 401 ? ' (ADMIN_PASSWORD differs)' : ''}`)
+  }
+  return (await res.json()) as WriterStatus | null
 }
 
 /**

@@ -8,6 +8,7 @@ import { createAppView } from '../src/appview/server.js'
 import { writeSyntheticIndex, type SyntheticIndex } from '../src/appview/synthetic.js'
 import { migrateIndex, openIndex, type IndexDb } from '../src/db/index.js'
 import { createLogger } from '../src/log.js'
+import { BACKENDS, testIndex, type TestIndex } from './support/backend.js'
 
 const MALFORMED = 3000
 const CONCURRENCY = 8
@@ -104,10 +105,12 @@ function malformed(r: ReturnType<typeof prng>, data: SyntheticIndex): Buffer {
 /**
  * Issue 6: thousands of malformed requests; every answer is an XRPC error (`{ error, message }`
  * JSON, 4xx), the server never crashes or answers 5xx, and good requests in between succeed.
- * Runs against an AppView over a synthetic AC-shaped index (src/appview/synthetic.ts).
+ * Runs against an AppView over a synthetic AC-shaped index (src/appview/synthetic.ts), on each
+ * index engine.
  */
-describe('AppView under malformed requests', () => {
+describe.each(BACKENDS)('AppView under malformed requests (%s)', (backend) => {
   let work: string
+  let idx: TestIndex
   let db: IndexDb
   let app: FastifyInstance
   let port: number
@@ -115,17 +118,15 @@ describe('AppView under malformed requests', () => {
 
   beforeAll(async () => {
     work = await fs.mkdtemp(path.join(os.tmpdir(), 'ac-appview-fuzz-'))
-    const indexPath = path.join(work, 'index.sqlite')
-    db = openIndex(indexPath)
+    idx = await testIndex(backend, work)
+    db = openIndex(idx.target)
     await migrateIndex(db)
     data = await writeSyntheticIndex(db, { counts: { painting: 400, mood: 300, piece: 50, kidlisp: 1000, tape: 20 }, actors: 60 })
     app = await createAppView({
-      db,
-      indexPath,
+      index: idx.target,
       log: createLogger('silent'),
       publicUrl: 'https://aesthetic.computer',
       healthMaxLagSeconds: 300,
-      dataDir: work,
       dashboard: true,
       viewCacheSize: 1000,
       responseCacheSize: 1000,
@@ -141,6 +142,7 @@ describe('AppView under malformed requests', () => {
   afterAll(async () => {
     await app?.close()
     await db?.destroy()
+    await idx?.stop()
     if (work) await fs.rm(work, { recursive: true, force: true })
   })
 

@@ -5,15 +5,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createAppView, type AppViewOptions } from '../src/appview/server.js'
 import { createLogger } from '../src/log.js'
 import { OPERATOR_HEADERS, OPERATOR_PASSWORD, indexed, png, publish, startAppViewStack, waitFor, type Account, type AppViewStack, type ItemSpec } from './support/appview.js'
+import { BACKENDS } from './support/backend.js'
 
 const M = 'computer.aesthetic.media'
 
 /**
  * Issue 6: the public contract through a real XRPC client (`@atproto/xrpc` with our lexicons,
  * which validates every answer against its output schema), code authority with a second,
- * untrusted PDS, pagination while items are indexed, and the HTTP behaviour of a public API.
+ * untrusted PDS, pagination while items are indexed, and the HTTP behaviour of a public API. On
+ * each index engine.
  */
-describe('AppView', () => {
+describe.each(BACKENDS)('AppView (%s)', (backend) => {
   let s: AppViewStack
   let alice: Account
   let bob: Account
@@ -35,12 +37,10 @@ describe('AppView', () => {
   /** Another AppView over the same index, configured differently (CDN, rate limit). */
   const sideAppView = async (over: Partial<AppViewOptions>) => {
     const app = await createAppView({
-      db: s.index,
-      indexPath: s.cfg.indexDbPath,
+      index: s.testIndex.target,
       log: createLogger('silent'),
       publicUrl: 'https://aesthetic.computer',
       healthMaxLagSeconds: 300,
-      dataDir: s.cfg.DATA_DIR,
       dashboard: true,
       viewCacheSize: 100,
       responseCacheSize: 100,
@@ -54,7 +54,7 @@ describe('AppView', () => {
   }
 
   beforeAll(async () => {
-    s = await startAppViewStack({ secondPds: true })
+    s = await startAppViewStack({ secondPds: true, backend })
     ;[alice, bob, mallory] = await Promise.all([s.account('alice'), s.account('bob'), s.account('mallory', true)])
     await put('alicePainting', alice, { kind: 'painting', code: 'Pa1', when: '2025-01-01T10:00:00.000Z', thumbnail: await png('#f0828d') })
     await put('aliceMoodOld', alice, { kind: 'mood', mood: 'first mood', when: '2025-01-02T10:00:00.000Z' })

@@ -81,8 +81,8 @@ describe("AC's feeds through Bluesky's AppView", () => {
       LOG_LEVEL: 'silent',
     })
     index = await openMigratedIndex(cfg, log)
-    ingest = await runIngest(cfg, log, index)
-    const { app } = await runAppView(cfg, log, index)
+    ingest = await runIngest(cfg, log)
+    const { app } = await runAppView(cfg, log)
     closeAppView = () => app.close()
     viewer = (await account('viewer')).agent
   })

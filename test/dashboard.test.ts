@@ -78,7 +78,7 @@ describe('operator dashboard', () => {
     await page.waitForSelector('body[data-loaded="true"]', { timeout: 30_000 })
 
     await expect.poll(() => page.locator('#ingest-state').textContent(), { timeout: 30_000 }).toBe('ok')
-    expect(await page.locator('#writer').textContent()).toContain('writer has not run')
+    expect(await page.locator('#writer').textContent()).toContain('writer not reachable: the writer runs elsewhere')
     expect(await page.locator('#counts').textContent()).toMatch(/painting\s*9/)
     expect(await page.locator('#conflict-count').textContent()).toBe('1')
     expect(await page.locator('#conflicts').textContent()).toMatch(/#Dp2\s*owns the code/)

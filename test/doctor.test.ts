@@ -39,7 +39,8 @@ describe('doctor', () => {
     await addPainting(stack, ana, { code: 'Dc1', png: await pixelArt(32) })
     await stack.mongo.collection('moods').insertOne({ mood: 'hi', when: new Date(), user: ana.sub })
     for (const empty of ['pieces', 'kidlisp', 'tapes', 'news-posts']) await stack.mongo.createCollection(empty)
-    cfg = { ...stack.cfg, INDEX_DB_PATH: path.join(stack.work, 'index.sqlite'), indexDbPath: path.join(stack.work, 'index.sqlite') }
+    const file = path.join(stack.work, 'index.sqlite')
+    cfg = { ...stack.cfg, INDEX_DB_PATH: file, indexDbPath: file, index: file }
   })
 
   afterAll(async () => {
@@ -170,7 +171,7 @@ describe('doctor', () => {
     const old = openIndex(file)
     await migrateIndexTo(old, '001_init')
     await old.destroy()
-    const checks = await doctor({ indexDbPath: file })
+    const checks = await doctor({ indexDbPath: file, index: file })
     expect(check(checks, 'index migrations')).toMatchObject({ status: 'fail', detail: expect.stringMatching(/002_ingest/), fix: expect.stringMatching(/ac-appview migrate/) })
   })
 

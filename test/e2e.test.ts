@@ -4,8 +4,7 @@ import { NotReady, collections, mirrored, readDoc, type MirroredCollection, type
 import { createWriterContext } from '../src/writer/context.js'
 import { runBackfill } from '../src/services.js'
 import type { BackfillReport } from '../src/writer/backfill.js'
-import SqliteDb from 'better-sqlite3'
-import { IndexReader } from '../src/appview/queries.js'
+import { ReadModel } from '../src/appview/read-model.js'
 import { seedSamplePosts } from '../src/dev/sample-posts.js'
 import { seedSample, type SampleSummary } from '../src/dev/sample.js'
 import { FEEDS } from '../src/feeds/definitions.js'
@@ -315,7 +314,12 @@ describe('MongoDB to PDS to firehose to AppView', () => {
     const made = await seedSamplePosts({ cfg: { ...stack.cfg, AC_BSKY_DID: ac.did, AC_BSKY_PASSWORD: ac.password }, log: stack.log, db: stack.mongo, acAccount: ac })
     const postCount = async () => Number((await indexing.index.selectFrom('post').select((eb) => eb.fn.countAll().as('n')).executeTakeFirst())?.n)
     await waitFor('the sample posts', async () => (await postCount()) >= made)
-    const reader = new FeedReader(new IndexReader(new SqliteDb(stack.cfg.indexDbPath, { readonly: true }), indexing.index), indexing.index)
-    for (const def of FEEDS) expect(skeletonPage(reader, def, 100).feed.length, def.rkey).toBeGreaterThan(0)
+    const index = ReadModel.open(stack.cfg.index, { log: stack.log })
+    const reader = new FeedReader(index)
+    try {
+      for (const def of FEEDS) expect((await skeletonPage(reader, def, 100)).feed.length, def.rkey).toBeGreaterThan(0)
+    } finally {
+      await index.close()
+    }
   })
 })

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { FEEDS } from '../src/feeds/definitions.js'
 import { ingestMetrics } from '../src/ingest/metrics.js'
 import { png, publish, startAppViewStack, waitFor, type Account, type AppViewStack } from './support/appview.js'
+import { BACKENDS } from './support/backend.js'
 import { createPost, deletePost, skeletonClient } from './support/posts.js'
 
 const PUBLISHER = 'did:plc:acfeedpublisher0000000000'
@@ -13,9 +14,9 @@ const SERVICE_DID = `did:web:${HOSTNAME}`
  * The feed generator over a real index: posts about AC from AC's PDS (trusted) and another PDS
  * (a Bluesky user's, untrusted) reach the right feeds through the real firehoses; skeletons are
  * validated against Bluesky's lexicons; deletes, takedowns, late items, squatted codes, paging
- * while posts arrive, bad parameters and service-auth JWTs.
+ * while posts arrive, bad parameters and service-auth JWTs. On each index engine.
  */
-describe('feed generator', () => {
+describe.each(BACKENDS)('feed generator (%s)', (backend) => {
   let stack: AppViewStack
   let artist: Account
   let fan: Account
@@ -28,7 +29,7 @@ describe('feed generator', () => {
   const itemIndexed = (uri: string) => waitFor(`item ${uri}`, async () => !!(await stack.index.selectFrom('item').select('uri').where('uri', '=', uri).executeTakeFirst()))
 
   beforeAll(async () => {
-    stack = await startAppViewStack({ secondPds: true, env: { FEEDGEN_HOSTNAME: HOSTNAME, AC_BSKY_DID: PUBLISHER } })
+    stack = await startAppViewStack({ secondPds: true, env: { FEEDGEN_HOSTNAME: HOSTNAME, AC_BSKY_DID: PUBLISHER }, backend })
     artist = await stack.account('artist')
     fan = await stack.account('fan', true)
     squatter = await stack.account('squatter', true)

@@ -4,6 +4,7 @@ import { Identity } from '../src/ingest/identity.js'
 import { Provenance } from '../src/ingest/provenance.js'
 import { createLogger } from '../src/log.js'
 import { OPERATOR_HEADERS, indexed, publish, startAppViewStack, waitFor, type Account, type AppViewStack } from './support/appview.js'
+import { BACKENDS, INDEX_PASSWORD } from './support/backend.js'
 import { rogueRepo, startRogueHost, type RogueHost, type RogueRepo } from './support/rogue.js'
 
 const M = 'computer.aesthetic.media'
@@ -14,9 +15,10 @@ const SECRET = 's3cret-pass'
  * Issue 15, attacks 2, 3 and 6: a rogue firehose host (real WebSocket, real signed commits of a
  * did:plc whose document names AC's PDS) beside AC's PDS. Trust comes from provenance, account
  * events from the DID's own PDS (or are confirmed with it), and the host's credentials in
- * FIREHOSE_URL are shown nowhere.
+ * FIREHOSE_URL (and the index's password in INDEX_DATABASE_URL) are shown nowhere. On each index
+ * engine.
  */
-describe('ingest on a hostile network', () => {
+describe.each(BACKENDS)('ingest on a hostile network (%s)', (backend) => {
   let s: AppViewStack
   let rogue: RogueHost
   let squatter: RogueRepo
@@ -40,7 +42,7 @@ describe('ingest on a hostile network', () => {
   beforeAll(async () => {
     rogue = await startRogueHost({ userinfo: `relay-user:${SECRET}` })
     const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(...String(chunk).trim().split('\n')), done()) })
-    s = await startAppViewStack({ firehoses: [rogue.url], log: createLogger('info', 'test', sink) })
+    s = await startAppViewStack({ firehoses: [rogue.url], log: createLogger('info', 'test', sink), backend })
     ;[alice, bob] = await Promise.all([s.account('alice'), s.account('bob')])
     squatter = await rogueRepo(s.net.plcUrl, s.net.pdsUrl, 'squatter.test')
     uris.ics = (await publish(alice, { kind: 'painting', code: 'ics', when: '2025-01-01T00:00:00.000Z' })).uri
@@ -77,6 +79,7 @@ describe('ingest on a hostile network', () => {
     const later = (await publish(bob, { kind: 'mood', mood: 'and later', when: '2025-01-03T00:00:00.000Z' })).uri
     await waitFor("bob's later mood", () => indexed(s.index, later), 30_000)
     const metrics = await (await fetch(`${s.url}/metrics`, { headers: OPERATOR_HEADERS })).text()
+    const dashboard = await (await fetch(`${s.url}/dashboard/api/status`, { headers: OPERATOR_HEADERS })).text()
     expect(metrics).toMatch(/ingest_events_refused_total\{service="ws:\/\/127\.0\.0\.1:\d+",type="#identity"\} 1/)
   })
 
@@ -101,16 +104,18 @@ describe('ingest on a hostile network', () => {
     expect(await provenance.accountStatus(squatter.did)).toBeUndefined() // AC's PDS has no such repo: nothing confirmed
   })
 
-  it('shows the credentials of a firehose URL nowhere: health, metrics, logs', async () => {
+  it('shows the credentials of a firehose URL and of the index nowhere: health, metrics, logs, the dashboard', async () => {
     const health = await (await fetch(`${s.url}/xrpc/_health`)).text()
     const metrics = await (await fetch(`${s.url}/metrics`, { headers: OPERATOR_HEADERS })).text()
+    const dashboard = await (await fetch(`${s.url}/dashboard/api/status`, { headers: OPERATOR_HEADERS })).text()
     const hostPort = new URL(rogue.url.replace('ws:', 'http:')).host
     expect(JSON.parse(health).ingest.map((h: any) => h.service)).toContain(`ws://${hostPort}`)
     expect(metrics).toContain(`service="ws://${hostPort}"`)
     expect(lines.some((l) => l.includes(hostPort))).toBe(true)
-    for (const [where, text] of [['health', health], ['metrics', metrics], ['logs', lines.join('\n')]]) {
+    for (const [where, text] of [['health', health], ['metrics', metrics], ['dashboard', dashboard], ['logs', lines.join('\n')]]) {
       expect(text, where).not.toContain(SECRET)
       expect(text, where).not.toContain('relay-user')
+      expect(text, where).not.toContain(INDEX_PASSWORD)
     }
   })
 

@@ -5,6 +5,7 @@ import { AtpAgent } from '@atproto/api'
 import { TestPds } from '@atproto/dev-env'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ingestHealth } from '../src/appview/health.js'
+import { ReadModel } from '../src/appview/read-model.js'
 import { loadConfig } from '../src/config.js'
 import { migrateIndex, openIndex, type IndexDb } from '../src/db/index.js'
 import { startNetwork, type LocalNetwork } from '../src/dev/network.js'
@@ -13,18 +14,20 @@ import { Identity } from '../src/ingest/identity.js'
 import { createLogger } from '../src/log.js'
 import { runAppView } from '../src/services.js'
 import { waitFor } from '../src/wait.js'
+import { BACKENDS, testIndex, type TestIndex } from './support/backend.js'
 import { groundTruth, indexedVersions } from './support/ingest.js'
 import { xrpc } from './support/stack.js'
 
 /**
  * Backfill and hosts: two PDSes on one PLC (the second with a 1 ms firehose window, so any stored
  * cursor is outdated there), records written before the ingest first starts, drift repaired by
- * `--backfill`, and the fallbacks for outdated and future cursors.
+ * `--backfill`, and the fallbacks for outdated and future cursors. On each index engine.
  */
-describe('ingest backfill and hosts', () => {
+describe.each(BACKENDS)('ingest backfill and hosts (%s)', (backend) => {
   let net: LocalNetwork
   let pds2: TestPds
   let work: string
+  let idx: TestIndex
   let indexFile: string
   let db: IndexDb
   let ingest: Ingest
@@ -44,7 +47,8 @@ describe('ingest backfill and hosts', () => {
     for (const a of accounts) for (const [uri, cid] of await groundTruth(a.pdsUrl, [a.did])) all.set(uri, cid)
     return all
   }
-  const expectIndexEqualsTruth = async () => expect(Object.fromEntries(indexedVersions(indexFile))).toEqual(Object.fromEntries(await truth()))
+  const expectIndexEqualsTruth = async () => expect(Object.fromEntries(await indexedVersions(indexFile))).toEqual(Object.fromEntries(await truth()))
+  const isIndexed = async (uri: string) => (await indexedVersions(indexFile)).has(uri)
   const painting = (code: string, when: string) => ({ slug: `slug-${code}`, code, imageUrl: `https://aesthetic.computer/media/paintings/${code}.png`, when, ref: '65a1b2c3d4e5f60718293a4b' })
 
   beforeAll(async () => {
@@ -65,12 +69,13 @@ describe('ingest backfill and hosts', () => {
     await write(1, 'computer.aesthetic.painting', painting('Shared', '2024-01-01T00:00:00.000Z')) // an earlier claim, from an untrusted PDS
     await write(1, 'computer.aesthetic.mood', { mood: 'on the second PDS', when: '2025-01-01T00:00:00.000Z', ref: 'b' })
 
-    indexFile = path.join(work, 'index.sqlite')
+    idx = await testIndex(backend, work)
+    indexFile = idx.target
     db = openIndex(indexFile)
     await migrateIndex(db)
     await start()
-    const cfg = loadConfig({ PDS_URL: net.pdsUrl, INDEX_DB_PATH: indexFile, HOST: '127.0.0.1', PORT: '0', ALLOW_PRIVATE_NETWORK: 'true', DASHBOARD: 'false', LOG_LEVEL: 'silent' })
-    const app = await runAppView(cfg, log, db)
+    const cfg = loadConfig({ PDS_URL: net.pdsUrl, ...idx.env, HOST: '127.0.0.1', PORT: '0', ALLOW_PRIVATE_NETWORK: 'true', DASHBOARD: 'false', LOG_LEVEL: 'silent' })
+    const app = await runAppView(cfg, log)
     appUrl = app.url
     closeApp = () => app.app.close()
   })
@@ -79,6 +84,7 @@ describe('ingest backfill and hosts', () => {
     await closeApp?.()
     await ingest?.stop()
     await db?.destroy()
+    await idx?.stop()
     await pds2?.close()
     await net?.close()
     await fs.rm(work, { recursive: true, force: true })
@@ -87,7 +93,8 @@ describe('ingest backfill and hosts', () => {
   it('backfills both PDSes on first start: the index equals listRecords of every repo', async () => {
     await ingest.backfillsSettled()
     await expectIndexEqualsTruth()
-    const report = await ingestHealth(db, 60)
+    const read = ReadModel.open(indexFile, { log })
+    const report = await ingestHealth(read, 60).finally(() => read.close())
     expect(report.ingest.map((h) => h.backfill?.status)).toEqual(['done', 'done'])
     expect(report.quarantined).toBe(1)
   })
@@ -102,7 +109,7 @@ describe('ingest backfill and hosts', () => {
 
   it('follows both live streams', async () => {
     const [a, b] = [await write(0, 'computer.aesthetic.mood', { mood: 'live 1', when: new Date().toISOString(), ref: 'c' }), await write(1, 'computer.aesthetic.mood', { mood: 'live 2', when: new Date().toISOString(), ref: 'd' })]
-    await waitFor('both live moods', async () => indexedVersions(indexFile).has(a.uri) && indexedVersions(indexFile).has(b.uri), 30_000)
+    await waitFor('both live moods', async () => (await isIndexed(a.uri)) && (await isIndexed(b.uri)), 30_000)
   })
 
   it('--backfill repairs drift: adds missing, updates changed, deletes gone', async () => {
@@ -123,7 +130,7 @@ describe('ingest backfill and hosts', () => {
     await start()
     await waitFor('the outdated-cursor backfill', async () => (await db.selectFrom('backfill').selectAll().where('source', '=', pds2.url.replace('http', 'ws')).executeTakeFirst())?.reason === 'outdated cursor', 30_000)
     await ingest.backfillsSettled()
-    expect(indexedVersions(indexFile).has(uri)).toBe(true)
+    expect(await isIndexed(uri)).toBe(true)
     await expectIndexEqualsTruth()
   })
 
@@ -135,9 +142,9 @@ describe('ingest backfill and hosts', () => {
     await start()
     await waitFor('the future-cursor backfill', async () => (await db.selectFrom('backfill').selectAll().where('source', '=', service).executeTakeFirst())?.reason === 'future cursor', 30_000)
     await ingest.backfillsSettled()
-    expect(indexedVersions(indexFile).has(uri)).toBe(true)
+    expect(await isIndexed(uri)).toBe(true)
     const later = await write(0, 'computer.aesthetic.mood', { mood: 'live again', when: new Date().toISOString(), ref: 'g' })
-    await waitFor('a live mood after the reset', () => indexedVersions(indexFile).has(later.uri), 30_000)
+    await waitFor('a live mood after the reset', () => isIndexed(later.uri), 30_000)
     expect((await db.selectFrom('cursor').select('seq').where('service', '=', service).executeTakeFirstOrThrow()).seq).toBeLessThan(1_000_000_000)
   })
 })

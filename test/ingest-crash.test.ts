@@ -6,6 +6,7 @@ import { TID } from '@atproto/common-web'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startNetwork, type LocalNetwork } from '../src/dev/network.js'
 import { waitFor } from '../src/wait.js'
+import { BACKENDS, testIndex, type TestIndex } from './support/backend.js'
 import { groundTruth, indexedVersions, readIndex, spawnIngest } from './support/ingest.js'
 
 const KILLS = 10
@@ -17,11 +18,12 @@ const AC = ['computer.aesthetic.mood', 'computer.aesthetic.piece', 'computer.aes
  * to start), as a child process, is killed with SIGKILL at
  * random points while records are created, updated and deleted, during the live stream and
  * during backfills; after each restart the index must equal what `listRecords` says each repo
- * holds: nothing missing, nothing extra, no stale version, nothing twice.
+ * holds: nothing missing, nothing extra, no stale version, nothing twice. On each index engine.
  */
-describe('ingest under SIGKILL', () => {
+describe.each(BACKENDS)('ingest under SIGKILL (%s)', (backend) => {
   let net: LocalNetwork
   let work: string
+  let idx: TestIndex
   let indexFile: string
   let env: Record<string, string>
   const accounts: Array<{ did: string; agent: AtpAgent; live: Map<string, string> }> = []
@@ -66,9 +68,9 @@ describe('ingest under SIGKILL', () => {
     const head = (await net.network.pds.ctx.sequencer.curr()) ?? 0
     await waitFor(
       `the ingest to reach seq ${head}`,
-      () => {
-        const cursor = readIndex<{ seq: number }>(indexFile, 'select seq from cursor')?.seq
-        const backfill = readIndex<{ status: string }>(indexFile, 'select status from backfill')?.status
+      async () => {
+        const cursor = (await readIndex(indexFile, (db) => db.selectFrom('cursor').select('seq').executeTakeFirst()))?.seq
+        const backfill = await backfillStatus()
         return cursor !== undefined && (cursor >= head || cursor === -1) && backfill !== undefined && backfill !== 'running'
       },
       90_000,
@@ -79,8 +81,10 @@ describe('ingest under SIGKILL', () => {
 
   async function expectExact(): Promise<void> {
     const truth = await groundTruth(net.pdsUrl, accounts.map((a) => a.did))
-    expect(Object.fromEntries(indexedVersions(indexFile))).toEqual(Object.fromEntries(truth))
+    expect(Object.fromEntries(await indexedVersions(indexFile))).toEqual(Object.fromEntries(truth))
   }
+
+  const backfillStatus = async () => (await readIndex(indexFile, (db) => db.selectFrom('backfill').select('status').executeTakeFirst()))?.status
 
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
   const untilLog = (p: ReturnType<typeof spawnIngest>, text: string) => waitFor(`"${text}" from the ingest`, () => p.stderr().includes(text), 60_000)
@@ -95,7 +99,8 @@ describe('ingest under SIGKILL', () => {
 
   beforeAll(async () => {
     work = await fs.mkdtemp(path.join(os.tmpdir(), 'ac-ingest-crash-'))
-    indexFile = path.join(work, 'index.sqlite')
+    idx = await testIndex(backend, work)
+    indexFile = idx.target
     net = await startNetwork()
     for (let i = 0; i < ACCOUNTS; i++) {
       const acc = await net.createAccount(`crash${i}`)
@@ -108,12 +113,13 @@ describe('ingest under SIGKILL', () => {
         await agent.com.atproto.repo.applyWrites({ repo: acc.did, writes: writes as never, validate: false })
       }
     }
-    env = { PDS_URL: net.pdsUrl, PLC_URL: net.plcUrl, HANDLE_RESOLVER_URL: net.pdsUrl, ALLOW_PRIVATE_NETWORK: 'true', INDEX_DB_PATH: indexFile, INGEST_BACKFILL_CONCURRENCY: '1', INGEST_BATCH_SIZE: '20' }
+    env = { PDS_URL: net.pdsUrl, PLC_URL: net.plcUrl, HANDLE_RESOLVER_URL: net.pdsUrl, ALLOW_PRIVATE_NETWORK: 'true', ...idx.env, INGEST_BACKFILL_CONCURRENCY: '1', INGEST_BATCH_SIZE: '20' }
     await burst()
   })
 
   afterAll(async () => {
     await net?.close()
+    await idx?.stop()
     await fs.rm(work, { recursive: true, force: true })
   })
 
@@ -137,12 +143,17 @@ describe('ingest under SIGKILL', () => {
     let midBackfill = 0
     // a kill that lands after the backfill finished does not count: the round is repeated
     for (let round = 0; midBackfill < KILLS && round < KILLS * 3; round++) {
-      if (round === 0) await fs.rm(work, { recursive: true, force: true }).then(() => fs.mkdir(work)) // first start: no cursor, a fresh backfill
+      if (round === 0) {
+        // first start on an empty index: no cursor, a fresh backfill
+        const fresh = await idx.another('backfills')
+        indexFile = fresh.target
+        env = { ...env, ...fresh.env }
+      }
       const p = spawnIngest(env, round === 0 ? [] : ['--backfill'], true)
       await untilLog(p, 'backfill starting')
       const writing = burst()
       await sleep(Math.random() * 250) // backfills here take 0.4-1.3 s
-      const running = readIndex<{ status: string }>(indexFile, 'select status from backfill')?.status === 'running'
+      const running = (await backfillStatus()) === 'running'
       await kill(p)
       if (running) midBackfill++
       await writing

@@ -4,6 +4,7 @@ import path from 'node:path'
 import { AtpAgent } from '@atproto/api'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ingestHealth } from '../src/appview/health.js'
+import { ReadModel } from '../src/appview/read-model.js'
 import { migrateIndex, openIndex, type IndexDb } from '../src/db/index.js'
 import { startNetwork, type LocalNetwork } from '../src/dev/network.js'
 import { startIngest, type Ingest } from '../src/ingest/firehose.js'
@@ -11,6 +12,7 @@ import { Identity } from '../src/ingest/identity.js'
 import { ingestMetrics } from '../src/ingest/metrics.js'
 import { createLogger } from '../src/log.js'
 import { waitFor } from '../src/wait.js'
+import { BACKENDS, testIndex, type TestIndex } from './support/backend.js'
 import { restartPds, startProxy } from './support/ingest.js'
 
 /** Health threshold and watchdog of this test, in seconds: small, so stalls show quickly. */
@@ -20,17 +22,20 @@ const WATCHDOG = 2
 /**
  * The ingest against a PDS behind a TCP proxy: dropped connections, a stalled stream and a PDS
  * restart are all survived without anyone touching the ingest; /xrpc/_health goes stale in time.
+ * On each index engine.
  */
-describe('ingest resilience', () => {
+describe.each(BACKENDS)('ingest resilience (%s)', (backend) => {
   let net: LocalNetwork
   let proxy: Awaited<ReturnType<typeof startProxy>>
   let work: string
+  let idx: TestIndex
   let db: IndexDb
+  let read: ReadModel
   let ingest: Ingest
   let account: { did: string; handle: string; password: string }
   let n = 0
 
-  const health = () => ingestHealth(db, MAX_LAG)
+  const health = () => ingestHealth(read, MAX_LAG)
   const indexed = async (uri: string) => !!(await db.selectFrom('item').select('uri').where('uri', '=', uri).executeTakeFirst())
 
   /** Writes a mood on the (current) PDS; resolves to its uri. */
@@ -46,9 +51,11 @@ describe('ingest resilience', () => {
     net = await startNetwork()
     proxy = await startProxy(net.network.pds.port)
     account = await net.createAccount('resilient')
-    db = openIndex(path.join(work, 'index.sqlite'))
+    idx = await testIndex(backend, work)
+    db = openIndex(idx.target)
     await migrateIndex(db)
     const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent')
+    read = ReadModel.open(idx.target, { log })
     const identity = new Identity({ plcUrl: net.plcUrl, handleResolverUrl: net.pdsUrl, allowPrivateNetwork: true, log })
     ingest = await startIngest({ db, identity, services: [proxy.url], trustedPds: [new URL(net.pdsUrl).origin], log, heartbeatMs: 300, watchdogMs: WATCHDOG * 1000, maxReconnectSeconds: 2 })
     const uri = await writeMood()
@@ -57,7 +64,9 @@ describe('ingest resilience', () => {
 
   afterAll(async () => {
     await ingest?.stop()
+    await read?.close()
     await db?.destroy()
+    await idx?.stop()
     await proxy?.close()
     await net?.close()
     await fs.rm(work, { recursive: true, force: true })
@@ -85,8 +94,7 @@ describe('ingest resilience', () => {
   })
 
   it('backfills again when a connection at the live tail drops before its first event', async () => {
-    const file = path.join(work, 'tail.sqlite')
-    const tailDb = openIndex(file)
+    const tailDb = openIndex((await idx.another('tail')).target)
     await migrateIndex(tailDb)
     const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent')
     const identity = new Identity({ plcUrl: net.plcUrl, handleResolverUrl: net.pdsUrl, allowPrivateNetwork: true, log })

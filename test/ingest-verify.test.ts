@@ -1,7 +1,8 @@
 import { P256Keypair, Secp256k1Keypair, verifySignature } from '@atproto/crypto'
 import { MemoryBlockstore, Repo, WriteOpAction, blocksToCarFile, BlockMap } from '@atproto/repo'
 import { describe, expect, it } from 'vitest'
-import { verifyCommit, verifySig } from '../src/ingest/verify.js'
+import { verifyCommit } from '../src/ingest/verify.js'
+import { verifySig } from '../src/signature.js'
 
 /** Signs a one-record commit on a fresh in-memory repo; returns its #commit body and the key. */
 async function signedCommit(keypair: Secp256k1Keypair | P256Keypair, did = 'did:plc:verifytest000000000000') {

@@ -10,14 +10,15 @@ import { Indexer } from '../src/ingest/indexer.js'
 import { ingestMetrics } from '../src/ingest/metrics.js'
 import { recheckQuarantine } from '../src/ingest/quarantine.js'
 import { schemas } from '../src/lexicon/lexicons.js'
+import { BACKENDS } from './support/backend.js'
 import { startIndexing, startStack, waitFor, xrpc, type Stack } from './support/stack.js'
 
 /**
  * The ingest against a real PDS firehose: legacy shapes, lexicon violations and the quarantine
  * (re-checked when lexicons change, listed for operators), updates, deletes, identity and account
- * events, metrics.
+ * events, metrics. On each index engine.
  */
-describe('ingest', () => {
+describe.each(BACKENDS)('ingest (%s)', (backend) => {
   let stack: Stack
   let indexing: Awaited<ReturnType<typeof startIndexing>>
   let agent: AtpAgent
@@ -31,7 +32,7 @@ describe('ingest', () => {
   const quarantined = (uri: string) => indexing.index.selectFrom('quarantine').selectAll().where('uri', '=', uri).executeTakeFirst()
 
   beforeAll(async () => {
-    stack = await startStack()
+    stack = await startStack({ backend })
     indexing = await startIndexing(stack)
     const account = await stack.net.createAccount('ingester')
     ;({ did, handle } = account)
@@ -148,7 +149,7 @@ describe('ingest', () => {
 
   it('lists the quarantine for operators: ac-appview ingest quarantine --json', async () => {
     const root = path.resolve(import.meta.dirname, '..')
-    const { stdout } = await promisify(execFile)(process.execPath, [path.join(root, 'bin/ac-appview.js'), 'ingest', 'quarantine', '--json'], { cwd: root, env: { ...process.env, INDEX_DB_PATH: stack.cfg.indexDbPath, LOG_LEVEL: 'silent' } })
+    const { stdout } = await promisify(execFile)(process.execPath, [path.join(root, 'bin/ac-appview.js'), 'ingest', 'quarantine', '--json'], { cwd: root, env: { ...process.env, ...stack.index.env, LOG_LEVEL: 'silent' } })
     const entries = JSON.parse(stdout)
     expect(entries.length).toBeGreaterThan(0)
     expect(entries[0]).toEqual(expect.objectContaining({ uri: expect.stringMatching(/^at:\/\//), reason: expect.any(String), firstSeen: expect.any(String), record: expect.any(Object) }))

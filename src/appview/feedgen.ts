@@ -3,14 +3,13 @@ import type { IdResolver } from '@atproto/identity'
 import { XRPCError, verifyJwt } from '@atproto/xrpc-server'
 import type { FastifyInstance } from 'fastify'
 import type { FeedgenConfig } from '../config.js'
-import type { IndexDb } from '../db/index.js'
 import { FEEDS, feedUri } from '../feeds/definitions.js'
 import { FeedReader } from '../feeds/reader.js'
 import { skeletonPage } from '../feeds/skeleton.js'
-import { verifySig } from '../ingest/verify.js'
+import { verifySig } from '../signature.js'
 import type { CursorCodec } from './cursor.js'
 import type { MethodDef } from './methods.js'
-import type { IndexReader } from './queries.js'
+import type { ReadModel } from './read-model.js'
 import { XrpcError, echo } from './xrpc.js'
 
 export interface FeedGeneratorOptions extends FeedgenConfig {
@@ -32,20 +31,20 @@ const SKELETON = 'app.bsky.feed.getFeedSkeleton'
  *   verified when present (audience the service DID, `lxm` this method; 401 with verifyJwt's
  *   error name when it fails) and never required; answers do not depend on the viewer yet.
  */
-export function feedGeneratorMethods(reader: IndexReader, qb: IndexDb, opts: FeedGeneratorOptions, cursors: CursorCodec): Record<string, MethodDef> {
-  const feeds = new FeedReader(reader, qb)
+export function feedGeneratorMethods(index: ReadModel, opts: FeedGeneratorOptions, cursors: CursorCodec): Record<string, MethodDef> {
+  const feeds = new FeedReader(index)
   const byUri = new Map(FEEDS.map((def) => [feedUri(opts.publisherDid, def), def]))
   const description = Buffer.from(JSON.stringify({ did: opts.serviceDid, feeds: [...byUri.keys()].map((uri) => ({ uri })) }))
   return {
-    'app.bsky.feed.describeFeedGenerator': { maxAge: 300, lexicons: bskyLexicons, handler: () => description },
+    'app.bsky.feed.describeFeedGenerator': { maxAge: 300, lexicons: bskyLexicons, handler: async () => description },
     [SKELETON]: {
       maxAge: 10,
       lexicons: bskyLexicons,
       auth: (authorization) => verifyViewer(authorization, opts),
-      handler({ feed, limit, cursor }) {
+      async handler({ feed, limit, cursor }) {
         const def = byUri.get(feed)
         if (!def) throw new XrpcError(400, 'UnknownFeed', `This feed generator does not serve ${echo(feed)}`)
-        const page = skeletonPage(feeds, def, limit, cursors.decode(cursor))
+        const page = await skeletonPage(feeds, def, limit, cursors.decode(cursor))
         return Buffer.from(JSON.stringify(page.next ? { feed: page.feed, cursor: cursors.encode(page.next) } : { feed: page.feed }))
       },
     },

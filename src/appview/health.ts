@@ -1,6 +1,6 @@
 import type { FastifyReply } from 'fastify'
-import type { IndexDb } from '../db/index.js'
-import { Backfiller, type BackfillProgress } from '../ingest/backfill.js'
+import type { BackfillProgress } from '../db/store.js'
+import type { ReadModel } from './read-model.js'
 
 /** One firehose host in the `/xrpc/_health` answer. Times are ISO 8601; durations in seconds. */
 export interface HostHealth {
@@ -29,24 +29,28 @@ export interface HealthReport {
   status: 'ok' | 'stale' | 'failed'
   ingest: HostHealth[]
   quarantined: number
+  /**
+   * The index version this process's answers reflect (bumped by every ingest transaction; see
+   * ReadModel.answeredVersion): equal across AppView processes that answer alike; lower on one
+   * reading a lagging replica. Null while unknown.
+   */
+  indexVersion: number | null
   /** Under `ac-appview start`: each part's state; a failed part makes the status `failed`. */
   parts?: PartHealth[]
 }
 
 /**
- * Ingest health from the index alone (so it works whether the ingest runs in this process or in
- * `ac-appview ingest`): per firehose host the cursor, the time of its last event, seconds behind,
+ * Ingest health from the index alone, through the read model (so it works wherever the ingest
+ * runs: in this process, in `ac-appview ingest`, on another machine): per firehose host the cursor, the time of its last event, seconds behind,
  * seconds since the ingest last wrote, and backfill progress (repos pending, done, failed).
  * Stale when there is no cursor yet or a host has not been written for more than `maxLagSeconds`
  * (the ingest writes a heartbeat every 10 s only while connected and idle, so a dropped or stalled
  * stream goes stale; a busy one writes batches).
  */
-export async function ingestHealth(db: IndexDb, maxLagSeconds: number): Promise<HealthReport> {
-  const rows = await db.selectFrom('cursor').selectAll().execute()
-  const backfills = await Backfiller.progress(db)
-  const quarantined = await db.selectFrom('quarantine').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirst()
+export async function ingestHealth(index: ReadModel, maxLagSeconds: number): Promise<HealthReport> {
+  const { cursors, backfills, quarantined, indexVersion } = await index.ingestState()
   const now = Date.now()
-  const ingest = rows.map((r) => {
+  const ingest = cursors.map((r) => {
     const secondsSinceUpdate = Math.round((now - Date.parse(r.updatedAt)) / 1000)
     const { source: _, ...backfill } = backfills.find((b) => b.source === r.service) ?? { source: null }
     return {
@@ -60,15 +64,15 @@ export async function ingestHealth(db: IndexDb, maxLagSeconds: number): Promise<
     }
   })
   const healthy = ingest.length > 0 && ingest.every((i) => !i.stale)
-  return { status: healthy ? 'ok' : 'stale', ingest, quarantined: Number(quarantined?.n ?? 0) }
+  return { status: healthy ? 'ok' : 'stale', ingest, quarantined, indexVersion }
 }
 
 /**
  * `GET /xrpc/_health`: {@link ingestHealth} as JSON, with the parts of `ac-appview start` when
  * given; 200 when ok, 503 when stale or a part failed; never cached.
  */
-export async function health(db: IndexDb, maxLagSeconds: number, reply: FastifyReply, parts?: () => PartHealth[]) {
-  const report: HealthReport = await ingestHealth(db, maxLagSeconds)
+export async function health(index: ReadModel, maxLagSeconds: number, reply: FastifyReply, parts?: () => PartHealth[]) {
+  const report: HealthReport = await ingestHealth(index, maxLagSeconds)
   if (parts) {
     report.parts = parts().map(({ name, state, restarts, since }) => ({ name, state, restarts, since }))
     if (report.parts.some((p) => p.state === 'failed')) report.status = 'failed'

@@ -36,6 +36,10 @@ export function limitedServer(limits: ConnectionLimits, trustProxy: string[] = [
       handler,
     )
     server.maxConnections = limits.maxConnections
+    // A client that sends its request and then closes its side (HTTP/1.0 tools, `nc`) still gets
+    // the answer: Node's own property (its default, false, drops requests whose answer is not
+    // written before the client's FIN is read, and answers that wait on PostgreSQL always are).
+    Object.assign(server, { httpAllowHalfOpen: true })
     const open = new Map<string, number>()
     server.on('connection', (socket: Socket) => {
       const address = socket.remoteAddress

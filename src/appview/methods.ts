@@ -1,12 +1,12 @@
 import type { Lexicons } from '@atproto/lexicon'
 import { KINDS, PREFIXED_CODE, byCodePrefix, type Kind } from '../collections/index.js'
 import type { CursorCodec } from './cursor.js'
-import type { FeedRow, IndexReader } from './queries.js'
+import type { FeedRow, ReadModel } from './read-model.js'
 import type { ViewCache } from './views.js'
 import { XrpcError, echo, invalidRequest } from './xrpc.js'
 
 /** A query method: decoded, lexicon-valid params in, the JSON body out (UTF-8). */
-export type Method = (params: Record<string, any>) => Buffer
+export type Method = (params: Record<string, any>) => Promise<Buffer>
 
 export interface MethodDef {
   handler: Method
@@ -32,21 +32,21 @@ const COMMA = Buffer.from(',')
 const CLOSE = Buffer.from('}')
 
 /**
- * The public contract (design.md, lexicons/computer/aesthetic/{media,actor}/*.json), by NSID.
- * Handlers are synchronous (the index is read through prepared statements) and throw
+ * The public contract (lexicons/computer/aesthetic/{media,actor}/*.json), by NSID. Handlers read
+ * the index through the read model (prepared statements, on SQLite or PostgreSQL) and reject with
  * {@link XrpcError} for the lexicon's named errors.
  */
-export function createMethods(reader: IndexReader, views: ViewCache, cursors: CursorCodec): Record<string, MethodDef> {
+export function createMethods(index: ReadModel, views: ViewCache, cursors: CursorCodec): Record<string, MethodDef> {
   /**
    * `{ items, cursor? }`: list views of the first `limit` rows, fewer when the page would pass
    * {@link MAX_PAGE_BYTES}; a cursor after the last row served when more rows remain.
    */
-  const page = (rows: FeedRow[], limit: number): Buffer => {
+  const page = async (rows: FeedRow[], limit: number): Promise<Buffer> => {
     const parts: Buffer[] = [ITEMS_OPEN]
     let bytes = 0
     let served = 0
-    for (const row of rows.slice(0, limit)) {
-      const view = views.view(row, 'list')
+    const listed = await views.views(rows.slice(0, limit), 'list')
+    for (const view of listed) {
       if (view && bytes > 0 && bytes + view.length > MAX_PAGE_BYTES) break
       if (view) {
         if (bytes > 0) parts.push(COMMA)
@@ -58,8 +58,8 @@ export function createMethods(reader: IndexReader, views: ViewCache, cursors: Cu
     parts.push(Buffer.from(served < rows.length ? `],"cursor":"${cursors.encode(rows[served - 1])}"}` : ']}'))
     return Buffer.concat(parts)
   }
-  const actorOrThrow = (actor: string) => {
-    const found = reader.findActor(actor)
+  const actorOrThrow = async (actor: string) => {
+    const found = await index.findActor(actor)
     if (!found) throw new XrpcError(400, 'ActorNotFound', `No indexed actor is ${echo(actor)}`)
     return found
   }
@@ -68,11 +68,11 @@ export function createMethods(reader: IndexReader, views: ViewCache, cursors: Cu
     /** `{ item }` (whole: long text uncut) for `#code` painting, `$code` KidLisp, `!code` tape. Errors: InvalidCode, NotFound. */
     'computer.aesthetic.media.resolveCode': {
       maxAge: 60,
-      handler({ code }) {
+      async handler({ code }) {
         const match = PREFIXED_CODE.exec(code)
         if (!match) throw new XrpcError(400, 'InvalidCode', `Code must be #, $ or ! followed by 1-10 letters or digits, got ${echo(code)}`)
-        const row = reader.codeWinner(byCodePrefix.get(match[1])!.kind, match[2])
-        const view = row && row.status === null ? views.view(row, 'whole') : undefined
+        const row = await index.codeWinner(byCodePrefix.get(match[1])!.kind, match[2])
+        const view = row && row.status === null ? await views.view(row, 'whole') : undefined
         if (!view) throw new XrpcError(400, 'NotFound', `No item has the code ${code}`)
         return Buffer.concat([ITEM_OPEN, view, CLOSE])
       },
@@ -80,27 +80,27 @@ export function createMethods(reader: IndexReader, views: ViewCache, cursors: Cu
     /** All items, newest `when` first, long texts cut. Errors: InvalidRequest (kind), InvalidCursor (not signed by this AppView). */
     'computer.aesthetic.media.getFeed': {
       maxAge: 10,
-      handler({ kind, limit, cursor }) {
-        return page(reader.feedPage({ kind: checkKind(kind), limit, after: cursors.decode(cursor) }), limit)
+      async handler({ kind, limit, cursor }) {
+        return page(await index.feedPage({ kind: checkKind(kind), limit, after: cursors.decode(cursor) }), limit)
       },
     },
     /** One author's items, newest `when` first. Errors: ActorNotFound, InvalidCursor. */
     'computer.aesthetic.media.getAuthorFeed': {
       maxAge: 10,
-      handler({ actor, kind, limit, cursor }) {
+      async handler({ actor, kind, limit, cursor }) {
         const k = checkKind(kind)
         const after = cursors.decode(cursor)
-        return page(reader.feedPage({ did: actorOrThrow(actor).did, kind: k, limit, after }), limit)
+        return page(await index.feedPage({ did: (await actorOrThrow(actor)).did, kind: k, limit, after }), limit)
       },
     },
     /** `{ did, handle?, counts, latestMood? }` (the mood whole: one item, at most 5,000 graphemes). Errors: ActorNotFound. */
     'computer.aesthetic.actor.getProfile': {
       maxAge: 30,
-      handler({ actor }) {
-        const { did, handle } = actorOrThrow(actor)
-        const profile = JSON.stringify({ did, ...(handle ? { handle } : {}), counts: reader.countsByKind(did) })
-        const [mood] = reader.feedPage({ did, kind: 'mood', limit: 1 })
-        const latest = mood && views.view(mood, 'whole')
+      async handler({ actor }) {
+        const { did, handle } = await actorOrThrow(actor)
+        const [counts, [mood]] = await Promise.all([index.countsByKind(did), index.feedPage({ did, kind: 'mood', limit: 1 })])
+        const profile = JSON.stringify({ did, ...(handle ? { handle } : {}), counts })
+        const latest = mood && (await views.view(mood, 'whole'))
         return latest ? Buffer.concat([Buffer.from(`${profile.slice(0, -1)},"latestMood":`), latest, CLOSE]) : Buffer.from(profile)
       },
     },

@@ -1,9 +1,8 @@
-import { sql } from 'kysely'
-import { KINDS, type Kind } from '../collections/index.js'
-import type { IndexDb } from '../db/index.js'
+import type { Kind } from '../collections/index.js'
+import { stripUserinfo } from '../redact.js'
 import type { PartStatus } from '../supervisor.js'
-import { readWriterStatus, type WriterStatus } from '../writer/status.js'
-import { earliestFirst } from './queries.js'
+import type { WriterStatus } from '../writer/status.js'
+import type { QuarantinedRecord, ReadModel } from './read-model.js'
 
 /** One record claiming a code that another record also claims. */
 export interface Claimant {
@@ -19,21 +18,12 @@ export interface Claimant {
   winner: boolean
 }
 
-/** A short code claimed by more than one indexed record (design.md, code authority). */
+/** A short code claimed by more than one indexed record (code authority). */
 export interface CodeConflict {
   kind: string
   code: string
   /** In code-authority order: trusted first, then earliest `when`, then uri. */
   claimants: Claimant[]
-}
-
-export interface QuarantinedRecord {
-  uri: string
-  did: string
-  collection: string
-  reason: string
-  firstSeen: string
-  lastSeen: string
 }
 
 /** What the operator dashboard shows besides the ingest's `/xrpc/_health` and the public feeds. */
@@ -44,8 +34,10 @@ export interface OperatorStatus {
   actors: { total: number; trusted: number; hidden: number }
   quarantine: { total: number; recent: QuarantinedRecord[] }
   conflicts: CodeConflict[]
-  /** The writer's latest run (src/writer/status.ts), null when it has never run here. */
+  /** The writer's latest run (src/writer/status.ts), null when it has never run or cannot be reached. */
   writer: WriterStatus | null
+  /** Why the writer's status is unknown: no source of it (`serve` without WRITER_STATUS_URL), or its process did not answer. */
+  writerUnreachable?: string
   /** Under `ac-appview start`: each part's state, with its last error. */
   parts?: PartStatus[]
 }
@@ -54,63 +46,35 @@ export interface OperatorStatus {
 const LIST_MAX = 50
 
 /**
- * Operator status from the index and the writer's ledger in `dataDir`. Conflicts are computed
- * from the item table alone: every (kind, code) with more than one claimant, trusted or not.
+ * Operator status from the index (through the read model) and the writer's status (`writer`, as
+ * the AppView was given it: from the live writer in this process, or fetched from the writer's
+ * process; null when unknown). Conflicts are computed from the item table alone: every (kind,
+ * code) with more than one claimant, trusted or not.
  */
-export async function operatorStatus(db: IndexDb, dataDir: string, parts?: () => PartStatus[]): Promise<OperatorStatus> {
-  const [counts, actors, quarantine, conflicts, writer] = await Promise.all([itemCounts(db), actorCounts(db), quarantined(db), codeConflicts(db), readWriterStatus(dataDir)])
-  return { generatedAt: new Date().toISOString(), counts, actors, quarantine, conflicts, writer, ...(parts ? { parts: parts() } : {}) }
+export async function operatorStatus(index: ReadModel, writer: (() => Promise<WriterStatus | null>) | undefined, parts?: () => PartStatus[]): Promise<OperatorStatus> {
+  const [counts, actors, quarantine, conflicts, writerStatus] = await Promise.all([index.itemCounts(), index.actorCounts(), index.quarantine(LIST_MAX), codeConflicts(index), writerState(writer)])
+  return { generatedAt: new Date().toISOString(), counts, actors, quarantine, conflicts, ...writerStatus, ...(parts ? { parts: parts() } : {}) }
 }
 
-async function itemCounts(db: IndexDb): Promise<Record<Kind, number>> {
-  const rows = await db.selectFrom('item').select(['kind', sql<number>`count(*)`.as('n')]).groupBy('kind').execute()
-  const counts = Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<Kind, number>
-  for (const r of rows) if (r.kind in counts) counts[r.kind as Kind] = Number(r.n)
-  return counts
-}
-
-async function actorCounts(db: IndexDb): Promise<OperatorStatus['actors']> {
-  const row = await db
-    .selectFrom('actor')
-    .select([sql<number>`count(*)`.as('total'), sql<number>`coalesce(sum(trusted), 0)`.as('trusted'), sql<number>`count(status)`.as('hidden')])
-    .executeTakeFirstOrThrow()
-  return { total: Number(row.total), trusted: Number(row.trusted), hidden: Number(row.hidden) }
-}
-
-async function quarantined(db: IndexDb): Promise<OperatorStatus['quarantine']> {
-  const [total, recent] = await Promise.all([
-    db.selectFrom('quarantine').select(sql<number>`count(*)`.as('n')).executeTakeFirstOrThrow(),
-    db.selectFrom('quarantine').select(['uri', 'did', 'collection', 'reason', 'firstSeen', 'lastSeen']).orderBy('lastSeen', 'desc').limit(LIST_MAX).execute(),
-  ])
-  return { total: Number(total.n), recent }
+/** The writer's status from `writer`, or why it is unknown (no source; the source failed: its message, without credentials). */
+async function writerState(writer: (() => Promise<WriterStatus | null>) | undefined): Promise<Pick<OperatorStatus, 'writer' | 'writerUnreachable'>> {
+  if (!writer) return { writer: null, writerUnreachable: 'the writer runs elsewhere: set WRITER_STATUS_URL to its /status' }
+  try {
+    return { writer: await writer() }
+  } catch (err) {
+    return { writer: null, writerUnreachable: stripUserinfo((err as Error).message) }
+  }
 }
 
 /**
  * Codes with more than one claimant (at most {@link LIST_MAX} codes), each with its claimants in
- * code-authority order: trusted first, then {@link earliestFirst}, the order `resolveCode` applies.
+ * code-authority order (ReadModel.contestedCodes); the winner is the first trusted one.
  */
-export async function codeConflicts(db: IndexDb): Promise<CodeConflict[]> {
-  const contested = db
-    .selectFrom('item')
-    .select(['kind', 'code'])
-    .where('code', 'is not', null)
-    .groupBy(['kind', 'code'])
-    .having(sql`count(*)`, '>', 1)
-    .orderBy('kind')
-    .orderBy('code')
-    .limit(LIST_MAX)
-  const rows = await earliestFirst(
-    db
-      .selectFrom('item')
-      .innerJoin('actor', 'actor.did', 'item.did')
-      .select(['item.kind', 'item.code', 'item.uri', 'item.did', 'item.sortAt', 'actor.handle', 'actor.trusted', 'actor.status'])
-      .where((eb) => eb(eb.refTuple('item.kind', 'item.code'), 'in', contested.$asTuple('kind', 'code')))
-      .orderBy('actor.trusted', 'desc'),
-  ).execute()
+export async function codeConflicts(index: ReadModel): Promise<CodeConflict[]> {
   const byCode = new Map<string, CodeConflict>()
-  for (const r of rows) {
+  for (const r of await index.contestedCodes(LIST_MAX)) {
     const key = `${r.kind} ${r.code}`
-    if (!byCode.has(key)) byCode.set(key, { kind: r.kind, code: r.code!, claimants: [] })
+    if (!byCode.has(key)) byCode.set(key, { kind: r.kind, code: r.code, claimants: [] })
     const claimants = byCode.get(key)!.claimants
     const trusted = r.trusted === 1
     claimants.push({ uri: r.uri, did: r.did, handle: r.handle, trusted, status: r.status, when: r.sortAt, winner: trusted && claimants.length === 0 })

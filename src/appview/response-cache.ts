@@ -17,20 +17,26 @@ const ENTRY_OVERHEAD_BYTES = 128
 
 /**
  * Whole answers of the query methods by request (NSID and decoded params), never stale: every
- * entry is dropped as soon as the index changes. `dataVersion` is SQLite's `PRAGMA data_version`
- * of the read connection, which changes whenever another connection (the ingest) commits; reading
- * it costs a microsecond. So between two ingest commits a popular request (a feed's first page, a
- * code AC's frontend resolves on every visit) is answered from memory, ETag included; after a
- * commit it is recomputed once. Least recently used entries are dropped past `maxEntries`
- * answers or `maxBytes` of bodies and keys (issue 15: answers had no byte bound).
+ * entry is dropped as soon as the index changes. `dataVersion` is the read model's version
+ * (src/db/statements.ts): on SQLite `PRAGMA data_version` of the read connection, which changes
+ * whenever another connection (the ingest) commits, and costs a microsecond to read; on
+ * PostgreSQL the `index_version` row as notified to this process (src/db/version.ts), undefined
+ * while it cannot be known, and then nothing is cached. So between two ingest commits a popular
+ * request (a feed's first page, a code AC's frontend resolves on every visit) is answered from
+ * memory, ETag included; after a commit it is recomputed once: concurrent requests for the same
+ * answer share one computation, and an answer whose computation overlapped a change of version is
+ * served but not kept. Least recently used entries are dropped past `maxEntries` answers or
+ * `maxBytes` of bodies and keys (issue 15: answers had no byte bound).
  */
 export class ResponseCache {
   private readonly entries?: LRUCache<string, CachedResponse>
+  /** Answers being computed, by key, for the current version. */
+  private readonly computing = new Map<string, Promise<CachedResponse>>()
   private version: number | undefined
 
   /** @param maxEntries answers kept; @param maxBytes bytes kept (UTF-8 bodies and keys); 0 for either disables the cache. */
   constructor(
-    private readonly dataVersion: () => number,
+    private readonly dataVersion: () => number | undefined,
     maxEntries: number,
     maxBytes: number,
   ) {
@@ -38,19 +44,26 @@ export class ResponseCache {
   }
 
   /** The answer for `key()`, from the cache or from `build` (whose errors propagate, uncached). */
-  get(key: () => string, build: () => Buffer): CachedResponse {
-    if (!this.entries) return withEtag(build())
-    const version = this.dataVersion()
+  async get(key: () => string, build: () => Promise<Buffer>): Promise<CachedResponse> {
+    const version = this.entries && this.dataVersion()
+    if (!this.entries || version === undefined) return withEtag(await build())
     if (version !== this.version) {
       this.entries.clear()
+      this.computing.clear()
       this.version = version
     }
     const k = key()
-    const hit = this.entries.get(k)
+    const hit = this.entries.get(k) ?? this.computing.get(k)
     if (hit) return hit
-    const response = withEtag(build())
-    this.entries.set(k, response)
-    return response
+    const computed = build().then(withEtag)
+    this.computing.set(k, computed)
+    try {
+      const response = await computed
+      if (this.version === version && this.dataVersion() === version) this.entries.set(k, response)
+      return response
+    } finally {
+      if (this.computing.get(k) === computed) this.computing.delete(k)
+    }
   }
 
   /** Answers held and their size as counted against `maxBytes`. */

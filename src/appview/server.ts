@@ -1,9 +1,9 @@
 import crypto from 'node:crypto'
-import SqliteDb from 'better-sqlite3'
+import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { APPVIEW_LIMITS } from '../config.js'
-import type { IndexDb } from '../db/index.js'
 import type { PartStatus } from '../supervisor.js'
+import type { WriterStatus } from '../writer/status.js'
 import { CursorCodec } from './cursor.js'
 import { installDashboard } from './dashboard.js'
 import { feedGeneratorMethods, installDidDocument, type FeedGeneratorOptions } from './feedgen.js'
@@ -14,20 +14,28 @@ import { installMetrics } from './metrics.js'
 import { createMethods, type MethodDef } from './methods.js'
 import { memoize, operatorStatus } from './operator.js'
 import { operatorGuard, type OperatorAccess } from './operator-auth.js'
-import { IndexReader } from './queries.js'
+import { ReadModel } from './read-model.js'
 import { ResponseCache, etagOf } from './response-cache.js'
 import { ViewCache, type ViewOptions } from './views.js'
 import { decodeParams } from './xrpc.js'
 
 export interface AppViewOptions extends ViewOptions, HttpOptions, Partial<ConnectionLimits> {
-  /** The index through kysely: operator queries, and the query builder of the read path. */
-  db: IndexDb
-  /** File of the same index: the read path opens its own read-only connection to it. */
-  indexPath: string
+  /**
+   * The index: a PostgreSQL URL (INDEX_DATABASE_URL) or the SQLite file (INDEX_DB_PATH, which
+   * must exist: migrate first). The AppView reads it only through its {@link ReadModel}, with
+   * connections of its own.
+   */
+  index: string
+  /** INDEX_READ_URL: a PostgreSQL read replica to read from; changes are still heard from `index`. */
+  indexReadUrl?: string
   /** /xrpc/_health answers 503 when the ingest has not written for longer than this. */
   healthMaxLagSeconds: number
-  /** Where the writer keeps its ledger (DATA_DIR), for the dashboard's writer status. */
-  dataDir: string
+  /**
+   * The writer's latest run for the dashboard and `/metrics`: from the live writer's ledger under
+   * `start`, fetched from the writer's process by `serve` (WRITER_STATUS_URL); null when it has
+   * never run. Absent, or rejecting: the dashboard says the writer is not reachable.
+   */
+  writerStatus?: () => Promise<WriterStatus | null>
   /** Serve the operator dashboard at `/`. */
   dashboard: boolean
   /** Item views kept serialised in memory (0: none). */
@@ -54,6 +62,8 @@ export interface AppViewOptions extends ViewOptions, HttpOptions, Partial<Connec
 
 /** Milliseconds the operator status (dashboard, /metrics gauges) is reused before being recomputed. */
 const STATUS_TTL_MS = 2000
+/** How long start-up waits for the index version (PostgreSQL: listening), so caching works from the first request, in ms. */
+const VERSION_WAIT_MS = 5000
 
 /**
  * The AppView: Fastify serving the XRPC query methods of lexicons/computer/aesthetic/{media,actor}
@@ -63,7 +73,9 @@ const STATUS_TTL_MS = 2000
  * the headers timeout ({@link ConnectionLimits}, default APPVIEW_LIMITS): {@link limitedServer}.
  * Responses of the query methods carry `Cache-Control: public, max-age=…` and a strong `ETag`
  * (304 on match), and are served from a {@link ResponseCache} until the index next changes.
- * Closing the instance drains in-flight requests and closes the read connection.
+ * Closing the instance drains in-flight requests and closes the read model's connections. The
+ * AppView holds no state of its own besides caches that never outlive a change of the index, so
+ * any number of instances can serve one index (on PostgreSQL, from any machine).
  */
 export async function createAppView(opts: AppViewOptions): Promise<FastifyInstance> {
   const limits: typeof APPVIEW_LIMITS = {
@@ -83,31 +95,33 @@ export async function createAppView(opts: AppViewOptions): Promise<FastifyInstan
     clientErrorHandler,
     frameworkErrors,
   })
-  const sqlite = new SqliteDb(opts.indexPath, { readonly: true, fileMustExist: true })
-  const reader = new IndexReader(sqlite, opts.db)
-  app.addHook('onClose', async () => reader.close())
-  const views = new ViewCache(opts, (uri) => reader.record(uri), opts.viewCacheSize, limits.viewCacheMaxBytes)
-  const responses = new ResponseCache(() => reader.dataVersion(), opts.responseCacheSize, limits.responseCacheMaxBytes)
+  const index = ReadModel.open(opts.index, { readUrl: opts.indexReadUrl, log: opts.log })
+  app.addHook('onClose', () => index.close())
+  const waiting = new AbortController()
+  await Promise.race([index.ready(), sleep(VERSION_WAIT_MS, undefined, { signal: waiting.signal })])
+  waiting.abort() // the timer ends with the wait (it would keep a stopping process alive)
+  const views = new ViewCache(opts, (uris) => index.records(uris), opts.viewCacheSize, limits.viewCacheMaxBytes)
+  const responses = new ResponseCache(() => index.dataVersion(), opts.responseCacheSize, limits.responseCacheMaxBytes)
   const cursors = new CursorCodec(opts.cursorKey ?? crypto.randomBytes(32))
   const methods = {
-    ...createMethods(reader, views, cursors),
-    ...(opts.feedGenerator ? feedGeneratorMethods(reader, opts.db, opts.feedGenerator, cursors) : {}),
+    ...createMethods(index, views, cursors),
+    ...(opts.feedGenerator ? feedGeneratorMethods(index, opts.feedGenerator, cursors) : {}),
   }
 
   await installHttp(app, opts, new Set(Object.keys(methods)))
-  const status = memoize(STATUS_TTL_MS, () => operatorStatus(opts.db, opts.dataDir, opts.parts))
+  const status = memoize(STATUS_TTL_MS, () => operatorStatus(index, opts.writerStatus, opts.parts))
   const guard = operatorGuard(opts.operator)
   installMetrics(app, status, { view: () => views.stats(), response: () => responses.stats() }, guard)
-  app.get('/xrpc/_health', (_req, reply) => health(opts.db, opts.healthMaxLagSeconds, reply, opts.parts))
+  app.get('/xrpc/_health', (_req, reply) => health(index, opts.healthMaxLagSeconds, reply, opts.parts))
   if (opts.feedGenerator) installDidDocument(app, opts.feedGenerator)
 
   await app.register(async (scope) => {
     scope.addHook('onSend', etag)
     for (const [nsid, def] of Object.entries(methods)) {
       const cacheControl = `public, max-age=${def.maxAge}`
-      const answer = (req: FastifyRequest, reply: FastifyReply) => {
+      const answer = async (req: FastifyRequest, reply: FastifyReply) => {
         const params = decodeParams(nsid, req.query as Record<string, unknown>, def.lexicons)
-        const { body, etag } = responses.get(() => nsid + JSON.stringify(params, Object.keys(params).sort()), () => def.handler(params))
+        const { body, etag } = await responses.get(() => nsid + JSON.stringify(params, Object.keys(params).sort()), () => def.handler(params))
         return reply.header('cache-control', cacheControl).header('etag', etag).type('application/json').send(body)
       }
       const auth = def.auth

@@ -3,7 +3,7 @@ import { byKind, type Kind, type ViewContext } from '../collections/index.js'
 import { acOrigins } from '../config.js'
 import { originMatcher } from './http.js'
 import { viewMetrics } from './metrics.js'
-import type { FeedRow } from './queries.js'
+import type { FeedRow, StoredRecord } from './read-model.js'
 
 export interface ViewOptions {
   /** AC's public site, for permalinks (AC_PUBLIC_URL without a trailing slash). */
@@ -121,13 +121,13 @@ export class ViewCache {
   private readonly ctx: (row: FeedRow) => ViewContext
 
   /**
-   * @param load the stored record of a uri (`IndexReader.record`), undefined once deleted
+   * @param load the stored records of uris (`ReadModel.records`: one round trip for a page); deleted ones missing
    * @param maxEntries views kept; 0 disables caching
    * @param maxBytes JSON kept, in UTF-8 bytes (plus a small overhead per entry); 0 disables caching
    */
   constructor(
     opts: ViewOptions,
-    private readonly load: (uri: string) => { cid: string; record: string } | undefined,
+    private readonly load: (uris: string[]) => Promise<Map<string, StoredRecord>>,
     maxEntries: number,
     maxBytes: number,
   ) {
@@ -136,13 +136,28 @@ export class ViewCache {
     this.ctx = (row) => ({ publicUrl: opts.publicUrl, recordUrl, blobUrl: (did, cid) => blobUrl(did, cid, row.pds, opts.blobCdnTemplate) })
   }
 
-  /** The view of `row` in `mode`, or undefined when the item was deleted since `row` was read. */
-  view(row: FeedRow, mode: ViewMode): ViewJson | undefined {
-    const stamp = `${row.cid} ${row.indexedAt} ${row.handle} ${row.pds}`
-    const hit = this.entries?.get(row.uri)
-    const entry = hit?.stamp === stamp ? hit : { stamp }
-    if (entry[mode]) return entry[mode]
-    const stored = this.load(row.uri)
+  /**
+   * The views of `rows` in `mode`, in order; undefined for an item deleted since its row was
+   * read. Views not cached are built from their stored records, loaded together.
+   */
+  async views(rows: FeedRow[], mode: ViewMode): Promise<Array<ViewJson | undefined>> {
+    const entries = rows.map((row) => {
+      const stamp = `${row.cid} ${row.indexedAt} ${row.handle} ${row.pds}`
+      const hit = this.entries?.get(row.uri)
+      return hit?.stamp === stamp ? hit : { stamp }
+    })
+    const missing = rows.filter((_, i) => !entries[i][mode])
+    const stored = missing.length ? await this.load(missing.map((r) => r.uri)) : undefined
+    return rows.map((row, i) => entries[i][mode] ?? this.build(row, entries[i], stored!.get(row.uri), mode))
+  }
+
+  /** The view of one row; see {@link views}. */
+  async view(row: FeedRow, mode: ViewMode): Promise<ViewJson | undefined> {
+    return (await this.views([row], mode))[0]
+  }
+
+  /** Builds `row`'s view in `mode` from its stored record into `entry`, and caches the entry when the record is the row's version. */
+  private build(row: FeedRow, entry: CachedView, stored: StoredRecord | undefined, mode: ViewMode): ViewJson | undefined {
     if (!stored) return undefined
     const built = itemView({ ...row, cid: stored.cid }, JSON.parse(stored.record), this.ctx(row), mode)
     const view = Buffer.from(JSON.stringify(built))

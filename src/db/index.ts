@@ -1,9 +1,12 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import SqliteDb from 'better-sqlite3'
-import { Kysely, SqliteDialect, type Generated } from 'kysely'
+import { createHash } from 'node:crypto'
+import { Kysely, PostgresDialect, SqliteDialect, type Generated, type PostgresPool, type PostgresPoolClient } from 'kysely'
 import { Migrator } from 'kysely/migration'
+import pg from 'pg'
 import { migrations } from '../../migrations/index.js'
+import { stripUserinfo } from '../redact.js'
 
 /** Index schema (see migrations/). Times are ISO 8601 UTC strings. */
 export interface ActorTable {
@@ -86,10 +89,19 @@ export interface BackfillTable {
   finishedAt: string | null
 }
 
+/**
+ * One row (`id` 1): a counter the ingest bumps in every transaction that changes what the AppView
+ * answers (006). AppView replicas on PostgreSQL drop their caches when it moves (src/db/version.ts).
+ */
+export interface IndexVersionTable {
+  id: number
+  version: number
+}
+
 export interface CursorTable {
   /** The firehose host (PDS or relay) this cursor belongs to. */
   service: string
-  /** Last `seq` whose events are all in the index; -1 while following the live tail before any event. */
+  /** Last `seq` whose events are all in the index; -1 while following the live tail before any event (bigint on PostgreSQL). */
   seq: number
   /** `time` of that event, as the host stamped it. */
   eventTime: string | null
@@ -135,21 +147,96 @@ export interface IndexSchema {
   backfill: BackfillTable
   post: PostTable
   post_ref: PostRefTable
+  index_version: IndexVersionTable
 }
 
 export type IndexDb = Kysely<IndexSchema>
 
+export { backendOf, type Backend } from './sql.js'
+
+/** Whether `target` (INDEX_DATABASE_URL, INDEX_READ_URL or a SQLite path) names a PostgreSQL database. */
+export function isPostgresUrl(target: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(target)
+}
+
+/** `target` as it may be shown or logged: a database URL without its user and password, a path as it is. */
+export function describeIndex(target: string): string {
+  return isPostgresUrl(target) ? stripUserinfo(target).replace(/\?.*$/, '') : target
+}
+
 /**
- * Opens (creating if needed) the SQLite index at `file` (':memory:' allowed) in WAL mode.
- * Does not migrate: call {@link migrateIndex}.
+ * How values come back from PostgreSQL: `bigint` (`count(*)`, `cursor.seq`) as a JS number, as
+ * SQLite returns them (firehose seqs and counts stay far below 2^53); every other type as `pg`
+ * parses it.
  */
-export function openIndex(file: string): IndexDb {
-  if (file !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true })
-  const sqlite = new SqliteDb(file)
+export const PG_TYPES = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === pg.types.builtins.INT8 ? Number : pg.types.getTypeParser(oid, format as 'text'))) as typeof pg.types.getTypeParser,
+}
+
+export interface OpenOptions {
+  /** PostgreSQL: connections in the pool at most (default 10, `pg`'s). */
+  poolSize?: number
+}
+
+/**
+ * Opens the index at `target`: a PostgreSQL database when it is a `postgres://` or
+ * `postgresql://` URL (kysely's PostgresDialect over a `pg` pool, statements prepared per
+ * connection: see {@link preparedQuery}), else the SQLite file at that path (':memory:' allowed;
+ * created with its folder if needed) in WAL mode. Does not migrate: call {@link migrateIndex}.
+ * Nothing connects before the first query.
+ */
+export function openIndex(target: string, opts: OpenOptions = {}): IndexDb {
+  if (isPostgresUrl(target)) return openSession(preparingPool(postgresPool(target, opts.poolSize)))
+  if (target !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(target)), { recursive: true })
+  const sqlite = new SqliteDb(target)
   sqlite.pragma('journal_mode = WAL')
   sqlite.pragma('synchronous = NORMAL')
   sqlite.pragma('busy_timeout = 5000')
   return new Kysely<IndexSchema>({ dialect: new SqliteDialect({ database: sqlite }) })
+}
+
+/** Kysely over one PostgreSQL session that the caller holds (the ingest leader's, src/ingest/leader.ts). */
+export function openSession(pool: PostgresPool): IndexDb {
+  return new Kysely<IndexSchema>({ dialect: new PostgresDialect({ pool }) })
+}
+
+/**
+ * Longest SQL text run as a named prepared statement. Statements of one row (the ingest's
+ * per-record writes, the AppView's lookups) are prepared once per connection and then only
+ * executed; long multi-row ones (a distinct text per row count) are parsed each time, so a
+ * connection holds a bounded set of prepared statements.
+ */
+const PREPARE_MAX_SQL = 1200
+
+/**
+ * `client.query(sql, params)` as kysely calls it, run as a named prepared statement (its name a
+ * hash of the text: PostgreSQL parses and plans it once per connection) when it has parameters
+ * and is at most {@link PREPARE_MAX_SQL} characters long.
+ */
+export function preparedQuery(client: pg.ClientBase): PostgresPoolClient['query'] {
+  return ((text: string | object, values?: unknown[]) => {
+    if (typeof text !== 'string' || !values?.length || text.length > PREPARE_MAX_SQL) return (client.query as (...a: unknown[]) => unknown)(text, values)
+    return client.query({ name: `k${createHash('sha1').update(text).digest('base64url').slice(0, 20)}`, text, values })
+  }) as PostgresPoolClient['query']
+}
+
+/** `pool` as kysely's pool, its clients running statements through {@link preparedQuery}. */
+function preparingPool(pool: pg.Pool): PostgresPool {
+  return {
+    options: pool.options,
+    end: () => pool.end(),
+    async connect() {
+      const client = await pool.connect()
+      return { processID: (client as unknown as { processID?: number }).processID, query: preparedQuery(client), release: (destroy?: boolean) => client.release(destroy) }
+    },
+  }
+}
+
+/** A `pg` pool on `url` with {@link PG_TYPES}; `max` connections at most (default 10). */
+export function postgresPool(url: string, max?: number): pg.Pool {
+  const pool = new pg.Pool({ connectionString: url, max, types: PG_TYPES })
+  pool.on('error', () => {}) // an idle client's connection died: the pool drops it and dials again on demand
+  return pool
 }
 
 /**

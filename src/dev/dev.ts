@@ -69,14 +69,14 @@ export async function runDev(opts: { scale: 'small' | 'ac'; port: number; log: L
   })
   const index = await openMigratedIndex(cfg, log)
   stops.push(() => index.destroy())
-  const ingest = await runIngest(cfg, log, index)
+  const ingest = await runIngest(cfg, log)
   stops.push(() => ingest.stop())
   const report = await runBackfill(cfg, log)
   process.stdout.write(formatReport(report))
   // From here on, changes made in MongoDB (e.g. with mongosh on MONGODB_URI) reach the AppView.
   const live = await runLive(cfg, log)
   stops.push(() => live.stop())
-  const { app, url } = await runAppView(cfg, log, index, { operatorOpen: true })
+  const { app, url } = await runAppView(cfg, log, { operatorOpen: true })
   stops.push(() => app.close())
 
   const written = Object.values(report.counts).reduce((n, c) => n + c.create + c.update + c.unchanged, 0)

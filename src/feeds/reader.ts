@@ -1,7 +1,6 @@
 import { sql } from 'kysely'
-import type { IndexDb } from '../db/index.js'
 import type { FeedPosition } from '../appview/cursor.js'
-import { earliestFirst, type IndexReader } from '../appview/queries.js'
+import { earliestFirst, type ReadModel } from '../appview/read-model.js'
 
 /** A post of a feed page: its uri and sort time. */
 export interface PostRow {
@@ -18,21 +17,22 @@ export interface KindRow {
 
 /**
  * The feed generator's read path over the index's `post` and `post_ref` tables (migration 004),
- * through the AppView's {@link IndexReader} (prepared statements on its read-only connection).
+ * through the AppView's {@link ReadModel} (prepared statements, on SQLite or PostgreSQL).
  * Posts of hidden authors (taken down, suspended, deactivated: `actor.status`) never appear.
  */
 export class FeedReader {
-  constructor(
-    private readonly index: IndexReader,
-    private readonly qb: IndexDb,
-  ) {}
+  constructor(private readonly index: ReadModel) {}
+
+  private get qb() {
+    return this.index.qb
+  }
 
   /**
    * Up to `limit` posts newest first (`sortAt`, then uri, descending) after `after`: those about
    * AC (`about`), or those by accounts on TRUSTED_PDS (`artists`: every post the index keeps of
    * such an account has an image, a video or an AC link).
    */
-  posts(select: 'about' | 'artists', limit: number, after?: FeedPosition): PostRow[] {
+  posts(select: 'about' | 'artists', limit: number, after?: FeedPosition): Promise<PostRow[]> {
     return this.index.all<PostRow>(
       `feed:posts:${select}${after ? ':a' : ''}`,
       (p) => {
@@ -57,7 +57,7 @@ export class FeedReader {
    * an item by `code`, a painting URL by its image slug, a mood URL by its rkey. Resolved in the
    * statement itself: one indexed lookup per pointer, no round trip per post.
    */
-  kindPosts(kind: string, limit: number, after?: FeedPosition): KindRow[] {
+  kindPosts(kind: string, limit: number, after?: FeedPosition): Promise<KindRow[]> {
     return this.index.all<KindRow>(
       `feed:kind${after ? ':a' : ''}`,
       (p) => {

@@ -26,9 +26,9 @@ const SCAN_BUDGET = 2000
  * last post served when more may follow. Keyset pagination on (sortAt, uri), so a walk to the
  * end never skips or repeats a post while new ones are indexed.
  */
-export function skeletonPage(reader: FeedReader, def: FeedDefinition, limit: number, after?: FeedPosition): SkeletonPage {
+export async function skeletonPage(reader: FeedReader, def: FeedDefinition, limit: number, after?: FeedPosition): Promise<SkeletonPage> {
   if (def.select.posts === 'kind') return kindPage(reader, def.select.kind, limit, after)
-  const rows = reader.posts(def.select.posts, limit + 1, after)
+  const rows = await reader.posts(def.select.posts, limit + 1, after)
   const feed = rows.slice(0, limit).map((r) => ({ post: r.uri }))
   return { feed, next: rows.length > limit ? position(rows[limit - 1]) : undefined }
 }
@@ -38,13 +38,13 @@ export function skeletonPage(reader: FeedReader, def: FeedDefinition, limit: num
  * kind (whose AT-URI becomes the `feedContext`), read in chunks until the page is full, the posts
  * run out, or {@link SCAN_BUDGET} posts were examined.
  */
-function kindPage(reader: FeedReader, kind: string, limit: number, after?: FeedPosition): SkeletonPage {
+async function kindPage(reader: FeedReader, kind: string, limit: number, after?: FeedPosition): Promise<SkeletonPage> {
   const kept: Array<{ item: SkeletonItem; at: FeedPosition }> = []
   const chunk = Math.max(limit + 1, 32)
   let cursor = after
   let scanned = 0
   for (;;) {
-    const rows = reader.kindPosts(kind, chunk, cursor)
+    const rows = await reader.kindPosts(kind, chunk, cursor)
     for (const row of rows) {
       cursor = position(row)
       if (row.item) kept.push({ item: { post: row.uri, feedContext: row.item }, at: cursor })

@@ -1,5 +1,6 @@
 import { getPdsEndpoint } from '@atproto/common-web'
 import { IdResolver, MemoryCache } from '@atproto/identity'
+import { RepoVerificationError } from '@atproto/repo'
 import type { Config } from '../config.js'
 import type { Logger } from '../log.js'
 
@@ -68,6 +69,21 @@ export class Identity {
       return pds ? new URL(pds).origin : null
     } catch {
       return null
+    }
+  }
+
+  /**
+   * `check` run with `did`'s atproto signing key from the cached DID document, and once more
+   * with a freshly resolved one when it fails with a RepoVerificationError (the key was rotated
+   * since it was cached). The one place the ingest retries a verification.
+   * @throws what `check` throws the second time, or the resolver's error.
+   */
+  async withSigningKey<T>(did: string, check: (key: string) => Promise<T>): Promise<T> {
+    try {
+      return await check(await this.resolver.did.resolveAtprotoKey(did))
+    } catch (err) {
+      if (!(err instanceof RepoVerificationError)) throw err
+      return check(await this.resolver.did.resolveAtprotoKey(did, true))
     }
   }
 

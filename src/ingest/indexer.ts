@@ -2,6 +2,8 @@ import { jsonToLex, lexToJson, type LexValue, type Lexicons } from '@atproto/lex
 import { sql, type Transaction } from 'kysely'
 import { byNsid, type Collection } from '../collections/index.js'
 import type { IndexDb, IndexSchema, ItemTable } from '../db/index.js'
+import { isoPlusSeconds, smaller } from '../db/sql.js'
+import { bumpVersion, knownDid, repoAndStatus, repoRev, saveCursor, upsertActor, upsertRepo } from '../db/store.js'
 import { lexicons } from '../lexicon/lexicons.js'
 import type { Logger } from '../log.js'
 import type { Identity } from './identity.js'
@@ -65,11 +67,16 @@ export const OWN_PDS = Symbol('the PDS of the DID document')
  */
 export const SORT_SKEW_MS = 5 * 60_000
 
+/** Item rows per INSERT (14 values each: well under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters). */
+const PUT_BATCH = 500
+
 /**
- * Turns record versions into index operations and commits them, with the cursor, in one SQLite
- * transaction. Every operation is idempotent by uri and cid, and guarded by the repo rev (per
- * repo in `repo.rev`, per record in `item.rev`), so replays after a crash or a reconnect, and a
- * backfill overlapping the live stream, change nothing.
+ * Turns record versions into index operations and commits them, with the cursor, in one
+ * transaction of the index (SQLite or PostgreSQL). Every operation is idempotent by uri and cid,
+ * and guarded by the repo rev (per repo in `repo.rev`, per record in `item.rev`), so replays
+ * after a crash or a reconnect, and a backfill overlapping the live stream, change nothing. Every
+ * transaction that changes what the AppView answers goes through {@link write}, which bumps the
+ * index version with it.
  */
 export class Indexer {
   private readonly knownActors = new Set<string>()
@@ -108,26 +115,21 @@ export class Indexer {
     return [{ type: 'actor', did, handle, pds, trusted }]
   }
 
-  /**
-   * Records that `service` is followed from its live tail before any event arrived: a cursor row
-   * with seq -1, so heartbeats and /xrpc/_health see the host. Never replaces a real cursor.
-   */
-  async markLiveTail(service: string): Promise<void> {
-    const now = new Date().toISOString()
-    await this.opts.db.insertInto('cursor').values({ service, seq: -1, eventTime: null, updatedAt: now }).onConflict((oc) => oc.column('service').doNothing()).execute()
-  }
-
   /** Whether the index holds anything of `did` (an actor row or a repo row). */
   async knows(did: string): Promise<boolean> {
-    if (this.knownActors.has(did)) return true
-    const actor = await this.opts.db.selectFrom('actor').select('did').where('did', '=', did).executeTakeFirst()
-    const repo = actor ?? (await this.opts.db.selectFrom('repo').select('did').where('did', '=', did).executeTakeFirst())
-    return repo !== undefined
+    return this.knownActors.has(did) || (await knownDid(this.opts.db, did))
   }
 
-  /** Marks the ingest alive for `service` without moving its cursor (heartbeat while idle and connected). */
-  async touch(service: string): Promise<void> {
-    await this.opts.db.updateTable('cursor').set({ updatedAt: new Date().toISOString() }).where('service', '=', service).execute()
+  /**
+   * Runs `apply` in one transaction of the index and bumps the index version with it, so
+   * AppViews on other machines drop their cached answers when it commits.
+   */
+  async write<T>(apply: (trx: Trx) => Promise<T>): Promise<T> {
+    return this.opts.db.transaction().execute(async (trx) => {
+      const result = await apply(trx)
+      await bumpVersion(trx)
+      return result
+    })
   }
 
   /**
@@ -138,18 +140,14 @@ export class Indexer {
     const now = new Date().toISOString()
     const applied: RecordOp[] = []
     const resync: string[] = []
-    await this.opts.db.transaction().execute(async (trx) => {
+    await this.write(async (trx) => {
       for (const op of ops) {
         if (op.type === 'commit') {
           if (await this.applyCommit(trx, op, service, now)) applied.push(...op.ops)
         } else if (op.type === 'resync') resync.push(op.did)
         else await this.applyAccountOp(trx, op, now)
       }
-      await trx
-        .insertInto('cursor')
-        .values({ service, seq, eventTime, updatedAt: now })
-        .onConflict((oc) => oc.column('service').doUpdateSet({ seq, eventTime, updatedAt: now }))
-        .execute()
+      await saveCursor(trx, service, seq, eventTime, now)
     })
     countApplied(applied)
     return resync
@@ -165,21 +163,18 @@ export class Indexer {
     const now = new Date().toISOString()
     let result: 'stale' | { put: number; deleted: number } = 'stale'
     const applied: RecordOp[] = []
-    await this.opts.db.transaction().execute(async (trx) => {
-      const stored = await trx.selectFrom('repo').select('rev').where('did', '=', did).executeTakeFirst()
-      if (stored?.rev && stored.rev > rev) return
+    await this.write(async (trx) => {
+      const stored = await repoRev(trx, did)
+      if (stored && stored > rev) return
       for (const op of actor) await this.applyAccountOp(trx, op, now)
       const held = await heldVersions(trx, did)
       const changed = ops.filter((op) => held.get(op.uri) !== `${op.type}:${op.cid}`)
-      for (const op of changed) await this.applyRecordOp(trx, op, now)
+      await this.putItems(trx, changed.filter((op) => op.type === 'put'), now)
+      for (const op of changed.filter((op) => op.type === 'quarantine')) await this.applyRecordOp(trx, op, now)
       const keep = new Set(ops.map((o) => o.uri))
       const gone = [...held.keys()].filter((uri) => !keep.has(uri))
       for (const uri of gone) await this.applyRecordOp(trx, { type: 'delete', uri, rev }, now)
-      await trx
-        .insertInto('repo')
-        .values({ did, source, rev, state: 'done', attempts: 0, error: null, updatedAt: now })
-        .onConflict((oc) => oc.column('did').doUpdateSet({ source, rev, state: 'done', error: null, updatedAt: now }))
-        .execute()
+      await upsertRepo(trx, did, source, { source, rev, state: 'done', error: null }, now)
       applied.push(...changed, ...gone.map((uri) => ({ type: 'delete' as const, uri, rev })))
       result = { put: changed.length, deleted: gone.length }
     })
@@ -188,50 +183,40 @@ export class Indexer {
   }
 
   /**
+   * Records an inactive repo of a host's listing (backfill): the actor's `status` (see
+   * {@link setStatus}), and the repo done in the run of `source`.
+   */
+  async markInactive(did: string, source: string, status: string): Promise<void> {
+    const now = new Date().toISOString()
+    await this.write(async (trx) => {
+      await setStatus(trx, did, status, now)
+      await upsertRepo(trx, did, source, { state: 'done' }, now)
+    })
+  }
+
+  /** Removes everything indexed from `did`'s repo (its PDS no longer lists it; see {@link removeRepo}). */
+  async removeRepo(did: string): Promise<void> {
+    await this.write((trx) => removeRepo(trx, did))
+  }
+
+  /**
    * Applies one commit's record ops unless the repo already reflects `rev`, or its account was
    * deleted (deletion is final; a replay of older events must not bring records back); true when applied.
    */
   private async applyCommit(trx: Trx, op: Extract<IndexOp, { type: 'commit' }>, service: string, now: string): Promise<boolean> {
-    const stored = await trx.selectFrom('repo').select('rev').where('did', '=', op.did).executeTakeFirst()
-    if (stored?.rev && stored.rev >= op.rev) return false
-    const actor = await trx.selectFrom('actor').select('status').where('did', '=', op.did).executeTakeFirst()
-    if (actor?.status === 'deleted') return false
+    const { rev: stored, status } = await repoAndStatus(trx, op.did)
+    if ((stored && stored >= op.rev) || status === 'deleted') return false
     for (const rop of op.ops) await this.applyRecordOp(trx, rop, now)
-    await trx
-      .insertInto('repo')
-      .values({ did: op.did, source: service, rev: op.rev, state: null, attempts: 0, error: null, updatedAt: now })
-      .onConflict((oc) => oc.column('did').doUpdateSet({ rev: op.rev, updatedAt: now }))
-      .execute()
+    await upsertRepo(trx, op.did, service, { rev: op.rev }, now)
     return true
   }
 
   /** One record version or deletion; idempotent by uri and guarded by `item.rev`. */
   async applyRecordOp(trx: Trx, op: RecordOp, now: string): Promise<void> {
     switch (op.type) {
-      case 'put': {
-        const { type: _, action: __, ...row } = op
-        const hidden = sql<number>`exists (select 1 from actor where did = ${row.did} and status is not null)`
-        await trx
-          .insertInto('item')
-          .values({ ...row, sortAt: earliest(row.sortAt, new Date(Date.parse(now) + SORT_SKEW_MS).toISOString()), indexedAt: now, hidden })
-          .onConflict((oc) =>
-            oc
-              .column('uri')
-              .doUpdateSet((eb) => ({
-                cid: eb.ref('excluded.cid'),
-                rev: eb.ref('excluded.rev'),
-                code: eb.ref('excluded.code'),
-                slug: eb.ref('excluded.slug'),
-                // clamped to the time this uri was first indexed, plus the skew
-                sortAt: sql<string>`min(excluded.sortAt, strftime('%Y-%m-%dT%H:%M:%fZ', item.indexedAt, ${`+${SORT_SKEW_MS / 1000} seconds`}))`,
-                record: eb.ref('excluded.record'),
-              }))
-              .where('item.rev', '<=', (eb) => eb.ref('excluded.rev')),
-          )
-          .execute()
-        await trx.deleteFrom('quarantine').where('uri', '=', op.uri).execute()
+      case 'put':
+        await this.putItems(trx, [op], now)
         break
-      }
       case 'quarantine': {
         const { type: _, ...row } = op
         await trx.deleteFrom('item').where('uri', '=', op.uri).where('rev', '<=', op.rev).execute()
@@ -254,17 +239,51 @@ export class Indexer {
     }
   }
 
+  /**
+   * Writes record versions into `item` (one statement per {@link PUT_BATCH}; uris distinct) and
+   * releases them from quarantine. A stored version of a later rev is kept (`item.rev` guard);
+   * `indexedAt` is kept from the first version, and `sortAt` stays clamped to it plus
+   * {@link SORT_SKEW_MS}; `hidden` follows the author's account status.
+   */
+  private async putItems(trx: Trx, ops: PutOp[], now: string): Promise<void> {
+    const latest = new Date(Date.parse(now) + SORT_SKEW_MS).toISOString()
+    for (let i = 0; i < ops.length; i += PUT_BATCH) {
+      const chunk = ops.slice(i, i + PUT_BATCH)
+      const rows = chunk.map(({ type: _, action: __, ...row }) => ({
+        ...row,
+        sortAt: earliest(row.sortAt, latest),
+        indexedAt: now,
+        hidden: sql<number>`case when exists (select 1 from actor where did = ${row.did} and status is not null) then 1 else 0 end`,
+      }))
+      await trx
+        .insertInto('item')
+        .values(rows)
+        .onConflict((oc) =>
+          oc
+            .column('uri')
+            .doUpdateSet((eb) => ({
+              cid: eb.ref('excluded.cid'),
+              rev: eb.ref('excluded.rev'),
+              code: eb.ref('excluded.code'),
+              slug: eb.ref('excluded.slug'),
+              // clamped to the time this uri was first indexed, plus the skew
+              sortAt: smaller(trx, eb.ref('excluded.sortAt'), isoPlusSeconds(trx, eb.ref('item.indexedAt'), SORT_SKEW_MS / 1000)),
+              record: eb.ref('excluded.record'),
+            }))
+            .where('item.rev', '<=', (eb) => eb.ref('excluded.rev')),
+        )
+        .execute()
+      await trx
+        .deleteFrom('quarantine')
+        .where('uri', 'in', chunk.map((op) => op.uri))
+        .execute()
+    }
+  }
+
   /** Identity and account operations ({@link setStatus} for account status). */
   private async applyAccountOp(trx: Trx, op: IndexOp, now: string): Promise<void> {
-    if (op.type === 'actor') {
-      await trx
-        .insertInto('actor')
-        .values({ did: op.did, handle: op.handle, pds: op.pds, trusted: op.trusted ? 1 : 0, status: null, updatedAt: now })
-        .onConflict((oc) => oc.column('did').doUpdateSet({ handle: op.handle, pds: op.pds, trusted: op.trusted ? 1 : 0, updatedAt: now }))
-        .execute()
-    } else if (op.type === 'status') {
-      await setStatus(trx, op.did, op.status, now)
-    }
+    if (op.type === 'actor') await upsertActor(trx, op.did, { handle: op.handle, pds: op.pds, trusted: op.trusted ? 1 : 0 }, now)
+    else if (op.type === 'status') await setStatus(trx, op.did, op.status, now)
   }
 }
 
@@ -274,13 +293,9 @@ export class Indexer {
  * (`item.hidden`) so that feeds skip them through their index at no cost; deleted removes
  * everything indexed from the repo.
  */
-export async function setStatus(trx: Trx, did: string, status: string | null, now: string): Promise<void> {
+async function setStatus(trx: Trx, did: string, status: string | null, now: string): Promise<void> {
   if (status === 'deleted') await removeRepo(trx, did)
-  await trx
-    .insertInto('actor')
-    .values({ did, handle: null, pds: null, trusted: 0, status, updatedAt: now })
-    .onConflict((oc) => oc.column('did').doUpdateSet({ status, updatedAt: now }))
-    .execute()
+  await upsertActor(trx, did, { status }, now)
   await trx.updateTable('item').set({ hidden: status === null ? 0 : 1 }).where('did', '=', did).execute()
 }
 
@@ -290,7 +305,7 @@ function earliest(a: string, b: string): string {
 }
 
 /** Deletes every item, post, quarantined record and repo row of `did`. */
-export async function removeRepo(trx: Trx | IndexDb, did: string): Promise<void> {
+async function removeRepo(trx: Trx, did: string): Promise<void> {
   await trx.deleteFrom('item').where('did', '=', did).execute()
   await removePosts(trx, did)
   await trx.deleteFrom('quarantine').where('did', '=', did).execute()

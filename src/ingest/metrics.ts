@@ -31,6 +31,8 @@ export const metrics = {
   lag: new Gauge({ name: 'ingest_lag_seconds', help: 'Seconds between the last committed event and now, by its host timestamp', labelNames: ['service'], registers }),
   /** Last committed seq per host. */
   cursor: new Gauge({ name: 'ingest_cursor', help: 'Last committed firehose seq', labelNames: ['service'], registers }),
+  /** 1 while this process writes the index (on PostgreSQL: holds the leader lock; src/ingest/leader.ts). */
+  leader: new Gauge({ name: 'ingest_leader', help: '1 while this ingest process writes the index (on PostgreSQL: holds the leader lock), 0 while it stands by', registers }),
   /** 1 while the WebSocket to the host is open. */
   connected: new Gauge({ name: 'ingest_connected', help: '1 while connected to the firehose host', labelNames: ['service'], registers }),
   /** Reconnects, by reason (error, watchdog, future cursor…). */

@@ -178,9 +178,9 @@ type Trx = Transaction<IndexSchema>
 export async function applyPostOp(trx: Trx, op: PostOp | PostDeleteOp, now: string): Promise<void> {
   const stored = await trx.selectFrom('post').select('rev').where('uri', '=', op.uri).executeTakeFirst()
   if (stored && stored.rev > op.rev) return
-  await trx.deleteFrom('post_ref').where('post', '=', op.uri).execute()
+  if (stored) await trx.deleteFrom('post_ref').where('post', '=', op.uri).execute() // a post's refs exist only with it
   if (op.type === 'post-delete') {
-    await trx.deleteFrom('post').where('uri', '=', op.uri).execute()
+    if (stored) await trx.deleteFrom('post').where('uri', '=', op.uri).execute()
     return
   }
   const { type: _, action: __, refs, ...row } = op

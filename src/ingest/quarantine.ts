@@ -49,7 +49,7 @@ export async function recheckQuarantine(indexer: Indexer, log: Logger, docs: Lex
     const col = collectionOf(row.collection)
     const rkey = row.uri.split('/').pop()!
     const op = col && recordOpFromJson(col, row.did, rkey, row.cid, row.rev ?? '', JSON.parse(row.record), 'create', lex)
-    await db.transaction().execute(async (trx) => {
+    await indexer.write(async (trx) => {
       if (op?.type === 'put') {
         await indexer.applyRecordOp(trx, op, new Date().toISOString())
         released++

@@ -10,6 +10,7 @@ import { createWriterContext } from './context.js'
 import { Ledger } from './ledger.js'
 import { bskyAccount } from './bsky-account.js'
 import { startLive, type Live, type LiveOptions } from './live.js'
+import type { WriterStatus } from './status.js'
 import { share, unshare, type ShareAs, type ShareReport } from './share.js'
 import { wipe, type WipeReport } from './wipe.js'
 
@@ -36,9 +37,10 @@ export async function runAudit(cfg: Config, log: Logger, req: WriterRequest & { 
 
 /**
  * Starts `writer live` (change streams plus reconcile passes every WRITER_RECONCILE_SECONDS).
- * Resolves once started; `stop()` finishes the change in hand and closes everything.
+ * Resolves once started; `writerStatus()` is its ledger's latest run (the dashboard's, and
+ * `/status` on METRICS_PORT); `stop()` finishes the change in hand and closes everything.
  */
-export async function runLive(cfg: Config, log: Logger, req: Pick<WriterRequest, 'concurrency'> & Pick<LiveOptions, 'onMirrored'> = {}): Promise<Live> {
+export async function runLive(cfg: Config, log: Logger, req: Pick<WriterRequest, 'concurrency'> & Pick<LiveOptions, 'onMirrored'> = {}): Promise<Live & { writerStatus(): WriterStatus | null }> {
   requireConfig(cfg, 'MONGODB_URI', 'PDS_URL')
   let client = await MongoClient.connect(cfg.MONGODB_URI)
   const ledger = new Ledger(cfg.DATA_DIR)
@@ -55,6 +57,7 @@ export async function runLive(cfg: Config, log: Logger, req: Pick<WriterRequest,
   })
   return {
     status: () => live.status(),
+    writerStatus: () => ledger.latestStatus(),
     reconciled: () => live.reconciled(),
     failure: live.failure,
     async stop() {

@@ -8,10 +8,11 @@ import sharp from 'sharp'
 import { loadConfig, type Config } from '../../src/config.js'
 import type { IndexDb } from '../../src/db/index.js'
 import { startNetwork, type LocalNetwork } from '../../src/dev/network.js'
-import type { Ingest } from '../../src/ingest/firehose.js'
+import type { RunningIngest } from '../../src/ingest/run.js'
 import { lexicons } from '../../src/lexicon/lexicons.js'
 import { createLogger, type Logger } from '../../src/log.js'
 import { openMigratedIndex, runAppView, runIngest } from '../../src/services.js'
+import { testIndex, type Backend, type TestIndex } from './backend.js'
 export { waitFor } from '../../src/wait.js'
 
 /** An account on one of the local PDSes, logged in. */
@@ -24,15 +25,19 @@ export interface Account {
 /**
  * The AppView's world, all real and on loopback: a PLC directory and AC's PDS (trusted), an
  * optional second PDS on the same PLC (untrusted: a squatter's), one ingest following both
- * firehoses into a SQLite index, and the AppView serving it (`runAppView`, as `serve` runs it).
+ * firehoses into the index (SQLite, or PostgreSQL with `backend`), and the AppView serving it
+ * (`runAppView`, as `serve` runs it).
  */
 export interface AppViewStack {
   cfg: Config
   net: LocalNetwork
   /** The untrusted second PDS, when asked for. */
   pds2?: TestPds
+  /** A connection of the test's own to the index. */
   index: IndexDb
-  ingest: Ingest
+  /** Where the index is, and its engine. */
+  testIndex: TestIndex
+  ingest: RunningIngest
   /** Base URL of the AppView. */
   url: string
   /** An `@atproto/xrpc` client with our lexicons: validates every answer against its output schema. */
@@ -49,9 +54,10 @@ export const OPERATOR_HEADERS = { authorization: `Basic ${Buffer.from(`admin:${O
 
 /**
  * `env` overrides the configuration (e.g. `RATE_LIMIT_MAX`); `firehoses` are further firehose
- * hosts to follow after the PDSes; `log` replaces the silent test logger.
+ * hosts to follow after the PDSes; `log` replaces the silent test logger; `backend` is the
+ * index's engine (default SQLite).
  */
-export async function startAppViewStack(opts: { secondPds?: boolean; env?: Record<string, string>; firehoses?: string[]; log?: Logger } = {}): Promise<AppViewStack> {
+export async function startAppViewStack(opts: { secondPds?: boolean; env?: Record<string, string>; firehoses?: string[]; log?: Logger; backend?: Backend } = {}): Promise<AppViewStack> {
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'ac-appview-av-'))
   const log = opts.log ?? createLogger(process.env.TEST_LOG_LEVEL ?? 'silent')
   const net = await startNetwork()
@@ -61,6 +67,7 @@ export async function startAppViewStack(opts: { secondPds?: boolean; env?: Recor
     pds2 = await TestPds.create({ didPlcUrl: net.plcUrl })
     mockNetworkUtilities(pds2)
   }
+  const testIdx = await testIndex(opts.backend ?? 'sqlite', work)
   const cfg = loadConfig({
     PDS_URL: net.pdsUrl,
     PLC_URL: net.plcUrl,
@@ -69,7 +76,7 @@ export async function startAppViewStack(opts: { secondPds?: boolean; env?: Recor
     FIREHOSE_URL: [net.pdsUrl, ...(pds2 ? [pds2.url] : []), ...(opts.firehoses ?? [])].join(','),
     TRUSTED_PDS: net.pdsUrl,
     DATA_DIR: work,
-    INDEX_DB_PATH: path.join(work, 'index.sqlite'),
+    ...testIdx.env,
     HOST: '127.0.0.1',
     PORT: '0',
     LOG_LEVEL: 'silent',
@@ -77,14 +84,15 @@ export async function startAppViewStack(opts: { secondPds?: boolean; env?: Recor
     ...opts.env,
   })
   const index = await openMigratedIndex(cfg, log)
-  const ingest = await runIngest(cfg, log, index)
-  const { app, url } = await runAppView(cfg, log, index)
+  const ingest = await runIngest(cfg, log)
+  const { app, url } = await runAppView(cfg, log)
   let n = 0
   return {
     cfg,
     net,
     pds2,
     index,
+    testIndex: testIdx,
     ingest,
     url,
     client: new XrpcClient(url, lexicons),
@@ -100,6 +108,7 @@ export async function startAppViewStack(opts: { secondPds?: boolean; env?: Recor
       await app.close()
       await ingest.stop()
       await index.destroy()
+      await testIdx.stop()
       await pds2?.close()
       await net.close()
       await fs.rm(work, { recursive: true, force: true })

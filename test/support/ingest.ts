@@ -1,11 +1,12 @@
-import type { ChildProcess } from 'node:child_process'
+import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { AtpAgent } from '@atproto/api'
 import { TestPds } from '@atproto/dev-env'
-import { spawnTracked } from './children.js'
-import SqliteDb from 'better-sqlite3'
 import { collections } from '../../src/collections/index.js'
+import { isPostgresUrl, type IndexDb } from '../../src/db/index.js'
+import { withIndex } from './backend.js'
+import { spawnNode, startCli, type Child } from './children.js'
 import type { LocalNetwork } from '../../src/dev/network.js'
 
 const ROOT = path.resolve(import.meta.dirname, '../..')
@@ -27,36 +28,24 @@ export async function groundTruth(pdsUrl: string, dids: string[]): Promise<Map<s
   return out
 }
 
-/** What an index file holds: uri → cid over items and quarantined records (a uri twice would throw). */
-export function indexedVersions(file: string): Map<string, string> {
-  const db = new SqliteDb(file, { readonly: true, fileMustExist: true })
-  try {
-    const rows = db.prepare('select uri, cid from item union all select uri, cid from quarantine').all() as Array<{ uri: string; cid: string }>
-    const out = new Map<string, string>()
-    for (const r of rows) {
-      if (out.has(r.uri)) throw new Error(`${r.uri} is indexed twice`)
-      out.set(r.uri, r.cid)
-    }
-    return out
-  } finally {
-    db.close()
+/** What the index at `target` holds: uri → cid over items and quarantined records (a uri twice would throw). */
+export async function indexedVersions(target: string): Promise<Map<string, string>> {
+  const rows = await withIndex(target, (db) => db.selectFrom('item').select(['uri', 'cid']).unionAll(db.selectFrom('quarantine').select(['uri', 'cid'])).execute())
+  const out = new Map<string, string>()
+  for (const r of rows) {
+    if (out.has(r.uri)) throw new Error(`${r.uri} is indexed twice`)
+    out.set(r.uri, r.cid)
   }
+  return out
 }
 
-/** One value read from an index file with its own read-only connection (the ingest may be another process). */
-export function readIndex<T>(file: string, query: string): T | undefined {
-  try {
-    const db = new SqliteDb(file, { readonly: true, fileMustExist: true })
-    try {
-      return db.prepare(query).get() as T | undefined
-    } catch {
-      return undefined // tables not created yet
-    } finally {
-      db.close()
-    }
-  } catch {
-    return undefined // no file yet
-  }
+/**
+ * What `read` reads from the index at `target` with a connection of its own (the ingest may be
+ * another process); undefined while the index or its tables do not exist yet.
+ */
+export async function readIndex<T>(target: string, read: (db: IndexDb) => Promise<T>): Promise<T | undefined> {
+  if (!isPostgresUrl(target) && !fs.existsSync(target)) return undefined // opening would create the file
+  return withIndex(target, read).catch(() => undefined)
 }
 
 /**
@@ -133,13 +122,9 @@ export async function restartPds(network: LocalNetwork): Promise<TestPds> {
 
 /**
  * The ingest as a child process with `env` (on top of the test's environment): the CLI's
- * `ac-appview ingest`, or with `lean` test/support/ingest-child.ts (the same ingest, faster to start).
+ * `ac-appview ingest`, or with `lean` test/support/ingest-child.ts (the same ingest, faster to
+ * start). It cannot outlive the test process (see spawnNode).
  */
-export function spawnIngest(env: Record<string, string>, args: string[] = [], lean = false): { child: ChildProcess; stderr: () => string; exited: Promise<number | null> } {
-  let err = ''
-  const entry = lean ? ['--import', 'tsx', path.join(ROOT, 'test/support/ingest-child.ts')] : [path.join(ROOT, 'bin/ac-appview.js'), 'ingest']
-  const child = spawnTracked(process.execPath, [...entry, ...args], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()))
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)))
-  return { child, stderr: () => err, exited }
+export function spawnIngest(env: Record<string, string>, args: string[] = [], lean = false): Child {
+  return lean ? spawnNode(['--import', 'tsx', path.join(ROOT, 'test/support/ingest-child.ts'), ...args], env) : startCli(['ingest', ...args], env)
 }

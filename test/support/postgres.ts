@@ -44,6 +44,34 @@ export async function startPostgres(): Promise<Postgres> {
     await fs.rm(dir, { recursive: true, force: true })
     throw new Error(`initdb failed: ${(err as { stderr?: string }).stderr ?? (err as Error).message}`)
   }
+  return launch(bin, dir, data, owner)
+}
+
+/**
+ * A hot standby of `primary` (streaming replication, as a read replica in production): a base
+ * backup of it (`pg_basebackup -R`: it follows the primary from then on) served like
+ * {@link startPostgres} on a port of its own; read-only. Stopped by its own `stop`, before or
+ * after the primary.
+ */
+export async function startReplica(primary: Postgres): Promise<Postgres> {
+  const bin = await postgresBinDir()
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'ac-pg-replica-'))
+  const data = path.join(dir, 'data')
+  const asRoot = process.getuid?.() === 0
+  const owner = asRoot ? await nobody() : undefined
+  if (owner) await fs.chown(dir, owner.uid, owner.gid)
+  const backup = [path.join(bin, 'pg_basebackup'), '-D', data, '-R', '-X', 'stream', '-c', 'fast', '-d', primary.url]
+  try {
+    await run(asRoot ? 'runuser' : backup[0], asRoot ? ['-u', 'nobody', '--', ...backup] : backup.slice(1))
+  } catch (err) {
+    await fs.rm(dir, { recursive: true, force: true })
+    throw new Error(`pg_basebackup failed: ${(err as { stderr?: string }).stderr ?? (err as Error).message}`)
+  }
+  return launch(bin, dir, data, owner)
+}
+
+/** Serves the cluster in `data` on a free loopback port, as `owner` when given, dying with this process. */
+async function launch(bin: string, dir: string, data: string, owner: { uid: number; gid: number } | undefined): Promise<Postgres> {
   const port = await getPort({ host: '127.0.0.1' })
   const server = [path.join(bin, 'postgres'), '-D', data, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${dir}`]
   for (const setting of ['fsync=off', 'synchronous_commit=off', 'full_page_writes=off']) server.push('-c', setting)
@@ -94,7 +122,7 @@ function ready(child: ChildProcess, log: () => string): Promise<void> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => fail(new Error(`PostgreSQL did not start within 30 s:\n${log()}`)), 30_000)
     const onData = () => {
-      if (!log().includes('ready to accept connections')) return
+      if (!/ready to accept (read-only )?connections/.test(log())) return
       clearTimeout(timer)
       child.stderr!.off('data', onData)
       child.off('exit', onExit)

@@ -8,9 +8,10 @@ import { localEnv } from '../../src/dev/config.js'
 import { startMediaServer } from '../../src/dev/media-server.js'
 import { startMongo } from '../../src/dev/mongo-server.js'
 import { startNetwork, type LocalNetwork } from '../../src/dev/network.js'
-import type { Ingest } from '../../src/ingest/firehose.js'
 import { createLogger } from '../../src/log.js'
+import type { RunningIngest } from '../../src/ingest/run.js'
 import { openMigratedIndex, runAppView, runIngest } from '../../src/services.js'
+import { testIndex, type Backend, type TestIndex } from './backend.js'
 export { waitFor } from '../../src/wait.js'
 
 /** Everything a test needs, all real: MongoDB protocol server, PLC, PDS, object storage over HTTP. */
@@ -24,11 +25,13 @@ export interface Stack {
   storageUrl(bucket: string): string
   work: string
   log: ReturnType<typeof createLogger>
+  /** The index (SQLite by default, or a PostgreSQL server of the stack's own). */
+  index: TestIndex
   close(): Promise<void>
 }
 
-/** `mediaLatencyMs`: delay of every object-storage answer, as AC's remote storage has. */
-export async function startStack(opts: { rateLimits?: boolean; mediaLatencyMs?: number } = {}): Promise<Stack> {
+/** `mediaLatencyMs`: delay of every object-storage answer, as AC's remote storage has; `backend`: the index's engine (default SQLite). */
+export async function startStack(opts: { rateLimits?: boolean; mediaLatencyMs?: number; backend?: Backend } = {}): Promise<Stack> {
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'ac-appview-test-'))
   const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent')
   const dbName = `test_${process.pid}_${Date.now()}`
@@ -38,8 +41,10 @@ export async function startStack(opts: { rateLimits?: boolean; mediaLatencyMs?: 
   const mediaDir = path.join(work, 'media')
   await fs.mkdir(mediaDir, { recursive: true })
   const media = await startMediaServer({ dir: mediaDir, latencyMs: opts.mediaLatencyMs })
+  const index = await testIndex(opts.backend ?? 'sqlite', work)
   const env = {
     ...localEnv({ mongoUri: mongo.uri, mongoDb: dbName, pdsUrl: net.pdsUrl, plcUrl: net.plcUrl, mediaUrl: media.url, work }),
+    ...index.env,
     HOST: '127.0.0.1',
     PORT: '0',
     LOG_LEVEL: 'silent',
@@ -54,7 +59,9 @@ export async function startStack(opts: { rateLimits?: boolean; mediaLatencyMs?: 
     storageUrl: media.storageUrl,
     work,
     log,
+    index,
     async close() {
+      await index.stop()
       await media.close()
       await client.db(dbName).dropDatabase().catch(() => {})
       await client.close()
@@ -65,11 +72,14 @@ export async function startStack(opts: { rateLimits?: boolean; mediaLatencyMs?: 
   }
 }
 
-/** The index, the ingest and the AppView on a free port, as `ac-appview ingest` and `serve` run them. */
-export async function startIndexing(stack: Stack): Promise<{ index: IndexDb; ingest: Ingest; url: string; stopIngest(): Promise<void>; restartIngest(): Promise<void>; close(): Promise<void> }> {
+/**
+ * The ingest and the AppView on a free port, as `ac-appview ingest` and `serve` run them, and a
+ * connection of the test's own to the index (`index`).
+ */
+export async function startIndexing(stack: Stack): Promise<{ index: IndexDb; ingest: RunningIngest; url: string; stopIngest(): Promise<void>; restartIngest(): Promise<void>; close(): Promise<void> }> {
   const index = await openMigratedIndex(stack.cfg, stack.log)
-  let ingest = await runIngest(stack.cfg, stack.log, index)
-  const { app, url } = await runAppView(stack.cfg, stack.log, index)
+  let ingest = await runIngest(stack.cfg, stack.log)
+  const { app, url } = await runAppView(stack.cfg, stack.log)
   return {
     index,
     get ingest() {
@@ -78,7 +88,7 @@ export async function startIndexing(stack: Stack): Promise<{ index: IndexDb; ing
     url,
     stopIngest: () => ingest.stop(),
     async restartIngest() {
-      ingest = await runIngest(stack.cfg, stack.log, index)
+      ingest = await runIngest(stack.cfg, stack.log)
     },
     async close() {
       await app.close()

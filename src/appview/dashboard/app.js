@@ -78,11 +78,15 @@ async function renderIngest() {
 
 // ---- operator status: writer, counts, conflicts, quarantine ----
 
-function renderWriter(writer, parts) {
+function renderWriter(writer, unreachable, parts) {
   const box = $('writer')
   box.replaceChildren()
   // Under `ac-appview start`: each part's state (a failed part is restarted with backoff).
   if (parts) box.append(table(['part', 'state', 'restarts', 'since', 'last error'], parts.map((p) => [p.name, p.state, String(p.restarts), p.since, p.lastError ?? ''])))
+  if (unreachable) {
+    box.append(el('p', { className: 'empty', textContent: `writer not reachable: ${unreachable}` }))
+    return
+  }
   if (!writer) {
     box.append(el('p', { className: 'empty', textContent: 'writer has not run' }))
     return
@@ -154,7 +158,7 @@ function renderQuarantine(q) {
 async function renderStatus() {
   const { ok, body } = await getJson('/dashboard/api/status')
   if (!ok || !body) return
-  renderWriter(body.writer, body.parts)
+  renderWriter(body.writer, body.writerUnreachable, body.parts)
   renderCounts(body)
   renderConflicts(body.conflicts)
   renderQuarantine(body.quarantine)
