@@ -26,7 +26,6 @@ import { MongoClient } from 'mongodb'
 import PQueue from 'p-queue'
 import { collections, readDoc, type Collection, type SourceItem } from '../src/collections/index.js'
 import { loadConfig } from '../src/config.js'
-import { startMediaServer } from '../src/dev/media-server.js'
 import { startMongo } from '../src/dev/mongo-server.js'
 import { startNetwork, type LocalNetwork } from '../src/dev/network.js'
 import { seedSample } from '../src/dev/sample.js'
@@ -35,6 +34,7 @@ import { runBackfill } from '../src/services.js'
 import type { Outcome } from '../src/writer/backfill.js'
 import { createWriterContext } from '../src/writer/context.js'
 import { MAX_WRITES_PER_CALL, type RepoWrite } from '../src/writer/repo.js'
+import { startMediaServerThread } from './media-server-thread.js'
 
 const scale = process.env.BENCH_SCALE === 'small' ? 'small' : 'ac'
 const baselineItems = Number(process.env.BASELINE_ITEMS ?? 600)
@@ -45,12 +45,12 @@ async function main() {
   const mongo = await startMongo({ dbName: 'bench' })
   const net = await startNetwork()
   await fs.mkdir(path.join(work, 'media'))
-  const media = await startMediaServer({ dir: path.join(work, 'media') })
+  const media = await startMediaServerThread(path.join(work, 'media'))
   const client = await MongoClient.connect(mongo.uri)
   const db = client.db(mongo.dbName)
   try {
     const seedStarted = Date.now()
-    await seedSample({ db, mediaDir: path.join(work, 'media'), storageUrl: media.storageUrl, pdsUrl: net.pdsUrl, createAccount: net.createAccount, scale })
+    await seedSample({ db, mediaDir: path.join(work, 'media'), storageUrl: (bucket) => `${media.url}/${bucket}`, pdsUrl: net.pdsUrl, createAccount: net.createAccount, scale })
     const seedSeconds = (Date.now() - seedStarted) / 1000
     const cfg = loadConfig({
       MONGODB_URI: mongo.uri,
@@ -84,6 +84,7 @@ async function main() {
     const cpus = os.cpus()
     console.log(`\nwriter benchmark (${scale} sample, seeded in ${seedSeconds.toFixed(0)} s)`)
     console.log(`machine: ${cpus[0]?.model ?? 'unknown cpu'}, ${cpus.length} cores, node ${process.version}, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`)
+    console.log(`writer: ${cfg.WRITER_CONCURRENCY} repos at once, thumbnails and tapes ${cfg.WRITER_MEDIA_THREADS ? `on ${cfg.WRITER_MEDIA_THREADS} worker threads` : 'on the main thread (WRITER_MEDIA_THREADS=0, the previous design)'}; UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? 'unset (4)'}`)
     console.table([
       { writer: 'ac-appview backfill', records: written, thumbnails, failed, seconds: +seconds.toFixed(1), 'records/s': +ours.toFixed(1), 'cpu s (this process)': +((cpu.user + cpu.system) / 1e6).toFixed(1) },
       { writer: "AC's scripts (login per record, createRecord, 10 at a time)", records: baseWritten, thumbnails: items.filter((i) => i.col.kind === 'painting').length, failed: items.length - baseWritten, seconds: +baseSeconds.toFixed(1), 'records/s': +theirs.toFixed(1) },

@@ -10,7 +10,7 @@ const fields = z.object({
 type Fields = z.infer<typeof fields>
 
 /** Lexicon maxSize of `thumbnail` (lexicons/computer/aesthetic/painting.json). */
-const THUMBNAIL_MAX_BYTES = 1_048_576
+export const THUMBNAIL_MAX_BYTES = 1_048_576
 
 /** `imageSlug:recordingSlug` when a recording exists (ac-data-model.md). */
 function slugParts(slug: string): { image: string; recording?: string } {

@@ -1,6 +1,6 @@
 import PQueue from 'p-queue'
 import { z } from 'zod'
-import { THUMBNAIL_MAX_BYTES, VIDEO_MAX_BYTES, convertTape, type TapeVideo } from '../writer/tape-video.js'
+import { THUMBNAIL_MAX_BYTES, VIDEO_MAX_BYTES, type TapeVideo } from '../writer/tape-video.js'
 import type { BlobInput, Collection, SourceItem, WriterContext } from './types.js'
 import { blobUrlOf, bucketSchema, byline, codeSchema, ownerFolder, pathSegment, permalink } from './types.js'
 
@@ -50,7 +50,7 @@ function conversion(item: SourceItem<Fields>, ctx: WriterContext): Promise<TapeV
 async function convertFromZip(url: string, ctx: WriterContext): Promise<TapeVideo> {
   const zip = await ctx.fetchBytes(url, ZIP_MAX_BYTES)
   try {
-    return await converter.add(() => convertTape(zip))
+    return await converter.add(() => ctx.convertTape(zip))
   } catch (err) {
     throw new Error(`tape ZIP ${url}: ${(err as Error).message}`)
   }

@@ -1,5 +1,6 @@
 import { ObjectId } from 'mongodb'
 import { z } from 'zod'
+import type { TapeVideo } from '../writer/tape-video.js'
 
 /** The five AC kinds; each is the last segment of its record NSID `computer.aesthetic.<kind>`. */
 export const KINDS = ['painting', 'mood', 'piece', 'kidlisp', 'tape'] as const
@@ -46,6 +47,8 @@ export interface WriterContext {
   fetchBytes(url: string, maxBytes?: number): Promise<Uint8Array>
   /** 512×512 contain-on-black thumbnail of an image (see src/writer/thumbnail.ts). */
   thumbnail(image: Uint8Array, maxBytes: number): Promise<BlobInput>
+  /** A tape's frame ZIP converted to an MP4 and a JPEG thumbnail (see src/writer/tape-video.ts). */
+  convertTape(zip: Uint8Array): Promise<TapeVideo>
 }
 
 /** What a collection module needs to word a Bluesky post sharing an item (`writer share`). */
