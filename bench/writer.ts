@@ -99,13 +99,15 @@ async function main() {
     console.log(`\nresume after SIGKILL (${edited} moods edited): first run killed at ${resume.killedAt} after ${resume.firstRunSeconds.toFixed(1)} s; the restart wrote its first batch after ${resume.resumeSeconds.toFixed(1)} s (target < 5 s)`)
 
     load.ceiling = os.loadavg()[0]
+    const ceilingCpu0 = process.cpuUsage()
     const ceiling = await pdsCeiling(net, report.changes, cfg.WRITER_CONCURRENCY)
+    const ceilingCpu = process.cpuUsage(ceilingCpu0)
     load.ceiling = Math.max(load.ceiling, os.loadavg()[0])
     const ceilingRate = ceiling.records / ceiling.seconds
     console.log(`\nthe PDS's applyWrites ceiling for the same records (${ceiling.repos} repos, batches of ${MAX_WRITES_PER_CALL}, ${cfg.WRITER_CONCURRENCY} repos at once, blobs already uploaded, sessions made beforehand)`)
     console.table([
-      { run: 'PDS applyWrites only', records: ceiling.records, seconds: +ceiling.seconds.toFixed(1), 'records/s': +ceilingRate.toFixed(1), load1: +load.ceiling.toFixed(2) },
-      { run: 'ac-appview backfill', records: written, seconds: +seconds.toFixed(1), 'records/s': +ours.toFixed(1), load1: +load.writer.toFixed(2) },
+      { run: 'PDS applyWrites only', records: ceiling.records, seconds: +ceiling.seconds.toFixed(1), 'records/s': +ceilingRate.toFixed(1), 'cpu s (this process)': +((ceilingCpu.user + ceilingCpu.system) / 1e6).toFixed(1), load1: +load.ceiling.toFixed(2) },
+      { run: 'ac-appview backfill', records: written, seconds: +seconds.toFixed(1), 'records/s': +ours.toFixed(1), 'cpu s (this process)': +((cpu.user + cpu.system) / 1e6).toFixed(1), load1: +load.writer.toFixed(2) },
     ])
     console.log(`writer: ${((100 * ours) / ceilingRate).toFixed(0)} % of the PDS's ceiling (target ≥ 70 %)`)
     console.log(
