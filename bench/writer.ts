@@ -7,10 +7,15 @@
  * SIGKILLed halfway through, and a second run is timed from its start to its first write (the
  * point the first one had reached: the repos it finished are skipped, the rest compared again).
  * Last, the PDS's own ceiling for the same records (see {@link pdsCeiling}), and the writer's
- * rate as a fraction of it.
+ * rate as a fraction of it. The PDS and PLC run on the main thread, object storage and the writer
+ * each on a thread of their own (in production they are separate services); all share the cores.
+ * The script sets UV_THREADPOOL_SIZE=16 (unless set): with libuv's default 4 threads, the PDS's
+ * password hashing (about 50 ms of CPU per login) and the writer's images held every thread, and
+ * the PDS's file reads and writes queued behind them.
  *   BENCH_SCALE=small   use the small sample instead (a quick check, not the benchmark)
  *   BASELINE_ITEMS=N    items the baseline writes (default 600)
- *   BENCH_CPU_PROF=F    write a CPU profile of the backfill (main thread) to F (.cpuprofile)
+ *   BENCH_CPU_PROF=F    write a CPU profile of the main thread (the PDS's) during the backfill to F
+ *   WRITER_MEDIA_THREADS=0  thumbnails and tapes on the writer's thread: the design before the pool
  * Last line: `BENCH_RESULT {"recordsPerS", "baselineRatio", "pdsCeilingFraction", "resumeSeconds", …}`.
  */
 import { spawn } from 'node:child_process'
@@ -29,19 +34,17 @@ import { loadConfig } from '../src/config.js'
 import { startMongo } from '../src/dev/mongo-server.js'
 import { startNetwork, type LocalNetwork } from '../src/dev/network.js'
 import { seedSample } from '../src/dev/sample.js'
-import { createLogger } from '../src/log.js'
-import { runBackfill } from '../src/services.js'
 import type { Outcome } from '../src/writer/backfill.js'
 import { createWriterContext } from '../src/writer/context.js'
 import { MAX_WRITES_PER_CALL, type RepoWrite } from '../src/writer/repo.js'
 import { startMediaServerThread } from './media-server-thread.js'
+import { backfillThread } from './writer-thread.js'
 
 const scale = process.env.BENCH_SCALE === 'small' ? 'small' : 'ac'
 const baselineItems = Number(process.env.BASELINE_ITEMS ?? 600)
 
 async function main() {
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'ac-bench-writer-'))
-  const log = createLogger('warn')
   const mongo = await startMongo({ dbName: 'bench' })
   const net = await startNetwork()
   await fs.mkdir(path.join(work, 'media'))
@@ -52,22 +55,25 @@ async function main() {
     const seedStarted = Date.now()
     await seedSample({ db, mediaDir: path.join(work, 'media'), storageUrl: (bucket) => `${media.url}/${bucket}`, pdsUrl: net.pdsUrl, createAccount: net.createAccount, scale })
     const seedSeconds = (Date.now() - seedStarted) / 1000
-    const cfg = loadConfig({
+    const env = {
       MONGODB_URI: mongo.uri,
       MONGODB_DB: mongo.dbName,
       PDS_URL: net.pdsUrl,
       AC_STORAGE_URL: `${media.url}/{bucket}`,
       DATA_DIR: path.join(work, 'data'),
       WRITER_CONCURRENCY: process.env.WRITER_CONCURRENCY ?? '4',
-    })
+      WRITER_MEDIA_THREADS: process.env.WRITER_MEDIA_THREADS,
+    }
+    const cfg = loadConfig(env)
 
     // Baseline items are read before our writer runs, so they carry no back-references.
     const items = await baselineSlice(db, baselineItems)
 
+    const writer = await backfillThread(env)
     const load = { writer: os.loadavg()[0], ceiling: 0 }
     const cpu0 = process.cpuUsage()
     const started = Date.now()
-    const report = await profiled(process.env.BENCH_CPU_PROF, () => runBackfill(cfg, log))
+    const report = await profiled(process.env.BENCH_CPU_PROF, () => writer.run())
     const seconds = (Date.now() - started) / 1000
     const cpu = process.cpuUsage(cpu0)
     load.writer = Math.max(load.writer, os.loadavg()[0])
@@ -84,7 +90,7 @@ async function main() {
     const cpus = os.cpus()
     console.log(`\nwriter benchmark (${scale} sample, seeded in ${seedSeconds.toFixed(0)} s)`)
     console.log(`machine: ${cpus[0]?.model ?? 'unknown cpu'}, ${cpus.length} cores, node ${process.version}, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`)
-    console.log(`writer: ${cfg.WRITER_CONCURRENCY} repos at once, thumbnails and tapes ${cfg.WRITER_MEDIA_THREADS ? `on ${cfg.WRITER_MEDIA_THREADS} worker threads` : 'on the main thread (WRITER_MEDIA_THREADS=0, the previous design)'}; UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? 'unset (4)'}`)
+    console.log(`writer: ${cfg.WRITER_CONCURRENCY} repos at once, thumbnails and tapes ${cfg.WRITER_MEDIA_THREADS ? `on ${cfg.WRITER_MEDIA_THREADS} worker threads` : "on the writer's thread (WRITER_MEDIA_THREADS=0, the previous design)"}; UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? 'unset (4)'}`)
     console.table([
       { writer: 'ac-appview backfill', records: written, thumbnails, failed, seconds: +seconds.toFixed(1), 'records/s': +ours.toFixed(1), 'cpu s (this process)': +((cpu.user + cpu.system) / 1e6).toFixed(1) },
       { writer: "AC's scripts (login per record, createRecord, 10 at a time)", records: baseWritten, thumbnails: items.filter((i) => i.col.kind === 'painting').length, failed: items.length - baseWritten, seconds: +baseSeconds.toFixed(1), 'records/s': +theirs.toFixed(1) },
@@ -92,10 +98,10 @@ async function main() {
     const reasons = new Map<string, number>()
     for (const p of report.problems.filter((p) => p.action === 'failed')) reasons.set(`${p.kind}: ${p.reason?.slice(0, 90)}`, (reasons.get(`${p.kind}: ${p.reason?.slice(0, 90)}`) ?? 0) + 1)
     for (const [reason, n] of reasons) console.log(`failed ×${n}: ${reason}`)
-    console.log(`ratio: ${(ours / theirs).toFixed(1)}× the baseline; peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB (PDS, PLC and writer in one process)`)
+    console.log(`ratio: ${(ours / theirs).toFixed(1)}× the baseline; peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB (PDS, PLC and writer in one process, the writer on a thread of its own)`)
 
     const edited = await editMoods(db)
-    const resume = await measureResume({ ...process.env, MONGODB_URI: mongo.uri, MONGODB_DB: mongo.dbName, PDS_URL: net.pdsUrl, AC_STORAGE_URL: `${media.url}/{bucket}`, DATA_DIR: path.join(work, 'data'), WRITER_CONCURRENCY: cfg.WRITER_CONCURRENCY.toString() })
+    const resume = await measureResume({ ...process.env, ...env })
     console.log(`\nresume after SIGKILL (${edited} moods edited): first run killed at ${resume.killedAt} after ${resume.firstRunSeconds.toFixed(1)} s; the restart wrote its first batch after ${resume.resumeSeconds.toFixed(1)} s (target < 5 s)`)
 
     load.ceiling = os.loadavg()[0]
