@@ -10,7 +10,7 @@ import { startMediaServer } from '../src/dev/media-server.js'
 
 /** Starts the media server for `dir` on a worker thread; resolves to its base URL and a close function. */
 export async function startMediaServerThread(dir: string): Promise<{ url: string; close(): Promise<void> }> {
-  const worker = new Worker(new URL(import.meta.url), { workerData: { dir } })
+  const worker = new Worker(new URL(import.meta.url), { workerData: { dir }, name: 'object-storage' })
   const url = await new Promise<string>((resolve, reject) => {
     worker.once('message', resolve)
     worker.once('error', reject)

@@ -13,22 +13,19 @@ import { runBackfill } from '../src/services.js'
 import type { BackfillReport } from '../src/writer/backfill.js'
 
 /**
- * Starts a thread with the writer loaded (untimed); its `run` backfills as configured by `env`
- * and resolves to the report, then stops the thread.
+ * Starts a thread named `writer` with the writer loaded (untimed); its `run` backfills as
+ * configured by `env` and resolves to the report; `stop` ends the thread.
  */
-export async function backfillThread(env: Record<string, string | undefined>): Promise<{ run(): Promise<BackfillReport> }> {
-  const worker = new Worker(new URL(import.meta.url), { workerData: { env } })
+export async function backfillThread(env: Record<string, string | undefined>): Promise<{ run(): Promise<BackfillReport>; stop(): Promise<void> }> {
+  const worker = new Worker(new URL(import.meta.url), { workerData: { env }, name: 'writer' })
   await once(worker, 'message') // loaded
   return {
     async run() {
-      try {
-        const report = once(worker, 'message')
-        worker.postMessage('start')
-        return (await report)[0] as BackfillReport
-      } finally {
-        await worker.terminate()
-      }
+      const report = once(worker, 'message')
+      worker.postMessage('start')
+      return (await report)[0] as BackfillReport
     },
+    stop: async () => void (await worker.terminate()),
   }
 }
 

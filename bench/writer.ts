@@ -38,6 +38,7 @@ import type { Outcome } from '../src/writer/backfill.js'
 import { createWriterContext } from '../src/writer/context.js'
 import { MAX_WRITES_PER_CALL, type RepoWrite } from '../src/writer/repo.js'
 import { startMediaServerThread } from './media-server-thread.js'
+import { cpuSince, threadCpu } from './thread-cpu.js'
 import { backfillThread } from './writer-thread.js'
 
 const scale = process.env.BENCH_SCALE === 'small' ? 'small' : 'ac'
@@ -72,10 +73,13 @@ async function main() {
     const writer = await backfillThread(env)
     const load = { writer: os.loadavg()[0], ceiling: 0 }
     const cpu0 = process.cpuUsage()
+    const threads0 = threadCpu()
     const started = Date.now()
     const report = await profiled(process.env.BENCH_CPU_PROF, () => writer.run())
     const seconds = (Date.now() - started) / 1000
     const cpu = process.cpuUsage(cpu0)
+    const threads = cpuSince(threads0, threadCpu())
+    await writer.stop()
     load.writer = Math.max(load.writer, os.loadavg()[0])
     const written = Object.values(report.counts).reduce((n, c) => n + c.create + c.update, 0)
     const thumbnails = report.counts.painting.create + report.counts.painting.update
@@ -95,6 +99,7 @@ async function main() {
       { writer: 'ac-appview backfill', records: written, thumbnails, failed, seconds: +seconds.toFixed(1), 'records/s': +ours.toFixed(1), 'cpu s (this process)': +((cpu.user + cpu.system) / 1e6).toFixed(1) },
       { writer: "AC's scripts (login per record, createRecord, 10 at a time)", records: baseWritten, thumbnails: items.filter((i) => i.col.kind === 'painting').length, failed: items.length - baseWritten, seconds: +baseSeconds.toFixed(1), 'records/s': +theirs.toFixed(1) },
     ])
+    console.log(`CPU seconds by thread during the backfill (live threads; MainThread: the PDS and PLC; WorkerThread: the media pool): ${threads.map(([name, s]) => `${name} ${s}`).join(', ')}`)
     const reasons = new Map<string, number>()
     for (const p of report.problems.filter((p) => p.action === 'failed')) reasons.set(`${p.kind}: ${p.reason?.slice(0, 90)}`, (reasons.get(`${p.kind}: ${p.reason?.slice(0, 90)}`) ?? 0) + 1)
     for (const [reason, n] of reasons) console.log(`failed ×${n}: ${reason}`)
