@@ -31,6 +31,7 @@ export async function backfillThread(env: Record<string, string | undefined>): P
 
 if (!isMainThread && (workerData as { env?: Record<string, string> })?.env) {
   const { env } = workerData as { env: Record<string, string> }
-  parentPort!.once('message', async () => parentPort!.postMessage(await runBackfill(loadConfig(env), createLogger('warn'))))
+  // `on`, not `once`: the listener keeps the thread (and its CPU count) alive until `stop`.
+  parentPort!.on('message', async () => parentPort!.postMessage(await runBackfill(loadConfig(env), createLogger('warn'))))
   parentPort!.postMessage('loaded')
 }

@@ -120,7 +120,9 @@ async function main() {
       { run: 'PDS applyWrites only', records: ceiling.records, seconds: +ceiling.seconds.toFixed(1), 'records/s': +ceilingRate.toFixed(1), 'cpu s (this process)': +((ceilingCpu.user + ceilingCpu.system) / 1e6).toFixed(1), load1: +load.ceiling.toFixed(2) },
       { run: 'ac-appview backfill', records: written, seconds: +seconds.toFixed(1), 'records/s': +ours.toFixed(1), 'cpu s (this process)': +((cpu.user + cpu.system) / 1e6).toFixed(1), load1: +load.writer.toFixed(2) },
     ])
-    console.log(`writer: ${((100 * ours) / ceilingRate).toFixed(0)} % of the PDS's ceiling (target ≥ 70 %)`)
+    const ceilingCpuSeconds = (ceilingCpu.user + ceilingCpu.system) / 1e6
+    const cpuFraction = ceilingCpuSeconds / ((cpu.user + cpu.system) / 1e6)
+    console.log(`writer: ${((100 * ours) / ceilingRate).toFixed(0)} % of the PDS's ceiling (target ≥ 70 %); per CPU second of this process, less sensitive to the machine's other load: ${(100 * cpuFraction).toFixed(0)} %`)
     console.log(
       'BENCH_RESULT ' +
         JSON.stringify({
@@ -130,6 +132,7 @@ async function main() {
           baselineRatio: +(ours / theirs).toFixed(2),
           pdsCeilingRecordsPerS: +ceilingRate.toFixed(1),
           pdsCeilingFraction: +(ours / ceilingRate).toFixed(2),
+          pdsCeilingCpuFraction: +cpuFraction.toFixed(2),
           records: written,
           failed,
           resumeSeconds: +resume.resumeSeconds.toFixed(2),
