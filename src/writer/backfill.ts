@@ -120,7 +120,8 @@ export function sessionsOf(opts: WriterOptions): { sessions: Sessions; owned: bo
 /**
  * Loads accounts and items, then runs `work` for each repo (skipping the DIDs in `skip`) with a
  * logged-in client and every record of the selected kinds, `concurrency` repos at once, the
- * largest first. A repo that fails as a whole (login refused, PDS down past the retries) is one
+ * largest first; each repo is logged into and listed as the repo `concurrency` places before it
+ * starts, so at most `concurrency` repos wait opened. A repo that fails as a whole (login refused, PDS down past the retries) is one
  * problem for the repo, its items counted failed; the others go on. Returns the repos handled.
  */
 export async function forEachRepo(
