@@ -179,9 +179,11 @@ class RepoApplier {
    * Applies a batch's writes in one `applyWrites`; a failing batch is retried write by write, so
    * one bad record loses nothing else. A batch refused with `BlobNotFound` or `InvalidMimeType` (a
    * blob the ledger remembered is not on the PDS as expected: an earlier run was killed mid-upload,
-   * or the PDS expired it) is rebuilt once with fresh uploads.
+   * or the PDS expired it) is rebuilt: first uploading again only the blob the PDS names as missing
+   * (a killed run leaves at most {@link BUILD_CONCURRENCY} in flight, and the others it sent must
+   * not be sent twice), then, past that or when none is named, every blob of the batch.
    */
-  private async applyWrites(writes: PlannedWrite[], blobs: BlobUploader, rebuilt = false): Promise<Map<Planned, WriteResult>> {
+  private async applyWrites(writes: PlannedWrite[], blobs: BlobUploader, rebuilds = 0): Promise<Map<Planned, WriteResult>> {
     const written = new Map<Planned, WriteResult>()
     const apply = async (batch: PlannedWrite[]) => {
       const results = await this.client.applyWrites(batch.map((w) => w.write))
@@ -195,10 +197,12 @@ class RepoApplier {
       await apply(writes)
       return written
     } catch (err) {
-      const error = (err as { error?: string }).error
-      if ((error === 'BlobNotFound' || error === 'InvalidMimeType') && !rebuilt) {
-        blobs.forget()
-        return this.applyWrites(await this.rebuild(writes, blobs), blobs, true)
+      const { error, message } = err as { error?: string; message?: string }
+      if ((error === 'BlobNotFound' || error === 'InvalidMimeType') && rebuilds <= BUILD_CONCURRENCY) {
+        // The PDS names the missing blob: "Could not find blob: <cid>".
+        const missing = error === 'BlobNotFound' && rebuilds < BUILD_CONCURRENCY ? /Could not find blob: (\S+)/.exec(message ?? '')?.[1] : undefined
+        blobs.forget(missing)
+        return this.applyWrites(await this.rebuild(writes, blobs), blobs, rebuilds + 1)
       }
     }
     for (const one of writes) {
@@ -281,10 +285,11 @@ class BlobUploader {
     }
   }
 
-  /** The PDS lost blobs the ledger remembered (unreferenced temporary blobs expire): forget this batch's. */
-  forget() {
-    for (const cid of this.cids) this.ledger?.blobLost(this.did, cid)
-    this.cids.clear()
+  /** The PDS lacks blobs the ledger remembered (a killed upload, or an expired temporary blob): forget `cid`, or all of this batch's. */
+  forget(cid?: string) {
+    for (const lost of cid ? [cid] : this.cids) this.ledger?.blobLost(this.did, lost)
+    if (cid) this.cids.delete(cid)
+    else this.cids.clear()
   }
 }
 
