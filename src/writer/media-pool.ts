@@ -21,18 +21,19 @@ export interface MediaPool {
   close(): Promise<void>
 }
 
-/** Idle workers stop after this long; they do not keep the process alive meanwhile. */
+/** Workers past the first stop after being idle this long; idle workers never keep the process alive. */
 const IDLE_MS = 30_000
 
 /**
- * A pool of `threads` workers (`piscina`), started on first use; `threads` 0 gives the
- * main-thread design. Each worker takes one task at a time.
+ * A pool of `threads` workers (`piscina`); `threads` 0 gives the main-thread design. One worker
+ * starts at once (loading sharp takes a second on a busy machine: a run killed every few seconds
+ * must still make thumbnails), the others when there is work. Each takes one task at a time.
  */
 export function createMediaPool(threads = os.availableParallelism()): MediaPool {
   if (threads === 0) return { threads, thumbnail: makeThumbnail, convertTape: (zip) => convertTape(zip), close: async () => {} }
   // From TypeScript source (tsx, vitest) a worker needs tsx registered first: see media-worker-source.mjs.
   const entry = import.meta.url.endsWith('.ts') ? './media-worker-source.mjs' : './media-worker.js'
-  const pool = new Piscina({ filename: new URL(entry, import.meta.url).href, minThreads: threads, maxThreads: threads, concurrentTasksPerWorker: 1 })
+  const pool = new Piscina({ filename: new URL(entry, import.meta.url).href, minThreads: 1, maxThreads: threads, idleTimeout: IDLE_MS, concurrentTasksPerWorker: 1 })
   return {
     threads,
     thumbnail: (image, maxBytes) => pool.run({ image, maxBytes }, { name: 'thumbnail' }),
