@@ -1,3 +1,4 @@
+import os from 'node:os'
 import { isValidDid } from '@atproto/syntax'
 import { z } from 'zod'
 
@@ -57,6 +58,7 @@ const schema = z.object({
   MEDIA_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
   WRITER_RECONCILE_SECONDS: z.coerce.number().int().min(0).default(300),
   WRITER_RETRIES: z.coerce.number().int().min(0).max(20).default(8),
+  WRITER_MEDIA_THREADS: z.coerce.number().int().min(0).max(64).default(os.availableParallelism()),
 
   // Ingest
   FIREHOSE_URL: list.pipe(z.array(wsUrl).min(1)).optional(),

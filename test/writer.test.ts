@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { AtpAgent } from '@atproto/api'
 import { ObjectId } from 'mongodb'
 import sharp from 'sharp'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { runAudit, runBackfill, runWipe } from '../src/services.js'
 import { RepoClient } from '../src/writer/repo.js'
 import { deterministicRkey } from '../src/writer/rkey.js'
@@ -259,6 +259,24 @@ describe('writer sessions', () => {
     again.refreshJwt = 'revoked' // nothing to refresh with: one new login
     await write(2)
     expect((await listRepo(stack, user.did, MOOD)).size).toBe(2)
+  })
+
+  it('renews an expired access token with its refresh token, without logging in again', async () => {
+    const user = await addUser(stack, 'sleeper')
+    const client = await RepoClient.login(stack.net.pdsUrl, user, stack.log)
+    const tokens = () => (client as unknown as { session: { session: { accessJwt: string } } }).session.session.accessJwt
+    const first = tokens()
+    const relogin = vi.spyOn(client as unknown as { relogin: () => Promise<void> }, 'relogin')
+    // The PDS's access tokens live 2 hours: 3 hours later it answers ExpiredToken.
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 3 * 3600_000 })
+    try {
+      await client.applyWrites([{ action: 'create', collection: MOOD, rkey: deterministicRkey(new ObjectId().toHexString(), new Date()), value: { $type: MOOD, mood: 'later', when: new Date().toISOString(), ref: 'x' } }])
+    } finally {
+      vi.useRealTimers()
+    }
+    expect(tokens()).not.toBe(first)
+    expect(relogin).not.toHaveBeenCalled()
+    expect((await listRepo(stack, user.did, MOOD)).size).toBe(1)
   })
 })
 

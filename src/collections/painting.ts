@@ -11,7 +11,7 @@ type Fields = z.infer<typeof fields>
 
 const NSID = 'computer.aesthetic.painting'
 /** The lexicon's limit on the `thumbnail` blob. */
-const THUMBNAIL_MAX_BYTES = blobMaxSize(NSID, 'thumbnail')
+export const THUMBNAIL_MAX_BYTES = blobMaxSize(NSID, 'thumbnail')
 
 /** `imageSlug:recordingSlug` when a recording exists (docs/data-model.md). */
 function slugParts(slug: string): { image: string; recording?: string } {

@@ -699,8 +699,7 @@ function planItems(rng: Rng, spec: ScaleSpec, users: PlanUser[]): Plan {
     }
     const bucket = bucketOf(p.owner);
     const dir = p.owner ? `${p.owner.id}/painting/` : '';
-    const w = pickSize(pr);
-    const h = pr.chance(0.4) ? w : pickSize(pr);
+    const { w, h } = pickDimensions(pr);
     p.doc = {
       _id: p.doc._id,
       code,
@@ -891,6 +890,26 @@ const SIZES = [32, 48, 64, 80, 96, 128, 160, 192, 256, 300, 320, 400, 480, 512, 
 const SIZE_WEIGHTS = SIZES.map((s) => (s <= 256 ? 6 : s <= 800 ? 3 : s <= 1280 ? 1 : 0.3));
 function pickSize(rng: Rng): number {
   return rng.weighted(SIZES, SIZE_WEIGHTS);
+}
+
+/** A painting's width and height: square 40 % of the time, else each side drawn on its own. */
+function pickDimensions(rng: Rng): { w: number; h: number } {
+  const w = pickSize(rng);
+  return { w, h: rng.chance(0.4) ? w : pickSize(rng) };
+}
+
+/**
+ * `n` painting PNGs drawn as the sample draws its paintings (the size mix above, blocky pixel
+ * art), without the few fixed sizes the sample forces; for benchmarks. Reproducible from `seed`.
+ */
+export async function samplePaintingPngs(n: number, seed = 1): Promise<Array<{ w: number; h: number; png: Buffer }>> {
+  const rng = new Rng(seed);
+  const out: Array<{ w: number; h: number; png: Buffer }> = [];
+  for (let i = 0; i < n; i++) {
+    const { w, h } = pickDimensions(rng);
+    out.push({ w, h, png: await renderPainting({ w, h, seed: rng.int(0, 2 ** 31) }) });
+  }
+  return out;
 }
 
 function sha256(s: string): string {

@@ -120,7 +120,8 @@ export function sessionsOf(opts: WriterOptions): { sessions: Sessions; owned: bo
 /**
  * Loads accounts and items, then runs `work` for each repo (skipping the DIDs in `skip`) with a
  * logged-in client and every record of the selected kinds, `concurrency` repos at once, the
- * largest first. A repo that fails as a whole (login refused, PDS down past the retries) is one
+ * largest first; each repo is logged into and listed as the repo `concurrency` places before it
+ * starts, so at most `concurrency` repos wait opened. A repo that fails as a whole (login refused, PDS down past the retries) is one
  * problem for the repo, its items counted failed; the others go on. Returns the repos handled.
  */
 export async function forEachRepo(
@@ -136,13 +137,25 @@ export async function forEachRepo(
   const itemsTotal = jobs.reduce((n, j) => n + j.items.length, 0)
   opts.log.info({ repos: jobs.length, items: itemsTotal, ...(skip?.size ? { skippedAsDone: skip.size } : {}) }, 'repos to compare')
   const queue = new PQueue({ concurrency: opts.concurrency })
+  // Each repo is opened (login, listing) while the `concurrency` repos before it are still being
+  // worked on, so the PDS's password hashing and the listings overlap their writes.
+  const opened = new Map<RepoJob, Promise<OpenRepo>>()
+  const open = (job: RepoJob): Promise<OpenRepo> => {
+    let repo = opened.get(job)
+    if (!repo) {
+      opened.set(job, (repo = openRepo(opts, sessions, job)))
+      repo.catch(() => {}) // reported when the repo's turn comes
+    }
+    return repo
+  }
   let done = 0
   let itemsDone = 0
-  for (const job of jobs) {
+  jobs.forEach((job, i) => {
     void queue.add(async () => {
+      const next = jobs[i + opts.concurrency]
+      if (next) void open(next)
       try {
-        const client = await sessions.get(job.account)
-        const records = await listRepo(client, selectedKinds(opts, job.account.user === opts.guestUser))
+        const { client, records } = await open(job)
         recorder.repoWorked(job.account.did)
         await work(job, client, records)
       } catch (err) {
@@ -150,13 +163,25 @@ export async function forEachRepo(
         opts.log.error({ repo: job.account.did, items: job.items.length, err: reason }, 'repo failed')
         recorder.repoFailed({ did: job.account.did, name: job.account.handle ?? job.account.did }, job.items.map((i) => i.col), reason)
       }
+      opened.delete(job)
       recorder.flush()
       itemsDone += job.items.length
       opts.onProgress?.(++done, jobs.length, itemsDone, itemsTotal)
     })
-  }
+  })
   await queue.onIdle()
   return jobs.length
+}
+
+interface OpenRepo {
+  client: RepoClient
+  records: Map<MirroredCollection, Map<string, RepoRecord>>
+}
+
+/** A repo's logged-in client and its records of the selected kinds. */
+async function openRepo(opts: WriterOptions, sessions: Sessions, job: RepoJob): Promise<OpenRepo> {
+  const client = await sessions.get(job.account)
+  return { client, records: await listRepo(client, selectedKinds(opts, job.account.user === opts.guestUser)) }
 }
 
 /** Every record of `kinds` in the repo, by collection and rkey (`describeRepo` first: empty collections cost nothing). */

@@ -74,6 +74,7 @@ interface RunRow {
 export class Ledger {
   private readonly db: SqliteDb.Database
   private readonly host = os.hostname()
+  private readonly statements = new Map<string, SqliteDb.Statement>()
 
   /** Opens (creating or upgrading) `<dataDir>/writer.sqlite`. */
   constructor(dataDir: string) {
@@ -115,8 +116,15 @@ export class Ledger {
     })()
   }
 
+  /** The statement for `source`, compiled once per ledger: a backfill runs some of them thousands of times. */
+  private sql(source: string): SqliteDb.Statement {
+    let statement = this.statements.get(source)
+    if (!statement) this.statements.set(source, (statement = this.db.prepare(source)))
+    return statement
+  }
+
   private hasTable(name: string): boolean {
-    return this.db.prepare("select 1 from sqlite_master where type = 'table' and name = ?").get(name) !== undefined
+    return this.sql("select 1 from sqlite_master where type = 'table' and name = ?").get(name) !== undefined
   }
 
   // ---- runs ----
@@ -140,23 +148,23 @@ export class Ledger {
    * run and by every status read, so a killed run never shows as running for long.
    */
   markInterrupted(): void {
-    const running = this.db.prepare("select id, pid, host, heartbeatAt from run where status = 'running'").all() as Array<Pick<RunRow, 'id' | 'pid' | 'host' | 'heartbeatAt'>>
+    const running = this.sql("select id, pid, host, heartbeatAt from run where status = 'running'").all() as Array<Pick<RunRow, 'id' | 'pid' | 'host' | 'heartbeatAt'>>
     const stale = Date.now() - STALE_RUN_MS
     for (const r of running) {
       const gone = r.host === this.host ? !processAlive(r.pid) : Date.parse(r.heartbeatAt) < stale
-      if (gone) this.db.prepare("update run set status = 'interrupted' where id = ?").run(r.id)
+      if (gone) this.sql("update run set status = 'interrupted' where id = ?").run(r.id)
     }
   }
 
   /** Updates a run's counts (and live backlog) and its heartbeat. */
   updateRun(runId: number, counts: Record<string, number>, backlog?: number) {
-    this.db.prepare('update run set counts = ?, backlog = ?, heartbeatAt = ? where id = ?').run(JSON.stringify(counts), backlog ?? null, new Date().toISOString(), runId)
+    this.sql('update run set counts = ?, backlog = ?, heartbeatAt = ? where id = ?').run(JSON.stringify(counts), backlog ?? null, new Date().toISOString(), runId)
   }
 
   /** Stamps a run's end: `finished`, or `interrupted` when it was stopped before its work was done. */
   finishRun(runId: number, counts: Record<string, number>, status: Exclude<RunStatus, 'running'> = 'finished') {
     const now = new Date().toISOString()
-    this.db.prepare('update run set counts = ?, status = ?, finishedAt = ?, heartbeatAt = ? where id = ?').run(JSON.stringify(counts), status, now, now, runId)
+    this.sql('update run set counts = ?, status = ?, finishedAt = ?, heartbeatAt = ? where id = ?').run(JSON.stringify(counts), status, now, now, runId)
   }
 
   /**
@@ -166,21 +174,21 @@ export class Ledger {
    */
   resumable(mode: string, options: Record<string, unknown>): { runId: number; doneRepos: Set<string> } | undefined {
     this.markInterrupted()
-    const last = this.db.prepare('select id, options, status, heartbeatAt from run where mode = ? order by id desc limit 1').get(mode) as Pick<RunRow, 'id' | 'options' | 'status' | 'heartbeatAt'> | undefined
+    const last = this.sql('select id, options, status, heartbeatAt from run where mode = ? order by id desc limit 1').get(mode) as Pick<RunRow, 'id' | 'options' | 'status' | 'heartbeatAt'> | undefined
     if (!last || last.status !== 'interrupted' || last.options !== JSON.stringify(options)) return undefined
     if (Date.now() - Date.parse(last.heartbeatAt) > RESUME_WITHIN_MS) return undefined
-    const rows = this.db.prepare('select did from run_repo where runId = ?').pluck().all(last.id) as string[]
+    const rows = this.sql('select did from run_repo where runId = ?').pluck().all(last.id) as string[]
     return { runId: last.id, doneRepos: new Set(rows) }
   }
 
   /** Records that `runId` finished every item of repo `did` (a resumed run skips it). */
   repoDone(runId: number, did: string) {
-    this.db.prepare('insert or ignore into run_repo values (?, ?)').run(runId, did)
+    this.sql('insert or ignore into run_repo values (?, ?)').run(runId, did)
   }
 
   /** Carries the finished repos of an interrupted run over to the run resuming it. */
   inheritRepos(runId: number, from: number) {
-    this.db.prepare('insert or ignore into run_repo select ?, did from run_repo where runId = ?').run(runId, from)
+    this.sql('insert or ignore into run_repo select ?, did from run_repo where runId = ?').run(runId, from)
   }
 
   // ---- problems ----
@@ -193,9 +201,9 @@ export class Ledger {
   recordProblems(problems: Problem[]): Problem[] {
     if (!problems.length) return []
     const now = new Date().toISOString()
-    const bump = this.db.prepare('update problem set lastSeen = ?, count = count + 1, repo = ?, detail = ?, action = ? where kind = ? and id = ? and reason = ?')
-    const others = this.db.prepare('delete from problem where kind = ? and id = ? and reason != ?')
-    const insert = this.db.prepare('insert into problem values (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)')
+    const bump = this.sql('update problem set lastSeen = ?, count = count + 1, repo = ?, detail = ?, action = ? where kind = ? and id = ? and reason = ?')
+    const others = this.sql('delete from problem where kind = ? and id = ? and reason != ?')
+    const insert = this.sql('insert into problem values (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)')
     const fresh: Problem[] = []
     this.db.transaction(() => {
       for (const p of problems) {
@@ -211,7 +219,7 @@ export class Ledger {
   /** Clears the problems of items (kind and MongoDB id) that have now been mirrored, and of repos (`repo`, DID) that worked. */
   resolveProblems(items: Array<{ kind: string; id: string }>) {
     if (!items.length) return
-    const clear = this.db.prepare('delete from problem where kind = ? and id = ?')
+    const clear = this.sql('delete from problem where kind = ? and id = ?')
     this.db.transaction(() => {
       for (const i of items) clear.run(i.kind, i.id)
     })()
@@ -220,13 +228,13 @@ export class Ledger {
   /** Drops problems unseen for {@link PROBLEM_RETENTION_DAYS}, then the oldest past {@link MAX_PROBLEMS}. */
   pruneProblems() {
     const cutoff = new Date(Date.now() - PROBLEM_RETENTION_DAYS * 86_400_000).toISOString()
-    this.db.prepare('delete from problem where lastSeen < ?').run(cutoff)
-    this.db.prepare('delete from problem where rowid in (select rowid from problem order by lastSeen desc limit -1 offset ?)').run(MAX_PROBLEMS)
+    this.sql('delete from problem where lastSeen < ?').run(cutoff)
+    this.sql('delete from problem where rowid in (select rowid from problem order by lastSeen desc limit -1 offset ?)').run(MAX_PROBLEMS)
   }
 
   /** Every problem row, most recently seen first. */
   problems(): ProblemRow[] {
-    return (this.db.prepare('select * from problem order by lastSeen desc, kind, id').all() as Array<ProblemRow & { private: number; detail: string | null }>).map(toProblemRow)
+    return (this.sql('select * from problem order by lastSeen desc, kind, id').all() as Array<ProblemRow & { private: number; detail: string | null }>).map(toProblemRow)
   }
 
   /** Problems grouped by action and {@link reasonPattern}, largest group first, each with a few examples. */
@@ -234,7 +242,7 @@ export class Ledger {
     const groups = this.db
       .prepare('select action, pattern as reason, count(*) as items, max(lastSeen) as lastSeen, min(firstSeen) as firstSeen from problem group by action, pattern order by items desc, pattern')
       .all() as Array<Omit<ProblemGroup, 'examples'>>
-    const sample = this.db.prepare('select * from problem where action = ? and pattern = ? order by lastSeen desc, kind, id limit ?')
+    const sample = this.sql('select * from problem where action = ? and pattern = ? order by lastSeen desc, kind, id limit ?')
     return groups.map((g) => ({ ...g, examples: (sample.all(g.action, g.reason, examples) as Array<ProblemRow & { private: number; detail: string | null }>).map(toProblemRow) }))
   }
 
@@ -242,47 +250,47 @@ export class Ledger {
 
   /** Remembers where an item's record was written. */
   remember(collection: string, id: string, did: string, rkey: string) {
-    this.db.prepare('insert into mirror values (?, ?, ?, ?) on conflict do update set did = excluded.did, rkey = excluded.rkey').run(collection, id, did, rkey)
+    this.sql('insert into mirror values (?, ?, ?, ?) on conflict do update set did = excluded.did, rkey = excluded.rkey').run(collection, id, did, rkey)
   }
 
   forget(collection: string, id: string) {
-    this.db.prepare('delete from mirror where collection = ? and id = ?').run(collection, id)
+    this.sql('delete from mirror where collection = ? and id = ?').run(collection, id)
   }
 
   /** Where the record of MongoDB document `id` of `collection` was written, if known. */
   whereIs(collection: string, id: string): { did: string; rkey: string } | undefined {
-    return this.db.prepare('select did, rkey from mirror where collection = ? and id = ?').get(collection, id) as { did: string; rkey: string } | undefined
+    return this.sql('select did, rkey from mirror where collection = ? and id = ?').get(collection, id) as { did: string; rkey: string } | undefined
   }
 
   /** The blob ref (lexicon JSON) the PDS gave when a blob with this CID was uploaded to repo `did`, if it was. */
   uploadedBlob(did: string, cid: string): Record<string, unknown> | undefined {
-    const ref = this.db.prepare('select ref from blob where did = ? and cid = ?').pluck().get(did, cid) as string | undefined
+    const ref = this.sql('select ref from blob where did = ? and cid = ?').pluck().get(did, cid) as string | undefined
     return ref === undefined ? undefined : JSON.parse(ref)
   }
 
   blobUploaded(did: string, cid: string, ref: Record<string, unknown>) {
-    this.db.prepare('insert or replace into blob values (?, ?, ?)').run(did, cid, JSON.stringify(ref))
+    this.sql('insert or replace into blob values (?, ?, ?)').run(did, cid, JSON.stringify(ref))
   }
 
   /** The PDS no longer has it (it answered BlobNotFound): upload again next time. */
   blobLost(did: string, cid: string) {
-    this.db.prepare('delete from blob where did = ? and cid = ?').run(did, cid)
+    this.sql('delete from blob where did = ? and cid = ?').run(did, cid)
   }
 
   // ---- state ----
 
   getState(key: string): string | undefined {
-    return (this.db.prepare('select value from state where key = ?').get(key) as { value: string } | undefined)?.value
+    return (this.sql('select value from state where key = ?').get(key) as { value: string } | undefined)?.value
   }
 
   setState(key: string, value: string) {
-    this.db.prepare('insert into state values (?, ?) on conflict(key) do update set value = excluded.value').run(key, value)
+    this.sql('insert into state values (?, ?) on conflict(key) do update set value = excluded.value').run(key, value)
   }
 
   /** The latest run (killed runs shown as interrupted) with the problems grouped by reason, or null. */
   latestStatus(): WriterStatus | null {
     this.markInterrupted()
-    const run = this.db.prepare('select * from run order by id desc limit 1').get() as RunRow | undefined
+    const run = this.sql('select * from run order by id desc limit 1').get() as RunRow | undefined
     if (!run) return null
     const problems = this.problemGroups()
     return {
@@ -300,7 +308,7 @@ export class Ledger {
   /** The latest `n` runs, newest first (for `writer status`). */
   runs(n = 10): Array<Omit<RunRow, 'counts' | 'options'> & { counts: Record<string, number>; options: Record<string, unknown> }> {
     this.markInterrupted()
-    return (this.db.prepare('select * from run order by id desc limit ?').all(n) as RunRow[]).map((r) => ({ ...r, counts: JSON.parse(r.counts), options: JSON.parse(r.options) }))
+    return (this.sql('select * from run order by id desc limit ?').all(n) as RunRow[]).map((r) => ({ ...r, counts: JSON.parse(r.counts), options: JSON.parse(r.options) }))
   }
 
   close() {

@@ -1,4 +1,4 @@
-import { CredentialSession, lexToJson, lexicons } from '@atproto/api'
+import { lexToJson, lexicons } from '@atproto/api'
 import type { LexValue } from '@atproto/lexicon'
 import { XrpcClient } from '@atproto/xrpc'
 import pRetry, { AbortError } from 'p-retry'
@@ -143,15 +143,79 @@ class WriteBudget {
 }
 
 /**
+ * The tokens of one PDS session, as the fetch handler of an XrpcClient: every call carries the
+ * access token; when the PDS answers 401 or `ExpiredToken`, the tokens are renewed once with
+ * `com.atproto.server.refreshSession` (one renewal for concurrent calls) and the call is sent
+ * again, as @atproto/api's CredentialSession does. That class is not used because it compiles
+ * its own copy of every Bluesky lexicon per instance: about 6 ms of main-thread CPU per account,
+ * seconds for AC's 978 accounts.
+ */
+class PdsSession {
+  /** The tokens of the session. */
+  session?: { accessJwt: string; refreshJwt: string }
+  private refreshing?: Promise<void>
+  /** Unauthenticated calls (login, refresh), with the shared compiled lexicons. */
+  private readonly server: XrpcClient
+
+  constructor(
+    private readonly pdsUrl: string,
+    private readonly fetch: typeof globalThis.fetch,
+  ) {
+    this.server = new XrpcClient((path, init) => fetch(new URL(path, pdsUrl), init), lexicons)
+  }
+
+  /** `com.atproto.server.createSession`; rejects as the XRPC call does. */
+  async login(identifier: string, password: string): Promise<void> {
+    this.session = (await this.server.call('com.atproto.server.createSession', undefined, { identifier, password })).data
+  }
+
+  readonly fetchHandler = async (path: string, init: RequestInit): Promise<Response> => {
+    await this.refreshing?.catch(() => {})
+    const token = this.session!.accessJwt
+    const res = await this.send(path, init, token)
+    if (!(await isExpired(res))) return res
+    if (this.session!.accessJwt === token) {
+      this.refreshing ??= this.refresh().finally(() => (this.refreshing = undefined))
+      try {
+        await this.refreshing
+      } catch {
+        return res // the caller sees the PDS's answer (RepoClient logs in again)
+      }
+    }
+    await res.body?.cancel()
+    return this.send(path, init, this.session!.accessJwt)
+  }
+
+  private send(path: string, init: RequestInit, token: string): Promise<Response> {
+    const headers = new Headers(init.headers)
+    headers.set('authorization', `Bearer ${token}`)
+    return this.fetch(new URL(path, this.pdsUrl), { ...init, headers })
+  }
+
+  private async refresh(): Promise<void> {
+    const res = await this.server.call('com.atproto.server.refreshSession', undefined, undefined, { headers: { authorization: `Bearer ${this.session!.refreshJwt}` } })
+    this.session = res.data
+  }
+}
+
+/** Whether the PDS refused a call's access token as expired or invalid (401, or 400 `ExpiredToken`). */
+async function isExpired(res: Response): Promise<boolean> {
+  if (res.status === 401) return true
+  if (res.status !== 400) return false
+  const body = (await res.clone().json().catch(() => undefined)) as { error?: string } | undefined
+  return body?.error === 'ExpiredToken'
+}
+
+/**
  * One logged-in session on one repo. Logs in once (createSession is limited to 30 per 5
- * minutes per account); the agent refreshes an expired access token, and a revoked session
+ * minutes per account); the session renews an expired access token, and a revoked session
  * is replaced by one new login and the call retried. Network errors and 5xx answers are
  * retried with backoff and jitter; 429 waits for the rate-limit reset; other 4xx fail at once.
  */
 export class RepoClient {
   private readonly budget: WriteBudget
-  /** The credential session (tokens); kept so a revoked one can be replaced. */
-  private session?: CredentialSession
+  /** The session (tokens); kept so a revoked one can be replaced. */
+  private session?: PdsSession
 
   private xrpc?: XrpcClient
 
@@ -183,9 +247,9 @@ export class RepoClient {
    * compiled lexicon set: building one per agent costs milliseconds of CPU per account.
    */
   private async relogin(): Promise<void> {
-    const session = new CredentialSession(new URL(this.pdsUrl), pinnedFetch(this.pdsUrl))
+    const session = new PdsSession(this.pdsUrl, pinnedFetch(this.pdsUrl))
     try {
-      await this.call(() => session.login({ identifier: this.account.did, password: this.account.password }), false)
+      await this.call(() => session.login(this.account.did, this.account.password).then(() => ({})), false)
     } catch (err) {
       const status = (err as { status?: number }).status
       const why = isRedirect(err) ? 'the PDS answered with a redirect, which credentials never follow' : (err as Error).message
