@@ -4,7 +4,7 @@ import { describeIndex, migrateIndex, openIndex, type IndexDb } from './db/index
 import { cursorKey } from './appview/cursor.js'
 import { createAppView, type AppViewOptions } from './appview/server.js'
 import { publishFeeds, type PublishedFeed } from './feeds/publish.js'
-import { configuredIdentity } from './ingest/identity.js'
+import { configuredIdentity } from './identity.js'
 import type { Logger } from './log.js'
 import { bskyAccount } from './writer/bsky-account.js'
 import type { WriterStatus } from './writer/status.js'

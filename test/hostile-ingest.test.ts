@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Identity } from '../src/ingest/identity.js'
+import { Identity } from '../src/identity.js'
 import { Provenance } from '../src/ingest/provenance.js'
 import { createLogger } from '../src/log.js'
 import { OPERATOR_HEADERS, indexed, publish, startAppViewStack, waitFor, type Account, type AppViewStack } from './support/appview.js'

@@ -1,7 +1,7 @@
 import { backfillProgress, backfillUnfinished, beginBackfill, finishBackfill, markListed, pendingRepos, unlistedRepos } from '../db/store.js'
 import type { Logger } from '../log.js'
 import { retry } from '../retry.js'
-import type { Identity } from './identity.js'
+import type { Identity } from '../identity.js'
 import type { Indexer } from './indexer.js'
 import { metrics } from './metrics.js'
 import { RepoFetcher } from './repo-fetcher.js'

@@ -2,7 +2,7 @@ import { lexicons } from '@atproto/api'
 import { XRPCError, XrpcClient } from '@atproto/xrpc'
 import { LRUCache } from 'lru-cache'
 import type { Logger } from '../log.js'
-import type { Identity } from './identity.js'
+import type { Identity } from '../identity.js'
 
 export interface ProvenanceOptions {
   identity: Identity

@@ -3,7 +3,7 @@ import PQueue from 'p-queue'
 import { recordRepoFailure } from '../db/store.js'
 import type { Logger } from '../log.js'
 import { retry } from '../retry.js'
-import type { Identity } from './identity.js'
+import type { Identity } from '../identity.js'
 import { OWN_PDS, collectionOf, type Indexer, type PutOp, type QuarantineOp } from './indexer.js'
 
 export interface RepoFetcherOptions {

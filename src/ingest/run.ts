@@ -2,7 +2,7 @@ import { requireConfig, type Config } from '../config.js'
 import { isPostgresUrl, migrateIndex, openIndex, type IndexDb } from '../db/index.js'
 import type { Logger } from '../log.js'
 import { startIngest, type Ingest } from './firehose.js'
-import { configuredIdentity } from './identity.js'
+import { configuredIdentity } from '../identity.js'
 import { LeaderElection } from './leader.js'
 import { metrics } from './metrics.js'
 

@@ -1,5 +1,5 @@
 import { requireConfig, type Config } from '../config.js'
-import { configuredIdentity } from '../ingest/identity.js'
+import { configuredIdentity } from '../identity.js'
 import type { Logger } from '../log.js'
 import type { AccountCredentials } from './repo.js'
 

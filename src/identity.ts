@@ -1,8 +1,8 @@
 import { getPdsEndpoint } from '@atproto/common-web'
 import { IdResolver, MemoryCache } from '@atproto/identity'
 import { RepoVerificationError } from '@atproto/repo'
-import type { Config } from '../config.js'
-import type { Logger } from '../log.js'
+import type { Config } from './config.js'
+import type { Logger } from './log.js'
 
 /** What the index keeps about an actor's identity. */
 export interface ActorIdentity {
