@@ -47,7 +47,7 @@ export type IndexOp =
 export interface IndexerOptions {
   db: IndexDb
   identity: Identity
-  /** Origins of the PDSes whose repos may own short codes (design.md, code authority). */
+  /** Origins of the PDSes whose repos may own short codes (docs/architecture.md, Trust). */
   trustedPds: string[]
   /** Origins of the relays whose #identity, #account and #sync events are believed (TRUSTED_RELAYS); none by default. */
   trustedRelays?: string[]
