@@ -86,7 +86,7 @@ export function cutUtf8(text: string, maxBytes: number): string {
 
 /**
  * URL of a blob: BLOB_CDN_TEMPLATE with `{did}` and `{cid}` filled in, else the author's PDS
- * `com.atproto.sync.getBlob` (docs/contract.md, Kinds in views); undefined when the author's PDS is unknown.
+ * `com.atproto.sync.getBlob` (docs/contract.md, XRPC methods); undefined when the author's PDS is unknown.
  */
 export function blobUrl(did: string, cid: string, pds: string | null, template?: string): string | undefined {
   if (template) return template.replaceAll('{did}', encodeURIComponent(did)).replaceAll('{cid}', encodeURIComponent(cid))
