@@ -27,6 +27,7 @@ import os from 'node:os'
 import path from 'node:path'
 import getPort from 'get-port'
 import { ObjectId, type Collection, type Db, type Document } from 'mongodb'
+import { collections } from '../src/collections/index.js'
 import { openIndex } from '../src/db/index.js'
 import { seedSample } from '../src/dev/sample.js'
 import { waitFor } from '../src/wait.js'
@@ -176,10 +177,14 @@ async function main() {
 /**
  * Makes one change at a time in AC's proportions and measures how long the AppView takes to show
  * it: inserts (copies of existing items with fresh ids and codes), edits, nukes, un-nukes of every
- * kind, and handle changes (seen through getProfile).
+ * kind, and handle changes (seen through getProfile). Tapes are not edited (AC never changes a
+ * tape's slug: it names the frame ZIP in storage). Moods and pieces have no code to look them up
+ * by, so their edits and nukes pick among those this soak inserted: they are on the first page of
+ * their owner's feed, and their text is unique.
  */
 class ChangeMaker {
   private readonly nuked: Record<string, Document[]> = {}
+  private readonly inserted: Record<string, Document[]> = {}
   private owners: Array<{ sub: string; did: string }> = []
   private n = 0
 
@@ -216,6 +221,13 @@ class ChangeMaker {
     }
     const collection = db.collection(BUCKETS[kind])
     const live = { ...(kind === 'mood' ? { deleted: { $ne: true } } : { nuked: { $ne: true } }), 'atproto.cid': { $exists: true } }
+    const byFeed = kind === 'mood' || kind === 'piece'
+    if (byFeed && (op === 'edit' || op === 'nuke')) {
+      const mine = this.inserted[kind] ?? []
+      const doc = mine.splice(Math.floor(Math.random() * mine.length), 1)[0]
+      return doc ? this.change(kind, op, doc) : this.apply(kind, 'insert')
+    }
+    if (kind === 'tape' && op === 'edit') return this.apply(kind, 'insert')
     const [doc] = await randomDocs(collection, live, 1)
     if (!doc) return undefined
     if (op === 'un-nuke') {
@@ -224,16 +236,7 @@ class ChangeMaker {
       await collection.updateOne({ _id: back._id }, { $unset: { nuked: '', deleted: '' } })
       return this.shows(kind, back, true)
     }
-    if (op === 'nuke') {
-      await collection.updateOne({ _id: doc._id }, { $set: kind === 'mood' ? { deleted: true } : { nuked: true } })
-      ;(this.nuked[kind] ??= []).push(doc)
-      return this.shows(kind, doc, false)
-    }
-    if (op === 'edit') {
-      const edit = editOf(kind, doc, this.n++)
-      await collection.updateOne({ _id: doc._id }, { $set: edit })
-      return this.shows(kind, { ...doc, ...edit }, true)
-    }
+    if (op === 'nuke' || op === 'edit') return this.change(kind, op, doc)
     const copy: Document = { ...doc, _id: new ObjectId(), when: new Date() }
     delete copy.atproto
     delete copy.at
@@ -242,7 +245,22 @@ class ChangeMaker {
     if (kind === 'kidlisp') copy.hash = `soak-${copy.code}`
     if (kind === 'piece') copy.slug = `soak-piece-${this.n++}`
     await collection.insertOne(copy)
+    if (byFeed) (this.inserted[kind] ??= []).push(copy)
     return this.shows(kind, copy, true)
+  }
+
+  /** Nukes or edits `doc`; resolves to the check that the AppView shows it. */
+  private async change(kind: keyof typeof BUCKETS, op: 'nuke' | 'edit', doc: Document): Promise<() => Promise<boolean>> {
+    const collection = this.stack.mongo.collection(BUCKETS[kind])
+    if (op === 'nuke') {
+      await collection.updateOne({ _id: doc._id }, { $set: kind === 'mood' ? { deleted: true } : { nuked: true } })
+      ;(this.nuked[kind] ??= []).push(doc)
+      return this.shows(kind, doc, false)
+    }
+    const edit = editOf(kind, doc, this.n++)
+    await collection.updateOne({ _id: doc._id }, { $set: edit })
+    if (kind === 'mood' || kind === 'piece') (this.inserted[kind] ??= []).push({ ...doc, ...edit })
+    return this.shows(kind, { ...doc, ...edit }, true)
   }
 
   /** Whether the AppView shows `doc` (as it is now) or, with `present` false, no longer shows it. */
@@ -279,7 +297,7 @@ async function randomDocs(collection: Collection, filter: Document, n: number): 
   return docs
 }
 
-/** An edit of one field the record carries: a mood's text, a KidLisp source, a slug. */
+/** An edit of one field the record carries: a mood's text, a KidLisp source, a painting's recording slug, a piece's slug. */
 function editOf(kind: Kind, doc: Document, n: number): Document {
   if (kind === 'mood') return { mood: `${doc.mood} (edit ${n})` }
   if (kind === 'kidlisp') return { source: `${doc.source} ; edit ${n}` }
@@ -306,14 +324,14 @@ async function indexCount(file: string): Promise<number> {
   }
 }
 
-/** Every repo's records of AC's collections (listRecords) against the index's items. */
+/** Every repo's records of every AC kind (listRecords) against the index's items. */
 async function compareIndex(stack: Stack, file: string): Promise<{ equal: boolean; detail: string; records: number; repos: number }> {
   const agent = stack.net.network.pds.getAgent()
   const want = new Map<string, string>()
   const dids: string[] = []
   for await (const u of stack.mongo.collection('users').find({ 'atproto.did': { $exists: true } })) dids.push(u.atproto.did)
   for (const did of dids) {
-    for (const nsid of Object.keys(BUCKETS).map((k) => `computer.aesthetic.${k}`)) {
+    for (const { nsid } of collections) {
       let cursor: string | undefined
       do {
         const res = await agent.com.atproto.repo.listRecords({ repo: did, collection: nsid, limit: 100, cursor })
