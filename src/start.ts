@@ -29,7 +29,6 @@ export interface Started {
 export async function runStart(cfg: Config, log: Logger, only: readonly PartName[] = PARTS): Promise<Started> {
   const wanted = new Set(only)
   if (wanted.has('ingest') || wanted.has('appview')) await (await openMigratedIndex(cfg, log)).destroy()
-  let supervisor: Supervisor | undefined
   let live: Awaited<ReturnType<typeof runLive>> | undefined
   const writerStatus = wanted.has('writer') ? async () => live?.writerStatus() ?? readWriterStatus(cfg.DATA_DIR) : undefined
   const parts: Record<PartName, Part> = {
@@ -56,13 +55,13 @@ export async function runStart(cfg: Config, log: Logger, only: readonly PartName
     appview: {
       name: 'appview',
       async start() {
-        const { app, url } = await runAppView(cfg, log, { parts: () => supervisor!.status(), writerStatus })
+        const { app, url } = await runAppView(cfg, log, { parts: () => supervisor.status(), writerStatus })
         log.info({ url }, 'AppView listening')
         return { stop: () => app.close() }
       },
     },
   }
-  supervisor = new Supervisor(
+  const supervisor = new Supervisor(
     PARTS.filter((p) => wanted.has(p)).map((p) => parts[p]),
     log,
   )

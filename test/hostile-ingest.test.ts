@@ -79,7 +79,6 @@ describe.each(BACKENDS)('ingest on a hostile network (%s)', (backend) => {
     const later = (await publish(bob, { kind: 'mood', mood: 'and later', when: '2025-01-03T00:00:00.000Z' })).uri
     await waitFor("bob's later mood", () => indexed(s.index, later), 30_000)
     const metrics = await (await fetch(`${s.url}/metrics`, { headers: OPERATOR_HEADERS })).text()
-    const dashboard = await (await fetch(`${s.url}/dashboard/api/status`, { headers: OPERATOR_HEADERS })).text()
     expect(metrics).toMatch(/ingest_events_refused_total\{service="ws:\/\/127\.0\.0\.1:\d+",type="#identity"\} 1/)
   })
 

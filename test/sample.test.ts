@@ -232,7 +232,7 @@ describe('seedSample(small)', () => {
         }
         if (d.atproto) {
           refs.push(d.atproto);
-          if (!d.at) d.atproto.uri ? shapes.rkeyUri++ : shapes.rkeyOnly++;
+          if (!d.at) shapes[d.atproto.uri ? 'rkeyUri' : 'rkeyOnly']++;
         }
         if (d.nuked || d.deleted) nukedWithRecord++;
         for (const r of refs) {

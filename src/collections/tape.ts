@@ -54,7 +54,7 @@ async function convertFromZip(url: string, ctx: WriterContext): Promise<TapeVide
   try {
     return await ctx.convertTape(zip)
   } catch (err) {
-    throw new Error(`tape ZIP ${url}: ${(err as Error).message}`)
+    throw new Error(`tape ZIP ${url}: ${(err as Error).message}`, { cause: err })
   }
 }
 

@@ -52,7 +52,7 @@ export async function publishFeeds(opts: { account: HostedAccount; serviceDid: s
     try {
       await client.applyWrites([{ action, collection: FEED_GENERATOR_COLLECTION, rkey: def.rkey, value }])
     } catch (err) {
-      throw new Error(`feed ${def.rkey}: the PDS refused the ${action}: ${(err as Error).message}`)
+      throw new Error(`feed ${def.rkey}: the PDS refused the ${action}: ${(err as Error).message}`, { cause: err })
     }
     opts.log.info({ uri, action }, 'feed generator record written')
     out.push({ rkey: def.rkey, uri, action })

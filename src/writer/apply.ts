@@ -159,7 +159,7 @@ class RepoApplier {
       try {
         input = await blob.make(plan.item!, this.opts.ctx)
       } catch (err) {
-        if (blob.required) throw new Error(`${blob.field}: ${(err as Error).message}`)
+        if (blob.required) throw new Error(`${blob.field}: ${(err as Error).message}`, { cause: err })
         this.opts.recorder.warning({ kind: plan.col.kind, id: idOf(plan), repo: this.repo, reason: `${blob.field} left out: ${(err as Error).message}` })
         continue
       }

@@ -23,6 +23,6 @@ export async function bskyAccount(cfg: Config, log: Logger): Promise<HostedAccou
     const { pds } = await configuredIdentity(cfg, log).resolver.did.resolveAtprotoData(cfg.AC_BSKY_DID)
     return { pdsUrl: pds, credentials }
   } catch (err) {
-    throw new Error(`could not find the PDS of AC_BSKY_DID ${cfg.AC_BSKY_DID} (${(err as Error).message}); set AC_BSKY_PDS_URL`)
+    throw new Error(`could not find the PDS of AC_BSKY_DID ${cfg.AC_BSKY_DID} (${(err as Error).message}); set AC_BSKY_PDS_URL`, { cause: err })
   }
 }

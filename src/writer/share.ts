@@ -92,7 +92,7 @@ export async function share(code: string, as: ShareAs, opts: ShareOptions): Prom
     cid = (await client.applyWrites([{ action: 'create', collection: POST_COLLECTION, rkey: backref.rkey, value }]))[0].cid
   } catch (err) {
     cid = (await client.getRecord(POST_COLLECTION, backref.rkey))?.cid // another run posted it meanwhile
-    if (!cid) throw new Error(`${code}: the PDS refused the post: ${(err as Error).message}`)
+    if (!cid) throw new Error(`${code}: the PDS refused the post: ${(err as Error).message}`, { cause: err })
   }
   await recordCid(opts.db, col, doc, cid!)
   opts.log.info({ code, uri: backref.uri }, 'shared on Bluesky')

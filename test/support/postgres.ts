@@ -42,7 +42,7 @@ export async function startPostgres(): Promise<Postgres> {
     await run(asRoot ? 'runuser' : initdb[0], asRoot ? ['-u', 'nobody', '--', ...initdb] : initdb.slice(1))
   } catch (err) {
     await fs.rm(dir, { recursive: true, force: true })
-    throw new Error(`initdb failed: ${(err as { stderr?: string }).stderr ?? (err as Error).message}`)
+    throw new Error(`initdb failed: ${(err as { stderr?: string }).stderr ?? (err as Error).message}`, { cause: err })
   }
   return launch(bin, dir, data, owner)
 }
@@ -65,7 +65,7 @@ export async function startReplica(primary: Postgres): Promise<Postgres> {
     await run(asRoot ? 'runuser' : backup[0], asRoot ? ['-u', 'nobody', '--', ...backup] : backup.slice(1))
   } catch (err) {
     await fs.rm(dir, { recursive: true, force: true })
-    throw new Error(`pg_basebackup failed: ${(err as { stderr?: string }).stderr ?? (err as Error).message}`)
+    throw new Error(`pg_basebackup failed: ${(err as { stderr?: string }).stderr ?? (err as Error).message}`, { cause: err })
   }
   return launch(bin, dir, data, owner)
 }

@@ -21,7 +21,9 @@ async function getJson(url) {
   let body = null
   try {
     body = await res.json()
-  } catch {}
+  } catch {
+    // not JSON (a proxy's error page): the status says what happened
+  }
   return { ok: res.ok, status: res.status, body }
 }
 
