@@ -1,4 +1,4 @@
-import { lexicons as bskyLexicons } from '@atproto/api'
+import { lexicons as bskyLexicons, type AppBskyFeedGetFeedSkeleton } from '@atproto/api'
 import type { IdResolver } from '@atproto/identity'
 import { XRPCError, verifyJwt } from '@atproto/xrpc-server'
 import type { FastifyInstance } from 'fastify'
@@ -8,7 +8,7 @@ import { FeedReader } from '../feeds/reader.js'
 import { skeletonPage } from '../feeds/skeleton.js'
 import { verifySig } from '../signature.js'
 import type { CursorCodec } from './cursor.js'
-import type { MethodDef } from './methods.js'
+import { method, type MethodDef } from './methods.js'
 import type { ReadModel } from './read-model.js'
 import { XrpcError, echo } from './xrpc.js'
 
@@ -37,17 +37,19 @@ export function feedGeneratorMethods(index: ReadModel, opts: FeedGeneratorOption
   const description = Buffer.from(JSON.stringify({ did: opts.serviceDid, feeds: [...byUri.keys()].map((uri) => ({ uri })) }))
   return {
     'app.bsky.feed.describeFeedGenerator': { maxAge: 300, lexicons: bskyLexicons, handler: async () => description },
-    [SKELETON]: {
+    [SKELETON]: method<AppBskyFeedGetFeedSkeleton.QueryParams>({
       maxAge: 10,
       lexicons: bskyLexicons,
       auth: (authorization) => verifyViewer(authorization, opts),
       async handler({ feed, limit, cursor }) {
         const def = byUri.get(feed)
         if (!def) throw new XrpcError(400, 'UnknownFeed', `This feed generator does not serve ${echo(feed)}`)
-        const page = await skeletonPage(feeds, def, limit, cursors.decode(cursor))
-        return Buffer.from(JSON.stringify(page.next ? { feed: page.feed, cursor: cursors.encode(page.next) } : { feed: page.feed }))
+        // `limit` is optional in the client's type; decoding the request applied the lexicon's default (50).
+        const page = await skeletonPage(feeds, def, limit!, cursors.decode(cursor))
+        const body: AppBskyFeedGetFeedSkeleton.OutputSchema = page.next ? { feed: page.feed, cursor: cursors.encode(page.next) } : { feed: page.feed }
+        return Buffer.from(JSON.stringify(body))
       },
-    },
+    }),
   }
 }
 

@@ -4,12 +4,16 @@ import type { CursorCodec } from './cursor.js'
 import type { FeedRow, ReadModel } from './read-model.js'
 import type { ViewCache } from './views.js'
 import { XrpcError, echo, invalidRequest } from './xrpc.js'
+import type * as GetProfile from '../lexicon/types/computer/aesthetic/actor/getProfile.js'
+import type * as GetAuthorFeed from '../lexicon/types/computer/aesthetic/media/getAuthorFeed.js'
+import type * as GetFeed from '../lexicon/types/computer/aesthetic/media/getFeed.js'
+import type * as ResolveCode from '../lexicon/types/computer/aesthetic/media/resolveCode.js'
 
-/** A query method: decoded, lexicon-valid params in, the JSON body out (UTF-8). */
-export type Method = (params: Record<string, any>) => Promise<Buffer>
+/** A query method: decoded, lexicon-valid params in (`P`, the lexicon's generated `QueryParams`), the JSON body out (UTF-8). */
+export type Method<P = any> = (params: P) => Promise<Buffer>
 
-export interface MethodDef {
-  handler: Method
+export interface MethodDef<P = any> {
+  handler: Method<P>
   /** `Cache-Control: public, max-age=…` of a successful answer, in seconds. */
   maxAge: number
   /** The lexicons defining the method's parameters; default AC's own (src/lexicon). */
@@ -25,6 +29,15 @@ export interface MethodDef {
  * about this size; it was 20 MB (issue 15).
  */
 export const MAX_PAGE_BYTES = 256 * 1024
+
+/**
+ * A method's definition checked against its lexicon's generated parameter type (src/lexicon/types,
+ * from `npm run codegen`): a handler reading a parameter the lexicon does not define, or with
+ * another type, does not compile.
+ */
+export function method<P>(def: MethodDef<P>): MethodDef {
+  return def
+}
 
 const ITEMS_OPEN = Buffer.from('{"items":[')
 const ITEM_OPEN = Buffer.from('{"item":')
@@ -66,7 +79,7 @@ export function createMethods(index: ReadModel, views: ViewCache, cursors: Curso
 
   return {
     /** `{ item }` (whole: long text uncut) for `#code` painting, `$code` KidLisp, `!code` tape. Errors: InvalidCode, NotFound. */
-    'computer.aesthetic.media.resolveCode': {
+    'computer.aesthetic.media.resolveCode': method<ResolveCode.QueryParams>({
       maxAge: 60,
       async handler({ code }) {
         const match = PREFIXED_CODE.exec(code)
@@ -76,38 +89,38 @@ export function createMethods(index: ReadModel, views: ViewCache, cursors: Curso
         if (!view) throw new XrpcError(400, 'NotFound', `No item has the code ${code}`)
         return Buffer.concat([ITEM_OPEN, view, CLOSE])
       },
-    },
+    }),
     /** All items, newest `when` first, long texts cut. Errors: InvalidRequest (kind), InvalidCursor (not signed by this AppView). */
-    'computer.aesthetic.media.getFeed': {
+    'computer.aesthetic.media.getFeed': method<GetFeed.QueryParams>({
       maxAge: 10,
       async handler({ kind, limit, cursor }) {
         return page(await index.feedPage({ kind: checkKind(kind), limit, after: cursors.decode(cursor) }), limit)
       },
-    },
+    }),
     /** One author's items, newest `when` first. Errors: ActorNotFound, InvalidCursor. */
-    'computer.aesthetic.media.getAuthorFeed': {
+    'computer.aesthetic.media.getAuthorFeed': method<GetAuthorFeed.QueryParams>({
       maxAge: 10,
       async handler({ actor, kind, limit, cursor }) {
         const k = checkKind(kind)
         const after = cursors.decode(cursor)
         return page(await index.feedPage({ did: (await actorOrThrow(actor)).did, kind: k, limit, after }), limit)
       },
-    },
+    }),
     /** `{ did, handle?, counts, latestMood? }` (the mood whole: one item, at most 5,000 graphemes). Errors: ActorNotFound. */
-    'computer.aesthetic.actor.getProfile': {
+    'computer.aesthetic.actor.getProfile': method<GetProfile.QueryParams>({
       maxAge: 30,
       async handler({ actor }) {
         const { did, handle } = await actorOrThrow(actor)
         const [counts, [mood]] = await Promise.all([index.countsByKind(did), index.feedPage({ did, kind: 'mood', limit: 1 })])
-        const profile = JSON.stringify({ did, ...(handle ? { handle } : {}), counts })
+        const profile = JSON.stringify({ did, ...(handle ? { handle } : {}), counts } satisfies Omit<GetProfile.OutputSchema, 'latestMood'>)
         const latest = mood && (await views.view(mood, 'whole'))
         return latest ? Buffer.concat([Buffer.from(`${profile.slice(0, -1)},"latestMood":`), latest, CLOSE]) : Buffer.from(profile)
       },
-    },
+    }),
   }
 }
 
-/** `kind` is open (`knownValues`) in the lexicon; the AppView serves only AC's five kinds. */
+/** `kind` is open (`knownValues`) in the lexicon; the AppView serves only AC's kinds (KINDS). */
 function checkKind(kind: string | undefined): Kind | undefined {
   if (kind === undefined || (KINDS as readonly string[]).includes(kind)) return kind as Kind | undefined
   throw invalidRequest(`Parameter kind must be one of ${KINDS.join(', ')}, got ${echo(kind)}`)
