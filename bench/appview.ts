@@ -42,6 +42,8 @@ import { createAppView } from '../src/appview/server.js'
 import type { MethodDef } from '../src/appview/methods.js'
 import { writeHugeKidlisp, writeSyntheticIndex, type SyntheticIndex } from '../src/appview/synthetic.js'
 import { migrateIndex, openIndex, type Backend } from '../src/db/index.js'
+import { refreshAllViews } from '../src/db/views.js'
+import { StoredViews, type ViewConfig } from '../src/item-view.js'
 import { FEEDS, feedUri } from '../src/feeds/definitions.js'
 import { createLogger } from '../src/log.js'
 
@@ -70,6 +72,9 @@ const SCENARIOS = [
   { name: 'getAuthorFeed (limit 50)', nsid: 'computer.aesthetic.media.getAuthorFeed', targets: {} },
   { name: 'getFeedSkeleton (limit 50)', nsid: 'app.bsky.feed.getFeedSkeleton', targets: { sqlite: { xrpc: { rps: 3000, p99: 15 } } } },
 ] as const satisfies ReadonlyArray<{ name: string; nsid: string; targets: Partial<Record<Backend, Partial<Record<Route, Target>>>> }>
+
+/** The AppViews' view configuration, which the ingest's stored views are built under too. */
+const VIEW_CONFIG: ViewConfig = { publicUrl: 'https://aesthetic.computer' }
 
 /** The feed generator's identity in the benchmark: the feeds are published by this DID. */
 const PUBLISHER = 'did:plc:aestheticcomputerbench00'
@@ -122,7 +127,7 @@ async function serve(index: string) {
       operator: { open: true },
       index,
       log,
-      publicUrl: 'https://aesthetic.computer',
+      ...VIEW_CONFIG,
       healthMaxLagSeconds: 300,
       dashboard: true,
       viewCacheSize: 50_000,
@@ -314,6 +319,7 @@ async function startEngine(backend: Backend, dir: string): Promise<Engine> {
     const t0 = Date.now()
     const data = await writeSyntheticIndex(db, { posts: POSTS })
     const hostile = await writeHugeKidlisp(db)
+    await refreshAllViews(db, new StoredViews(VIEW_CONFIG)) // as the ingest does at start: each item's list view kept with its row (migration 007)
     if (backend === 'postgres') {
       await sql`vacuum analyze`.execute(db) // as autovacuum would: statistics, and index-only scans
       await sql`checkpoint`.execute(db) // the load's writes flushed now, not during the runs

@@ -3,7 +3,9 @@ import { sql } from 'kysely'
 import { KINDS, type Kind } from '../collections/index.js'
 import type { CursorTable, IndexDb, IndexSchema } from '../db/index.js'
 import { openStatements, type Param, type StatementOptions, type Statements } from '../db/statements.js'
+import { jsonQuote } from '../db/sql.js'
 import { backfillProgress, cursorRows, type BackfillProgress } from '../db/store.js'
+import { staleView } from '../db/views.js'
 import type { FeedPosition } from './cursor.js'
 
 export type { Param } from '../db/statements.js'
@@ -18,6 +20,17 @@ export interface FeedRow {
   sortAt: string
   handle: string | null
   pds: string | null
+}
+
+/**
+ * A feed row with its item's view (migration 007): `json` is the whole item view's JSON, the
+ * stored view completed with `indexedAt` and `author` (handle as the actor row holds it now), or
+ * null when no view matching the reader's configuration and the author's current PDS is stored.
+ */
+export interface FeedViewRow {
+  uri: string
+  sortAt: string
+  json: string | null
 }
 
 /** A code's winning claimant, with its author's account status (null when active). */
@@ -107,6 +120,46 @@ export class ReadModel {
       },
       { did: q.did, kind: q.kind, sortAt: q.after?.sortAt, uri: q.after?.uri, limit: q.limit + 1 },
     )
+  }
+
+  /**
+   * The rows of {@link feedPage} (same order, same items, same single index range scan), each
+   * with its stored list view completed in SQL ({@link FeedViewRow}): a page is then joined
+   * strings, no record parsed. A view is served only when its `item.viewKey` is `configKey`
+   * (src/item-view.ts, `viewConfigKey`) stamped with the author's PDS as the actor row holds it
+   * now (`viewStamp`), so views built under another configuration or naming a PDS the actor has
+   * left are null (the caller builds those from the record). The author's handle and whether the
+   * author is hidden are read from the rows at this moment, never stored with the view.
+   */
+  feedViews(q: FeedQuery, configKey: string): Promise<FeedViewRow[]> {
+    const shape = `feedViews:${q.did ? 'd' : ''}${q.kind ? 'k' : ''}${q.after ? 'a' : ''}`
+    return this.all<FeedViewRow>(
+      shape,
+      (p) => {
+        const did = jsonQuote(this.qb, sql.ref('item.did'))
+        const handle = jsonQuote(this.qb, sql.ref('actor.handle'))
+        const json = sql<string | null>`case when not ${staleView(p('viewPrefix'))} then item.view || ',"indexedAt":"' || item."indexedAt" || '","author":{"did":' || ${did} || case when actor.handle is null then '' else ',"handle":' || ${handle} end || '}}' end`
+        let query = this.qb.selectFrom('item').leftJoin('actor', 'actor.did', 'item.did').select(['item.uri', 'item.sortAt', json.as('json')])
+        query = q.did ? query.where('item.did', '=', p('did')) : query.where('item.hidden', '=', 0)
+        if (q.kind) query = query.where('item.kind', '=', p('kind'))
+        if (q.after) query = query.where((eb) => eb(eb.refTuple('item.sortAt', 'item.uri'), '<', eb.tuple(p('sortAt'), p('uri'))))
+        return query.orderBy('item.sortAt', 'desc').orderBy('item.uri', 'desc').limit(p<number>('limit'))
+      },
+      { did: q.did, kind: q.kind, sortAt: q.after?.sortAt, uri: q.after?.uri, limit: q.limit + 1, viewPrefix: `${configKey} ` },
+    )
+  }
+
+  /**
+   * The feed rows of `uris` (any order; deleted ones missing), for views {@link feedViews} could
+   * not serve: on SQLite one prepared lookup each, on PostgreSQL one statement for all.
+   */
+  async feedRows(uris: string[]): Promise<FeedRow[]> {
+    if (uris.length === 0) return []
+    const rows =
+      this.statements.backend === 'postgres'
+        ? await this.all<FeedRow>('feedRows', (p) => feedItems(this.qb).where('item.uri', '=', sql<string>`any(${p('uris')})`), { uris })
+        : await Promise.all(uris.map((uri) => this.get<FeedRow>('feedRow', (p) => feedItems(this.qb).where('item.uri', '=', p('uri')), { uri })))
+    return rows.filter((r) => r !== undefined)
   }
 
   /**
