@@ -1,7 +1,7 @@
 import type { Lexicons } from '@atproto/lexicon'
 import { KINDS, PREFIXED_CODE, byCodePrefix, type Kind } from '../collections/index.js'
 import type { CursorCodec } from './cursor.js'
-import type { FeedQuery, FeedViewRow, ReadModel } from './read-model.js'
+import type { Actor, FeedQuery, FeedViewRow, ReadModel } from './read-model.js'
 import type { ViewCache } from './views.js'
 import { XrpcError, echo, invalidRequest } from './xrpc.js'
 
@@ -44,8 +44,8 @@ export function createMethods(index: ReadModel, views: ViewCache, cursors: Curso
    * changed since, an index not yet refreshed) get theirs from the view cache, built from their
    * records as before.
    */
-  const page = async (q: FeedQuery): Promise<Buffer> => {
-    const rows = await index.feedViews(q, views.storedKey)
+  const page = async (q: Omit<FeedQuery, 'did'>, author?: Actor): Promise<Buffer> => {
+    const rows = await index.feedViews(q, views.storedKey, author)
     const listed = rows.length > q.limit ? rows.slice(0, q.limit) : rows
     const built = await missingViews(listed)
     let body = '{"items":['
@@ -104,7 +104,7 @@ export function createMethods(index: ReadModel, views: ViewCache, cursors: Curso
       async handler({ actor, kind, limit, cursor }) {
         const k = checkKind(kind)
         const after = cursors.decode(cursor)
-        return page({ did: (await actorOrThrow(actor)).did, kind: k, limit, after })
+        return page({ kind: k, limit, after }, await actorOrThrow(actor))
       },
     },
     /** `{ did, handle?, counts, latestMood? }` (the mood whole: one item, at most 5,000 graphemes). Errors: ActorNotFound. */

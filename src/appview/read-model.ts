@@ -6,6 +6,7 @@ import { openStatements, type Param, type StatementOptions, type Statements } fr
 import { jsonQuote } from '../db/sql.js'
 import { backfillProgress, cursorRows, type BackfillProgress } from '../db/store.js'
 import { staleView } from '../db/views.js'
+import { viewStamp } from '../item-view.js'
 import type { FeedPosition } from './cursor.js'
 
 export type { Param } from '../db/statements.js'
@@ -31,6 +32,13 @@ export interface FeedViewRow {
   uri: string
   sortAt: string
   json: string | null
+}
+
+/** A visible actor as the AppView reads it: DID, verified handle and PDS origin (null when unknown). */
+export interface Actor {
+  did: string
+  handle: string | null
+  pds: string | null
 }
 
 /** A code's winning claimant, with its author's account status (null when active). */
@@ -130,22 +138,39 @@ export class ReadModel {
    * now (`viewStamp`), so views built under another configuration or naming a PDS the actor has
    * left are null (the caller builds those from the record). The author's handle and whether the
    * author is hidden are read from the rows at this moment, never stored with the view.
+   * With `author` (getAuthorFeed: the visible actor just read by {@link findActor}) the page is
+   * that author's items, and its handle and PDS are bound as values instead of joined per row.
    */
-  feedViews(q: FeedQuery, configKey: string): Promise<FeedViewRow[]> {
-    const shape = `feedViews:${q.did ? 'd' : ''}${q.kind ? 'k' : ''}${q.after ? 'a' : ''}`
+  feedViews(q: Omit<FeedQuery, 'did'>, configKey: string, author?: Actor): Promise<FeedViewRow[]> {
+    const shape = `feedViews:${author ? 'd' : ''}${q.kind ? 'k' : ''}${q.after ? 'a' : ''}`
     return this.all<FeedViewRow>(
       shape,
       (p) => {
+        const filter = <Q extends SelectQueryBuilder<IndexSchema, 'item' | 'actor', any>>(query: Q): Q => {
+          if (q.kind) query = query.where('item.kind', '=', p('kind')) as Q
+          if (q.after) query = query.where((eb) => eb(eb.refTuple('item.sortAt', 'item.uri'), '<', eb.tuple(p('sortAt'), p('uri')))) as Q
+          return query.orderBy('item.sortAt', 'desc').orderBy('item.uri', 'desc').limit(p<number>('limit')) as Q
+        }
+        if (author) {
+          // One author, known and visible: the stamp and the author's JSON are the same for every row (no join).
+          const json = sql<string | null>`case when item."viewKey" = cast(${p('stamp')} as text) then item.view || ',"indexedAt":"' || item."indexedAt" || cast(${p('authorJson')} as text) end`
+          return filter(this.qb.selectFrom('item').select(['item.uri', 'item.sortAt', json.as('json')]).where('item.did', '=', p('did')) as never)
+        }
         const did = jsonQuote(this.qb, sql.ref('item.did'))
         const handle = jsonQuote(this.qb, sql.ref('actor.handle'))
         const json = sql<string | null>`case when not ${staleView(p('viewPrefix'))} then item.view || ',"indexedAt":"' || item."indexedAt" || '","author":{"did":' || ${did} || case when actor.handle is null then '' else ',"handle":' || ${handle} end || '}}' end`
-        let query = this.qb.selectFrom('item').leftJoin('actor', 'actor.did', 'item.did').select(['item.uri', 'item.sortAt', json.as('json')])
-        query = q.did ? query.where('item.did', '=', p('did')) : query.where('item.hidden', '=', 0)
-        if (q.kind) query = query.where('item.kind', '=', p('kind'))
-        if (q.after) query = query.where((eb) => eb(eb.refTuple('item.sortAt', 'item.uri'), '<', eb.tuple(p('sortAt'), p('uri'))))
-        return query.orderBy('item.sortAt', 'desc').orderBy('item.uri', 'desc').limit(p<number>('limit'))
+        return filter(this.qb.selectFrom('item').leftJoin('actor', 'actor.did', 'item.did').select(['item.uri', 'item.sortAt', json.as('json')]).where('item.hidden', '=', 0))
       },
-      { did: q.did, kind: q.kind, sortAt: q.after?.sortAt, uri: q.after?.uri, limit: q.limit + 1, viewPrefix: `${configKey} ` },
+      {
+        did: author?.did,
+        kind: q.kind,
+        sortAt: q.after?.sortAt,
+        uri: q.after?.uri,
+        limit: q.limit + 1,
+        viewPrefix: `${configKey} `,
+        stamp: author && viewStamp(configKey, author.pds),
+        authorJson: author && `","author":${JSON.stringify(author.handle ? { did: author.did, handle: author.handle } : { did: author.did })}}`,
+      },
     )
   }
 
@@ -202,11 +227,11 @@ export class ReadModel {
   }
 
   /** The visible actor for a DID or handle (handles are stored lowercase and compare so). */
-  findActor(actor: string): Promise<{ did: string; handle: string | null } | undefined> {
+  findActor(actor: string): Promise<Actor | undefined> {
     const column = actor.startsWith('did:') ? 'did' : 'handle'
     return this.get(
       `actor:${column}`,
-      (p) => this.qb.selectFrom('actor').select(['did', 'handle']).where(column, '=', p('actor')).where('status', 'is', null),
+      (p) => this.qb.selectFrom('actor').select(['did', 'handle', 'pds']).where(column, '=', p('actor')).where('status', 'is', null),
       { actor: column === 'handle' ? actor.toLowerCase() : actor },
     )
   }

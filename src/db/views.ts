@@ -49,14 +49,14 @@ export async function refreshViews(db: Kysely<IndexSchema>, views: StoredViews, 
 }
 
 /**
- * Rebuilds every stale stored view under `views` ({@link refreshViews}), batch after batch, each
- * in no transaction of its own: for an index no ingest is writing (benchmarks, tools).
+ * Rebuilds every stale stored view under `views` ({@link refreshViews}), one transaction per
+ * batch, without bumping the index version: for an index no ingest is writing (benchmarks, tools).
  * @returns the rows rebuilt.
  */
 export async function refreshAllViews(db: Kysely<IndexSchema>, views: StoredViews): Promise<number> {
   let total = 0
   for (let after: string | undefined; ; ) {
-    const batch = await refreshViews(db, views, { after })
+    const batch = await db.transaction().execute((trx) => refreshViews(trx, views, { after }))
     total += batch.rows
     if (!batch.last) return total
     after = batch.last
