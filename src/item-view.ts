@@ -140,17 +140,21 @@ export function viewStamp(configKey: string, pds: string | null): string {
 
 /**
  * Builds stored views ({@link storedView}) under one configuration. URLs a record carries are
- * filtered as the AppView filters them, but not counted (the AppView counts what it drops).
+ * filtered as the AppView filters them; `dropped(field)` is told of each one left out (the ingest
+ * counts them in `ingest_view_urls_dropped_total`, the AppView those it drops itself).
  */
 export class StoredViews {
   readonly key: string
   private readonly publicUrl: string
   private readonly recordUrl: ViewContext['recordUrl']
 
-  constructor(private readonly cfg: ViewConfig) {
+  constructor(
+    private readonly cfg: ViewConfig,
+    dropped?: (field: string) => void,
+  ) {
     this.key = viewConfigKey(cfg)
     this.publicUrl = cfg.publicUrl.replace(/\/+$/, '')
-    this.recordUrl = recordUrlFilter(cfg.viewUrlOrigins ?? acOrigins(this.publicUrl))
+    this.recordUrl = recordUrlFilter(cfg.viewUrlOrigins ?? acOrigins(this.publicUrl), dropped)
   }
 
   /**

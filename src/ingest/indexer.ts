@@ -97,7 +97,7 @@ export class Indexer {
 
   constructor(private readonly opts: IndexerOptions) {
     this.provenance = new Provenance({ identity: opts.identity, trustedPds: opts.trustedPds, trustedRelays: opts.trustedRelays ?? [], log: opts.log })
-    if (opts.views) this.views = new StoredViews(opts.views)
+    if (opts.views) this.views = new StoredViews(opts.views, (field) => metrics.viewUrlsDropped.inc({ field }))
   }
 
   /**
