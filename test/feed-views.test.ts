@@ -72,14 +72,17 @@ describe.each(BACKENDS)('stored feed views (%s)', (backend) => {
     }
     const reader = ReadModel.open(s.testIndex.target, { log })
     try {
-      const built = new ViewCache({ publicUrl: s.cfg.AC_PUBLIC_URL, viewUrlOrigins: s.cfg.viewUrlOrigins }, (u) => reader.records(u), 0, 0)
+      const cfg = { publicUrl: s.cfg.AC_PUBLIC_URL, viewUrlOrigins: s.cfg.viewUrlOrigins }
+      let recordsLoaded = 0
+      const stored = new ViewCache(cfg, (u) => ((recordsLoaded += u.length), reader.records(u)), 0, 0, (u) => reader.storedViews(u))
+      const built = new ViewCache(cfg, (u) => reader.records(u), 0, 0)
       for (const did of [undefined, carol.did]) {
-        const stored = await reader.feedViews({ limit: 100 }, built.storedKey, did ? await reader.findActor(did) : undefined)
-        const fromRecords = await built.views(await reader.feedPage({ did, limit: 100 }), 'list')
-        expect(stored.length).toBeGreaterThanOrEqual(did ? 3 : 4)
-        expect(stored.every((r) => r.json !== null)).toBe(true)
-        expect(stored.map((r) => JSON.parse(r.json!))).toEqual(fromRecords.map((v) => JSON.parse(v!.toString())))
+        const rows = await reader.feedPage({ did, limit: 100 })
+        expect(rows.length).toBeGreaterThanOrEqual(did ? 3 : 4)
+        const parse = (views: Array<Buffer | undefined>) => views.map((v) => JSON.parse(v!.toString()))
+        expect(parse(await stored.views(rows, 'list'))).toEqual(parse(await built.views(rows, 'list')))
       }
+      expect(recordsLoaded).toBe(0) // every view came from the rows: no record read
     } finally {
       await reader.close()
     }

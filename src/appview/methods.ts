@@ -1,7 +1,7 @@
 import type { Lexicons } from '@atproto/lexicon'
 import { KINDS, PREFIXED_CODE, byCodePrefix, type Kind } from '../collections/index.js'
 import type { CursorCodec } from './cursor.js'
-import type { Actor, FeedQuery, FeedViewRow, ReadModel } from './read-model.js'
+import type { FeedRow, ReadModel } from './read-model.js'
 import type { ViewCache } from './views.js'
 import { XrpcError, echo, invalidRequest } from './xrpc.js'
 
@@ -26,7 +26,9 @@ export interface MethodDef {
  */
 export const MAX_PAGE_BYTES = 256 * 1024
 
+const ITEMS_OPEN = Buffer.from('{"items":[')
 const ITEM_OPEN = Buffer.from('{"item":')
+const COMMA = Buffer.from(',')
 const CLOSE = Buffer.from('}')
 
 /**
@@ -36,41 +38,28 @@ const CLOSE = Buffer.from('}')
  */
 export function createMethods(index: ReadModel, views: ViewCache, cursors: CursorCodec): Record<string, MethodDef> {
   /**
-   * `{ items, cursor? }` of one feed query: the list views of its first `limit` rows, fewer when
-   * the page would pass {@link MAX_PAGE_BYTES}; a cursor after the last row served when more rows
-   * remain. The views come with the rows, completed in SQL from the views the ingest stored
-   * (`ReadModel.feedViews`), so the page is their strings joined: no record parsed, no view
-   * serialised. Rows without a stored view matching this AppView (another configuration, a PDS
-   * changed since, an index not yet refreshed) get theirs from the view cache, built from their
-   * records as before.
+   * `{ items, cursor? }`: list views of the first `limit` rows, fewer when the page would pass
+   * {@link MAX_PAGE_BYTES}; a cursor after the last row served when more rows remain. The rows
+   * come from one range scan of a covering feed index; their views are cached buffers, or, on a
+   * miss, the views the ingest stored with the rows completed with the row's `indexedAt` and
+   * current handle (no record parsed; see {@link ViewCache}).
    */
-  const page = async (q: Omit<FeedQuery, 'did'>, author?: Actor): Promise<Buffer> => {
-    const rows = await index.feedViews(q, views.storedKey, author)
-    const listed = rows.length > q.limit ? rows.slice(0, q.limit) : rows
-    const built = await missingViews(listed)
-    let body = '{"items":['
+  const page = async (rows: FeedRow[], limit: number): Promise<Buffer> => {
+    const parts: Buffer[] = [ITEMS_OPEN]
     let bytes = 0
     let served = 0
-    for (const row of listed) {
-      const view = row.json ?? built?.get(row.uri)
-      if (view !== undefined) {
-        const length = Buffer.byteLength(view)
-        if (bytes > 0 && bytes + length > MAX_PAGE_BYTES) break
-        body += bytes > 0 ? `,${view}` : view
-        bytes += length
+    const listed = await views.views(rows.slice(0, limit), 'list')
+    for (const view of listed) {
+      if (view && bytes > 0 && bytes + view.length > MAX_PAGE_BYTES) break
+      if (view) {
+        if (bytes > 0) parts.push(COMMA)
+        parts.push(view)
+        bytes += view.length
       }
       served++
     }
-    body += served < rows.length ? `],"cursor":"${cursors.encode(rows[served - 1])}"}` : ']}'
-    return Buffer.from(body)
-  }
-  /** The list views of the rows without a usable stored view, by uri, from the view cache (deleted items missing); undefined when there are none. */
-  const missingViews = async (rows: FeedViewRow[]): Promise<Map<string, string> | undefined> => {
-    const uris = rows.filter((r) => r.json === null).map((r) => r.uri)
-    if (uris.length === 0) return undefined
-    const feedRows = await index.feedRows(uris)
-    const listed = await views.views(feedRows, 'list')
-    return new Map(feedRows.flatMap((r, i) => (listed[i] ? [[r.uri, listed[i].toString()] as const] : [])))
+    parts.push(Buffer.from(served < rows.length ? `],"cursor":"${cursors.encode(rows[served - 1])}"}` : ']}'))
+    return Buffer.concat(parts)
   }
   const actorOrThrow = async (actor: string) => {
     const found = await index.findActor(actor)
@@ -95,7 +84,7 @@ export function createMethods(index: ReadModel, views: ViewCache, cursors: Curso
     'computer.aesthetic.media.getFeed': {
       maxAge: 10,
       async handler({ kind, limit, cursor }) {
-        return page({ kind: checkKind(kind), limit, after: cursors.decode(cursor) })
+        return page(await index.feedPage({ kind: checkKind(kind), limit, after: cursors.decode(cursor) }), limit)
       },
     },
     /** One author's items, newest `when` first. Errors: ActorNotFound, InvalidCursor. */
@@ -104,7 +93,7 @@ export function createMethods(index: ReadModel, views: ViewCache, cursors: Curso
       async handler({ actor, kind, limit, cursor }) {
         const k = checkKind(kind)
         const after = cursors.decode(cursor)
-        return page({ kind: k, limit, after }, await actorOrThrow(actor))
+        return page(await index.feedPage({ did: (await actorOrThrow(actor)).did, kind: k, limit, after }), limit)
       },
     },
     /** `{ did, handle?, counts, latestMood? }` (the mood whole: one item, at most 5,000 graphemes). Errors: ActorNotFound. */

@@ -3,10 +3,7 @@ import { sql } from 'kysely'
 import { KINDS, type Kind } from '../collections/index.js'
 import type { CursorTable, IndexDb, IndexSchema } from '../db/index.js'
 import { openStatements, type Param, type StatementOptions, type Statements } from '../db/statements.js'
-import { jsonQuote } from '../db/sql.js'
 import { backfillProgress, cursorRows, type BackfillProgress } from '../db/store.js'
-import { staleView } from '../db/views.js'
-import { viewStamp } from '../item-view.js'
 import type { FeedPosition } from './cursor.js'
 
 export type { Param } from '../db/statements.js'
@@ -19,24 +16,6 @@ export interface FeedRow {
   kind: string
   indexedAt: string
   sortAt: string
-  handle: string | null
-  pds: string | null
-}
-
-/**
- * A feed row with its item's view (migration 007): `json` is the whole item view's JSON, the
- * stored view completed with `indexedAt` and `author` (handle as the actor row holds it now), or
- * null when no view matching the reader's configuration and the author's current PDS is stored.
- */
-export interface FeedViewRow {
-  uri: string
-  sortAt: string
-  json: string | null
-}
-
-/** A visible actor as the AppView reads it: DID, verified handle and PDS origin (null when unknown). */
-export interface Actor {
-  did: string
   handle: string | null
   pds: string | null
 }
@@ -55,6 +34,13 @@ export interface FeedQuery {
 export interface StoredRecord {
   cid: string
   record: string
+}
+
+/** A stored item view (`item.view`, `item.viewKey`) and the cid of the version it shows; view and key null until the ingest builds them. */
+export interface StoredView {
+  cid: string
+  view: string | null
+  viewKey: string | null
 }
 
 /** What `/xrpc/_health` reads: every host's cursor row, backfill progress, the quarantine's size, and the index version answers reflect. */
@@ -131,63 +117,6 @@ export class ReadModel {
   }
 
   /**
-   * The rows of {@link feedPage} (same order, same items, same single index range scan), each
-   * with its stored list view completed in SQL ({@link FeedViewRow}): a page is then joined
-   * strings, no record parsed. A view is served only when its `item.viewKey` is `configKey`
-   * (src/item-view.ts, `viewConfigKey`) stamped with the author's PDS as the actor row holds it
-   * now (`viewStamp`), so views built under another configuration or naming a PDS the actor has
-   * left are null (the caller builds those from the record). The author's handle and whether the
-   * author is hidden are read from the rows at this moment, never stored with the view.
-   * With `author` (getAuthorFeed: the visible actor just read by {@link findActor}) the page is
-   * that author's items, and its handle and PDS are bound as values instead of joined per row.
-   */
-  feedViews(q: Omit<FeedQuery, 'did'>, configKey: string, author?: Actor): Promise<FeedViewRow[]> {
-    const shape = `feedViews:${author ? 'd' : ''}${q.kind ? 'k' : ''}${q.after ? 'a' : ''}`
-    return this.all<FeedViewRow>(
-      shape,
-      (p) => {
-        const filter = <Q extends SelectQueryBuilder<IndexSchema, 'item' | 'actor', any>>(query: Q): Q => {
-          if (q.kind) query = query.where('item.kind', '=', p('kind')) as Q
-          if (q.after) query = query.where((eb) => eb(eb.refTuple('item.sortAt', 'item.uri'), '<', eb.tuple(p('sortAt'), p('uri')))) as Q
-          return query.orderBy('item.sortAt', 'desc').orderBy('item.uri', 'desc').limit(p<number>('limit')) as Q
-        }
-        if (author) {
-          // One author, known and visible: the stamp and the author's JSON are the same for every row (no join).
-          const json = sql<string | null>`case when item."viewKey" = cast(${p('stamp')} as text) then item.view || ',"indexedAt":"' || item."indexedAt" || cast(${p('authorJson')} as text) end`
-          return filter(this.qb.selectFrom('item').select(['item.uri', 'item.sortAt', json.as('json')]).where('item.did', '=', p('did')) as never)
-        }
-        const did = jsonQuote(this.qb, sql.ref('item.did'))
-        const handle = jsonQuote(this.qb, sql.ref('actor.handle'))
-        const json = sql<string | null>`case when not ${staleView(p('viewPrefix'))} then item.view || ',"indexedAt":"' || item."indexedAt" || '","author":{"did":' || ${did} || case when actor.handle is null then '' else ',"handle":' || ${handle} end || '}}' end`
-        return filter(this.qb.selectFrom('item').leftJoin('actor', 'actor.did', 'item.did').select(['item.uri', 'item.sortAt', json.as('json')]).where('item.hidden', '=', 0))
-      },
-      {
-        did: author?.did,
-        kind: q.kind,
-        sortAt: q.after?.sortAt,
-        uri: q.after?.uri,
-        limit: q.limit + 1,
-        viewPrefix: `${configKey} `,
-        stamp: author && viewStamp(configKey, author.pds),
-        authorJson: author && `","author":${JSON.stringify(author.handle ? { did: author.did, handle: author.handle } : { did: author.did })}}`,
-      },
-    )
-  }
-
-  /**
-   * The feed rows of `uris` (any order; deleted ones missing), for views {@link feedViews} could
-   * not serve: on SQLite one prepared lookup each, on PostgreSQL one statement for all.
-   */
-  async feedRows(uris: string[]): Promise<FeedRow[]> {
-    if (uris.length === 0) return []
-    const rows =
-      this.statements.backend === 'postgres'
-        ? await this.all<FeedRow>('feedRows', (p) => feedItems(this.qb).where('item.uri', '=', sql<string>`any(${p('uris')})`), { uris })
-        : await Promise.all(uris.map((uri) => this.get<FeedRow>('feedRow', (p) => feedItems(this.qb).where('item.uri', '=', p('uri')), { uri })))
-    return rows.filter((r) => r !== undefined)
-  }
-
-  /**
    * The record holding a short code (code authority): among items of `kind` with `code` from
    * repos on TRUSTED_PDS (`actor.trusted`, set by the ingest), the earliest `when` wins, ties by
    * uri ({@link earliestFirst}; index `item_code_authority` holds claimants in that order).
@@ -226,12 +155,27 @@ export class ReadModel {
     return new Map(rows.filter((r) => r !== undefined).map((r) => [r.uri, { cid: r.cid, record: r.record }]))
   }
 
+  /**
+   * The views the ingest stored with the rows of `uris` (migration 007; src/item-view.ts,
+   * `storedView`), with the cid and stamp they were built for, by uri (deleted ones missing): on
+   * SQLite one prepared lookup each, on PostgreSQL one statement for all. Never the records.
+   */
+  async storedViews(uris: string[]): Promise<Map<string, StoredView>> {
+    if (uris.length === 0) return new Map()
+    const columns = ['uri', 'cid', 'view', 'viewKey'] as const
+    const rows =
+      this.statements.backend === 'postgres'
+        ? await this.all<StoredView & { uri: string }>('views', (p) => this.qb.selectFrom('item').select(columns).where('uri', '=', sql<string>`any(${p('uris')})`), { uris })
+        : await Promise.all(uris.map((uri) => this.get<StoredView & { uri: string }>('view', (p) => this.qb.selectFrom('item').select(columns).where('uri', '=', p('uri')), { uri })))
+    return new Map(rows.filter((r) => r !== undefined).map((r) => [r.uri, { cid: r.cid, view: r.view, viewKey: r.viewKey }]))
+  }
+
   /** The visible actor for a DID or handle (handles are stored lowercase and compare so). */
-  findActor(actor: string): Promise<Actor | undefined> {
+  findActor(actor: string): Promise<{ did: string; handle: string | null } | undefined> {
     const column = actor.startsWith('did:') ? 'did' : 'handle'
     return this.get(
       `actor:${column}`,
-      (p) => this.qb.selectFrom('actor').select(['did', 'handle', 'pds']).where(column, '=', p('actor')).where('status', 'is', null),
+      (p) => this.qb.selectFrom('actor').select(['did', 'handle']).where(column, '=', p('actor')).where('status', 'is', null),
       { actor: column === 'handle' ? actor.toLowerCase() : actor },
     )
   }

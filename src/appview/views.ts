@@ -1,9 +1,9 @@
 import { LRUCache } from 'lru-cache'
 import type { ViewContext } from '../collections/index.js'
 import { acOrigins } from '../config.js'
-import { blobUrl, itemView, recordUrlFilter, viewConfigKey, type ViewConfig, type ViewMode } from '../item-view.js'
+import { blobUrl, completeView, itemView, recordUrlFilter, viewConfigKey, viewStamp, type ViewConfig, type ViewMode } from '../item-view.js'
 import { viewMetrics } from './metrics.js'
-import type { FeedRow, StoredRecord } from './read-model.js'
+import type { FeedRow, StoredRecord, StoredView } from './read-model.js'
 
 export { LIST_TEXT_MAX_BYTES, blobUrl, cutUtf8, itemView, type ViewMode } from '../item-view.js'
 
@@ -34,6 +34,9 @@ function entrySize(v: CachedView): number {
  * `maxBytes` of JSON (issue 15: views of 200 KB records could fill the heap). Requests then
  * neither parse stored records nor serialise views: a page is the cached strings joined. An
  * entry is valid while the row's cid, indexedAt, handle and PDS are those it was built from.
+ * A list view not cached is the view the ingest stored with the row (issue 12, migration 007),
+ * completed with the row's `indexedAt` and current handle, when its stamp is this configuration
+ * with the author's current PDS ({@link storedKey}); only the others are built from records.
  */
 export class ViewCache {
   private readonly entries?: LRUCache<string, CachedView>
@@ -43,6 +46,7 @@ export class ViewCache {
 
   /**
    * @param load the stored records of uris (`ReadModel.records`: one round trip for a page); deleted ones missing
+   * @param loadViews the stored views of uris (`ReadModel.storedViews`); deleted ones missing. Without it every view is built from its record.
    * @param maxEntries views kept; 0 disables caching
    * @param maxBytes JSON kept, in UTF-8 bytes (plus a small overhead per entry); 0 disables caching
    */
@@ -51,6 +55,7 @@ export class ViewCache {
     private readonly load: (uris: string[]) => Promise<Map<string, StoredRecord>>,
     maxEntries: number,
     maxBytes: number,
+    private readonly loadViews?: (uris: string[]) => Promise<Map<string, StoredView>>,
   ) {
     this.storedKey = viewConfigKey(opts)
     if (maxEntries > 0 && maxBytes > 0) this.entries = new LRUCache({ max: maxEntries, maxSize: maxBytes, sizeCalculation: entrySize })
@@ -60,7 +65,8 @@ export class ViewCache {
 
   /**
    * The views of `rows` in `mode`, in order; undefined for an item deleted since its row was
-   * read. Views not cached are built from their stored records, loaded together.
+   * read. List views not cached come from the views stored with the rows, loaded together; the
+   * rest are built from their stored records, loaded together.
    */
   async views(rows: FeedRow[], mode: ViewMode): Promise<Array<ViewJson | undefined>> {
     const entries = rows.map((row) => {
@@ -68,9 +74,25 @@ export class ViewCache {
       const hit = this.entries?.get(row.uri)
       return hit?.stamp === stamp ? hit : { stamp }
     })
-    const missing = rows.filter((_, i) => !entries[i][mode])
-    const stored = missing.length ? await this.load(missing.map((r) => r.uri)) : undefined
-    return rows.map((row, i) => entries[i][mode] ?? this.build(row, entries[i], stored!.get(row.uri), mode))
+    let missing = rows.flatMap((_, i) => (entries[i][mode] ? [] : [i]))
+    if (missing.length && mode === 'list' && this.loadViews) {
+      const stored = await this.loadViews(missing.map((i) => rows[i].uri))
+      missing = missing.filter((i) => !this.fromStored(rows[i], entries[i], stored.get(rows[i].uri)))
+    }
+    const records = missing.length ? await this.load(missing.map((i) => rows[i].uri)) : undefined
+    return rows.map((row, i) => entries[i][mode] ?? this.build(row, entries[i], records?.get(row.uri), mode))
+  }
+
+  /**
+   * Sets `entry`'s list view from the view stored with `row` and caches the entry, when that view
+   * is of the row's version (cid) and stamped with this configuration and the author's PDS as the
+   * row holds it; false otherwise (the caller builds the view from the record).
+   */
+  private fromStored(row: FeedRow, entry: CachedView, stored: StoredView | undefined): boolean {
+    if (!stored?.view || stored.cid !== row.cid || stored.viewKey !== viewStamp(this.storedKey, row.pds)) return false
+    entry.list = Buffer.from(completeView(stored.view, row.indexedAt, row.did, row.handle))
+    this.entries?.set(row.uri, { ...entry })
+    return true
   }
 
   /** The view of one row; see {@link views}. */

@@ -42,8 +42,3 @@ export function smaller<T>(db: Kysely<any>, a: Expression<T>, b: Expression<T>):
 export function jsonText(db: Kysely<any>, column: Expression<string>, field: string): RawBuilder<string | null> {
   return backendOf(db) === 'postgres' ? sql<string | null>`(${column}::json ->> ${sql.lit(field)})` : sql<string | null>`json_extract(${column}, ${sql.lit(`$.${field}`)})`
 }
-
-/** A text value as a JSON string literal, quotes included (`json_quote` on SQLite, `to_json(…)::text` on PostgreSQL); null stays null. */
-export function jsonQuote(db: Kysely<any>, value: Expression<string | null>): RawBuilder<string | null> {
-  return backendOf(db) === 'postgres' ? sql<string | null>`to_json(${value})::text` : sql<string | null>`json_quote(${value})`
-}
