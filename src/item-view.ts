@@ -172,7 +172,7 @@ export class StoredViews {
  * An item's list view kept with its row (`item.view`): the view's JSON without `indexedAt` and
  * `author` and without its closing brace, e.g. `{"uri":"at://…","cid":"…","kind":"mood","when":"…","mood":"…"`.
  * What can change without the record changing is left out and joined from the rows when a page
- * is read (src/appview/read-model.ts, `feedViews`): `indexedAt` (kept from the first version),
+ * is read ({@link completeView}, src/appview/views.ts): `indexedAt` (kept from the first version),
  * `author` with the handle the actor row holds now, and whether the actor is hidden (which rows
  * are read at all). What depends on configuration (permalinks, filtered record URLs, blob URLs
  * and the author's PDS) is in, and stamped by {@link viewStamp}.
@@ -182,7 +182,11 @@ export function storedView(view: Record<string, unknown>): string {
   return JSON.stringify(rest).slice(0, -1)
 }
 
-/** A stored view completed with its row's `indexedAt`, DID and handle: the item view's JSON (what `feedViews` does in SQL). */
+/**
+ * A stored view ({@link storedView}) completed with its row's `indexedAt`, the author's DID and
+ * the handle the actor row holds now: the item view's JSON, as {@link itemView} would give it in
+ * `list` mode (members in another order).
+ */
 export function completeView(view: string, indexedAt: string, did: string, handle: string | null): string {
   return `${view},"indexedAt":${JSON.stringify(indexedAt)},"author":{"did":${JSON.stringify(did)}${handle ? `,"handle":${JSON.stringify(handle)}` : ''}}}`
 }

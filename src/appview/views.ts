@@ -41,14 +41,14 @@ function entrySize(v: CachedView): number {
 export class ViewCache {
   private readonly entries?: LRUCache<string, CachedView>
   private readonly ctx: (row: FeedRow) => ViewContext
-  /** The key of this AppView's view configuration: stored views with it are served as they are (src/item-view.ts, `viewConfigKey`). */
+  /** The key of this AppView's view configuration (src/item-view.ts, `viewConfigKey`): stored views stamped with it and the author's current PDS are served. */
   readonly storedKey: string
 
   /**
    * @param load the stored records of uris (`ReadModel.records`: one round trip for a page); deleted ones missing
-   * @param loadViews the stored views of uris (`ReadModel.storedViews`); deleted ones missing. Without it every view is built from its record.
    * @param maxEntries views kept; 0 disables caching
    * @param maxBytes JSON kept, in UTF-8 bytes (plus a small overhead per entry); 0 disables caching
+   * @param loadViews the stored views of uris (`ReadModel.storedViews`: one round trip for a page); deleted ones missing. Without it every view is built from its record.
    */
   constructor(
     opts: ViewOptions,

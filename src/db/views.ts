@@ -7,9 +7,9 @@ const REFRESH_BATCH = 500
 
 /**
  * SQL (over `item` joined with `actor`): `item.viewKey` is not what a view built now under the
- * configuration whose key starts `prefix` (the key and a space; a value or a statement's
- * placeholder) would be stamped with the author's current PDS ({@link viewStamp}). The ingest
- * rebuilds such views; the AppView serves only the others (src/appview/read-model.ts).
+ * configuration whose key starts `prefix` (the key and a space) would be stamped with the
+ * author's current PDS ({@link viewStamp}). The ingest rebuilds such views; the AppView serves
+ * only the others (src/appview/views.ts, which compares the same stamp in JavaScript).
  */
 export function staleView(prefix: unknown) {
   return sql<boolean>`(item."viewKey" is null or item."viewKey" <> cast(${prefix} as text) || coalesce(actor.pds, ''))`
