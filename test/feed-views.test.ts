@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ReadModel } from '../src/appview/read-model.js'
 import { createAppView } from '../src/appview/server.js'
 import { ViewCache } from '../src/appview/views.js'
+import { Identity } from '../src/identity.js'
+import { Indexer } from '../src/ingest/indexer.js'
 import { createLogger } from '../src/log.js'
 import { indexed, png, publish, startAppViewStack, waitFor, type Account, type AppViewStack } from './support/appview.js'
 import { BACKENDS } from './support/backend.js'
@@ -137,6 +139,34 @@ describe.each(BACKENDS)('stored feed views (%s)', (backend) => {
       await setTakedown(false)
       await waitFor('the restore indexed', async () => !(await hidden()), 30_000)
       expect(authorsOf((await get(url, `${M}.getAuthorFeed`, { actor: dave.did })).body.items, dave.did)).toEqual([{ did: dave.did, handle: dave.handle }])
+    } finally {
+      await app.close()
+    }
+  })
+
+  it('rebuilds an actor’s stored views with its PDS change, and every view under a new configuration', async () => {
+    const cfg = { publicUrl: s.cfg.AC_PUBLIC_URL, viewUrlOrigins: s.cfg.viewUrlOrigins }
+    const identity = new Identity({ plcUrl: s.net.plcUrl, allowPrivateNetwork: true, log })
+    const indexer = new Indexer({ db: s.index, identity, trustedPds: s.cfg.trustedPds, log, views: cfg })
+    const actor = await s.index.selectFrom('actor').selectAll().where('did', '=', carol.did).executeTakeFirstOrThrow()
+    const painting = () => s.index.selectFrom('item').select(['view', 'viewKey']).where('uri', '=', uris[0]).executeTakeFirstOrThrow()
+    const moveTo = (pds: string | null, seq: number) => indexer.commit([{ type: 'actor', did: carol.did, handle: actor.handle, pds, trusted: true }], 'test:identity', seq, null)
+    const { app, url } = await uncachedAppView()
+    try {
+      await moveTo('https://pds.example', 1)
+      expect((await painting()).viewKey).toMatch(/ https:\/\/pds\.example$/)
+      const thumb = async () => (await get(url, `${M}.getAuthorFeed`, { actor: carol.did })).body.items.find((i: any) => i.kind === 'painting').thumb
+      expect(await thumb()).toMatch(/^https:\/\/pds\.example\/xrpc\/com\.atproto\.sync\.getBlob\?/)
+      await moveTo(actor.pds, 2)
+      expect(await thumb()).toMatch(new RegExp(`^${actor.pds}/xrpc/`))
+      // Another configuration (a CDN) rebuilds every view at start; the first one's AppView then builds its own, the same.
+      const before = (await get(url, `${M}.getFeed`, { limit: 100 })).body
+      const cdn = new Indexer({ db: s.index, identity, trustedPds: s.cfg.trustedPds, log, views: { ...cfg, blobCdnTemplate: 'https://cdn.example/{did}/{cid}' } })
+      expect(await cdn.refreshViews()).toBeGreaterThanOrEqual(uris.length)
+      expect(await cdn.refreshViews()).toBe(0)
+      expect((await painting()).view).toContain('https://cdn.example/')
+      expect((await get(url, `${M}.getFeed`, { limit: 100 })).body).toEqual(before)
+      expect(await indexer.refreshViews()).toBeGreaterThanOrEqual(uris.length)
     } finally {
       await app.close()
     }
