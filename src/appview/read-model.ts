@@ -157,8 +157,9 @@ export class ReadModel {
 
   /**
    * The views the ingest stored with the rows of `uris` (migration 007; src/item-view.ts,
-   * `storedView`), with the cid and stamp they were built for, by uri (deleted ones missing): on
-   * SQLite one prepared lookup each, on PostgreSQL one statement for all. Never the records.
+   * `storedView`), with the cid and stamp they were built for, by uri (deleted ones missing): one
+   * statement for all (`uri = any($1)` on PostgreSQL, `uri in (select value from json_each(?))`
+   * on SQLite: one primary-key lookup each). Never the records.
    */
   async storedViews(uris: string[]): Promise<Map<string, StoredView>> {
     if (uris.length === 0) return new Map()
@@ -166,8 +167,8 @@ export class ReadModel {
     const rows =
       this.statements.backend === 'postgres'
         ? await this.all<StoredView & { uri: string }>('views', (p) => this.qb.selectFrom('item').select(columns).where('uri', '=', sql<string>`any(${p('uris')})`), { uris })
-        : await Promise.all(uris.map((uri) => this.get<StoredView & { uri: string }>('view', (p) => this.qb.selectFrom('item').select(columns).where('uri', '=', p('uri')), { uri })))
-    return new Map(rows.filter((r) => r !== undefined).map((r) => [r.uri, { cid: r.cid, view: r.view, viewKey: r.viewKey }]))
+        : await this.all<StoredView & { uri: string }>('views', (p) => this.qb.selectFrom('item').select(columns).where('uri', 'in', sql<string>`(select value from json_each(${p('uris')}))`), { uris: JSON.stringify(uris) })
+    return new Map(rows.map((r) => [r.uri, { cid: r.cid, view: r.view, viewKey: r.viewKey }]))
   }
 
   /** The visible actor for a DID or handle (handles are stored lowercase and compare so). */
