@@ -9,9 +9,11 @@
  *    database; else a throwaway server from Debian's package started as the tests start it,
  *    test/support/postgres.ts: loopback, fsync off), then `vacuum analyze`d there.
  * 2. Starts the AppView on loopback in a child process (so the load generator does not share its
- *    event loop), twice: as `serve` runs it, and without the response cache (see `serve` below);
- *    the second also has plain Fastify routes `/plain/<method>` that call the same handlers with
- *    hand-parsed params, without XRPC param decoding and lexicon validation.
+ *    event loop), three times: as `serve` runs it, without the response cache, and without the
+ *    response and view caches (see `serve` below); the second also has plain Fastify routes
+ *    `/plain/<method>` that call the same handlers with hand-parsed params, without XRPC param
+ *    decoding and lexicon validation. The index's stored item views (migration 007) are built
+ *    under the AppViews' configuration first, as the ingest builds them.
  * 3. Drives each route with autocannon (programmatic API) after a warm-up, and prints req/s and
  *    p50/p99 latency with the engines side by side, the XRPC/plain ratio, the targets (issues 6
  *    and 10 on SQLite, issue 13 on PostgreSQL) and the machine.
@@ -42,6 +44,8 @@ import { createAppView } from '../src/appview/server.js'
 import type { MethodDef } from '../src/appview/methods.js'
 import { writeHugeKidlisp, writeSyntheticIndex, type SyntheticIndex } from '../src/appview/synthetic.js'
 import { migrateIndex, openIndex, type Backend } from '../src/db/index.js'
+import { refreshAllViews } from '../src/db/views.js'
+import { StoredViews, type ViewConfig } from '../src/item-view.js'
 import { FEEDS, feedUri } from '../src/feeds/definitions.js'
 import { createLogger } from '../src/log.js'
 
@@ -61,15 +65,19 @@ interface Target {
 
 /**
  * The hot methods, each with its targets by engine: on SQLite issue 6's on the production route
- * (getFeedSkeleton: issue 10's), on PostgreSQL issue 13's (resolveCode on the production route;
- * getFeed without the response cache); undefined: measured, no target.
+ * (getFeedSkeleton: issue 10's) and issue 12's for getFeed without the response cache, on
+ * PostgreSQL issue 13's (resolveCode on the production route; getFeed without the response
+ * cache); undefined: measured, no target.
  */
 const SCENARIOS = [
   { name: 'resolveCode', nsid: 'computer.aesthetic.media.resolveCode', targets: { sqlite: { xrpc: { rps: 5000, p99: 10 } }, postgres: { xrpc: { rps: 3000, p99: 15 } } } },
-  { name: 'getFeed (limit 50)', nsid: 'computer.aesthetic.media.getFeed', targets: { sqlite: { xrpc: { rps: 2000, p99: 25 } }, postgres: { 'xrpc uncached': { rps: 1500 } } } },
+  { name: 'getFeed (limit 50)', nsid: 'computer.aesthetic.media.getFeed', targets: { sqlite: { xrpc: { rps: 2000, p99: 25 }, 'xrpc uncached': { rps: 3000, p99: 15 } }, postgres: { 'xrpc uncached': { rps: 1500 } } } },
   { name: 'getAuthorFeed (limit 50)', nsid: 'computer.aesthetic.media.getAuthorFeed', targets: {} },
   { name: 'getFeedSkeleton (limit 50)', nsid: 'app.bsky.feed.getFeedSkeleton', targets: { sqlite: { xrpc: { rps: 3000, p99: 15 } } } },
 ] as const satisfies ReadonlyArray<{ name: string; nsid: string; targets: Partial<Record<Backend, Partial<Record<Route, Target>>>> }>
+
+/** The AppViews' view configuration, which the ingest's stored views are built under too. */
+const VIEW_CONFIG: ViewConfig = { publicUrl: 'https://aesthetic.computer' }
 
 /** The feed generator's identity in the benchmark: the feeds are published by this DID. */
 const PUBLISHER = 'did:plc:aestheticcomputerbench00'
@@ -78,8 +86,12 @@ const POSTS = 20_000
 
 type Scenario = (typeof SCENARIOS)[number]
 
-/** xrpc: production configuration; xrpc uncached: no response cache; plain: no XRPC checks, no response cache. */
-const ROUTES = ['xrpc', 'xrpc uncached', 'plain'] as const
+/**
+ * xrpc: production configuration; xrpc uncached: no response cache; plain: no XRPC checks, no
+ * response cache; xrpc cold: neither response nor view cache (every view that is not stored
+ * with its row is built from its record: a page after a restart, or beyond VIEW_CACHE_SIZE).
+ */
+const ROUTES = ['xrpc', 'xrpc uncached', 'plain', 'xrpc cold'] as const
 type Route = (typeof ROUTES)[number]
 
 interface Run {
@@ -117,15 +129,15 @@ function plainRoutes(scope: FastifyInstance, methods: Record<string, MethodDef>)
  */
 async function serve(index: string) {
   const log = createLogger('warn')
-  const start = async (responseCacheSize: number, extraRoutes?: typeof plainRoutes) => {
+  const start = async (responseCacheSize: number, extraRoutes?: typeof plainRoutes, viewCacheSize = 50_000) => {
     const app = await createAppView({
       operator: { open: true },
       index,
       log,
-      publicUrl: 'https://aesthetic.computer',
+      ...VIEW_CONFIG,
       healthMaxLagSeconds: 300,
       dashboard: true,
-      viewCacheSize: 50_000,
+      viewCacheSize,
       responseCacheSize,
       corsOrigins: ['https://aesthetic.computer', 'https://*.aesthetic.computer'],
       rateLimitMax: 1_000_000_000,
@@ -137,8 +149,9 @@ async function serve(index: string) {
   }
   const cached = await start(10_000)
   const uncached = await start(0, plainRoutes)
-  process.send!({ cached: cached.url, uncached: uncached.url })
-  process.on('disconnect', () => void Promise.all([cached.app.close(), uncached.app.close()]))
+  const cold = await start(0, undefined, 0)
+  process.send!({ cached: cached.url, uncached: uncached.url, cold: cold.url } satisfies Servers)
+  process.on('disconnect', () => void Promise.all([cached.app.close(), uncached.app.close(), cold.app.close()]))
 }
 
 // ---- parent: data, load, table ----
@@ -164,7 +177,7 @@ async function load(url: string, paths: string[], seconds: number, connections =
 async function measure(backend: Backend, urls: Servers, s: Scenario, route: Route, data: SyntheticIndex): Promise<Run> {
   const prefix = route === 'plain' ? '/plain/' : '/xrpc/'
   const paths = pathsFor(s, data).map((p) => `${prefix}${s.nsid}${p}`)
-  const base = route === 'xrpc' ? urls.cached : urls.uncached
+  const base = route === 'xrpc' ? urls.cached : route === 'xrpc cold' ? urls.cold : urls.uncached
   await load(base, paths, WARMUP_SECONDS)
   const r = await load(base, paths, SECONDS)
   return { backend, scenario: s, route, rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, bad: r.non2xx + r.errors + r.timeouts }
@@ -266,6 +279,8 @@ function table(runs: Run[], backends: Backend[], setup: Record<string, string>) 
 interface Servers {
   cached: string
   uncached: string
+  /** Neither response nor view cache. */
+  cold: string
 }
 
 function startServer(index: string): Promise<{ child: ChildProcess; urls: Servers }> {
@@ -314,6 +329,7 @@ async function startEngine(backend: Backend, dir: string): Promise<Engine> {
     const t0 = Date.now()
     const data = await writeSyntheticIndex(db, { posts: POSTS })
     const hostile = await writeHugeKidlisp(db)
+    await refreshAllViews(db, new StoredViews(VIEW_CONFIG)) // as the ingest does at start: each item's list view kept with its row (migration 007)
     if (backend === 'postgres') {
       await sql`vacuum analyze`.execute(db) // as autovacuum would: statistics, and index-only scans
       await sql`checkpoint`.execute(db) // the load's writes flushed now, not during the runs

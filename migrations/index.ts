@@ -5,6 +5,7 @@ import * as m003 from './003_appview.js'
 import * as m004 from './004_posts.js'
 import * as m005 from './005_hostile.js'
 import * as m006 from './006_version.js'
+import * as m007 from './007_views.js'
 
 /** Every index migration, in order. Add a numbered file and list it here. */
 export const migrations: Record<string, Migration> = {
@@ -14,4 +15,5 @@ export const migrations: Record<string, Migration> = {
   '004_posts': m004,
   '005_hostile': m005,
   '006_version': m006,
+  '007_views': m007,
 }

@@ -4,7 +4,10 @@ import cors from '@fastify/cors'
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from '../log.js'
+import { corsOrigin, originMatcher } from '../origins.js'
 import { XrpcError, echo, errorBody, toXrpcError } from './xrpc.js'
+
+export { corsOrigin, originMatcher }
 
 /** Longest request target (path and query) served; longer gets 414. Node itself caps all headers at 16 KiB (431). */
 export const MAX_URL_LENGTH = 8192
@@ -81,29 +84,6 @@ export async function installHttp(app: FastifyInstance, opts: HttpOptions, queri
     if (xrpc.status >= 500) log.error({ err, method: req.method, url: req.url }, 'request failed')
     return sendXrpcError(reply, xrpc)
   })
-}
-
-/**
- * `@fastify/cors` origin option from the configured patterns: `*` allows any origin;
- * `scheme://*.host` matches any subdomain of host (not host itself); `scheme://host:*` matches
- * host with any port or none; other entries match exactly.
- */
-export function corsOrigin(patterns: string[]): true | Array<string | RegExp> {
-  if (patterns.includes('*')) return true
-  return patterns.map((p) => {
-    if (!p.includes('*')) return p
-    const escaped = p.replace(/[.+?^${}()|[\]\\/]/g, '\\$&')
-    const re = escaped.replace('\\/\\/*\\.', '\\/\\/(?:[a-z0-9-]+\\.)+').replace(/:\*$/, '(?::\\d{1,5})?')
-    if (re.includes('*')) throw new Error(`unsupported wildcard in origin ${p} (CORS_ORIGINS, VIEW_URL_ORIGINS)`)
-    return new RegExp(`^${re}$`)
-  })
-}
-
-/** Whether an origin (`https://host[:port]`) matches one of `patterns` (the syntax of {@link corsOrigin}). */
-export function originMatcher(patterns: string[]): (origin: string) => boolean {
-  const compiled = corsOrigin(patterns)
-  if (compiled === true) return () => true
-  return (origin) => compiled.some((p) => (typeof p === 'string' ? p === origin : p.test(origin)))
 }
 
 /**

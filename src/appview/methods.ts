@@ -52,7 +52,10 @@ const CLOSE = Buffer.from('}')
 export function createMethods(index: ReadModel, views: ViewCache, cursors: CursorCodec): Record<string, MethodDef> {
   /**
    * `{ items, cursor? }`: list views of the first `limit` rows, fewer when the page would pass
-   * {@link MAX_PAGE_BYTES}; a cursor after the last row served when more rows remain.
+   * {@link MAX_PAGE_BYTES}; a cursor after the last row served when more rows remain. The rows
+   * come from one range scan of a covering feed index; their views are cached buffers, or, on a
+   * miss, the views the ingest stored with the rows completed with the row's `indexedAt` and
+   * current handle (no record parsed; see {@link ViewCache}).
    */
   const page = async (rows: FeedRow[], limit: number): Promise<Buffer> => {
     const parts: Buffer[] = [ITEMS_OPEN]

@@ -36,6 +36,13 @@ export interface StoredRecord {
   record: string
 }
 
+/** A stored item view (`item.view`, `item.viewKey`) and the cid of the version it shows; view and key null until the ingest builds them. */
+export interface StoredView {
+  cid: string
+  view: string | null
+  viewKey: string | null
+}
+
 /** What `/xrpc/_health` reads: every host's cursor row, backfill progress, the quarantine's size, and the index version answers reflect. */
 export interface IngestState {
   cursors: CursorTable[]
@@ -146,6 +153,22 @@ export class ReadModel {
         ? await this.all<StoredRecord & { uri: string }>('records', (p) => this.qb.selectFrom('item').select(columns).where('uri', '=', sql<string>`any(${p('uris')})`), { uris })
         : await Promise.all(uris.map((uri) => this.get<StoredRecord & { uri: string }>('record', (p) => this.qb.selectFrom('item').select(columns).where('uri', '=', p('uri')), { uri })))
     return new Map(rows.filter((r) => r !== undefined).map((r) => [r.uri, { cid: r.cid, record: r.record }]))
+  }
+
+  /**
+   * The views the ingest stored with the rows of `uris` (migration 007; src/item-view.ts,
+   * `storedView`), with the cid and stamp they were built for, by uri (deleted ones missing): one
+   * statement for all (`uri = any($1)` on PostgreSQL, `uri in (select value from json_each(?))`
+   * on SQLite: one primary-key lookup each). Never the records.
+   */
+  async storedViews(uris: string[]): Promise<Map<string, StoredView>> {
+    if (uris.length === 0) return new Map()
+    const columns = ['uri', 'cid', 'view', 'viewKey'] as const
+    const rows =
+      this.statements.backend === 'postgres'
+        ? await this.all<StoredView & { uri: string }>('views', (p) => this.qb.selectFrom('item').select(columns).where('uri', '=', sql<string>`any(${p('uris')})`), { uris })
+        : await this.all<StoredView & { uri: string }>('views', (p) => this.qb.selectFrom('item').select(columns).where('uri', 'in', sql<string>`(select value from json_each(${p('uris')}))`), { uris: JSON.stringify(uris) })
+    return new Map(rows.map((r) => [r.uri, { cid: r.cid, view: r.view, viewKey: r.viewKey }]))
   }
 
   /** The visible actor for a DID or handle (handles are stored lowercase and compare so). */

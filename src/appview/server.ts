@@ -100,7 +100,7 @@ export async function createAppView(opts: AppViewOptions): Promise<FastifyInstan
   const waiting = new AbortController()
   await Promise.race([index.ready(), sleep(VERSION_WAIT_MS, undefined, { signal: waiting.signal })])
   waiting.abort() // the timer ends with the wait (it would keep a stopping process alive)
-  const views = new ViewCache(opts, (uris) => index.records(uris), opts.viewCacheSize, limits.viewCacheMaxBytes)
+  const views = new ViewCache(opts, (uris) => index.records(uris), opts.viewCacheSize, limits.viewCacheMaxBytes, (uris) => index.storedViews(uris))
   const responses = new ResponseCache(() => index.dataVersion(), opts.responseCacheSize, limits.responseCacheMaxBytes)
   const cursors = new CursorCodec(opts.cursorKey ?? crypto.randomBytes(32))
   const methods = {

@@ -46,6 +46,13 @@ export interface ItemTable {
   record: string
   /** 1 while the author's account is hidden (`actor.status` set): feeds skip it through their index (005). */
   hidden: Generated<number>
+  /**
+   * The item's list view without `indexedAt` and `author`, as the ingest built it (007,
+   * src/item-view.ts `storedView`); null until built.
+   */
+  view: Generated<string | null>
+  /** What `view` was built from besides the record: view configuration key and author's PDS (007, `viewStamp`); null with `view`. */
+  viewKey: Generated<string | null>
 }
 
 export interface QuarantineTable {

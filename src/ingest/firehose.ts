@@ -1,3 +1,4 @@
+import type { ViewConfig } from '../item-view.js'
 import type { IndexDb } from '../db/index.js'
 import { dropCursor, markLiveTail, storedCursor, touchCursor } from '../db/store.js'
 import type { Logger } from '../log.js'
@@ -47,6 +48,8 @@ export interface IngestOptions {
   backfillConcurrency?: number
   /** Index posts about AC (src/ingest/posts.ts) for AC's site at this URL (AC_PUBLIC_URL); off when undefined. */
   postsFor?: string
+  /** The AppView's view configuration: each item's list view is kept with its row (see IndexerOptions.views); none stored when undefined. */
+  views?: ViewConfig
 }
 
 export interface Ingest {
@@ -65,8 +68,10 @@ export interface Ingest {
  */
 export async function startIngest(opts: IngestOptions): Promise<Ingest> {
   const posts = opts.postsFor === undefined ? undefined : await PostIndex.load(opts.db, opts.postsFor, opts.log)
-  const indexer = new Indexer({ db: opts.db, identity: opts.identity, trustedPds: opts.trustedPds, trustedRelays: opts.trustedRelays, log: opts.log, onActor: posts && ((did, trusted) => posts.noteActor(did, trusted)) })
+  const indexer = new Indexer({ db: opts.db, identity: opts.identity, trustedPds: opts.trustedPds, trustedRelays: opts.trustedRelays, log: opts.log, onActor: posts && ((did, trusted) => posts.noteActor(did, trusted)), views: opts.views })
   await recheckQuarantine(indexer, opts.log)
+  const rebuilt = await indexer.refreshViews()
+  if (rebuilt > 0) opts.log.info({ rebuilt }, 'stored item views rebuilt')
   const backfiller = new Backfiller({ indexer, identity: opts.identity, log: opts.log.child({ part: 'backfill' }), verify: opts.verify ?? true, concurrencyPerHost: opts.backfillConcurrency ?? 4 })
   const streams = opts.services.map((s) => new HostStream(wsUrl(s), indexer, backfiller, posts, opts))
   const runs = await Promise.all(streams.map((s) => s.start()))

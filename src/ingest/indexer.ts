@@ -4,6 +4,8 @@ import { byNsid, type Collection } from '../collections/index.js'
 import type { IndexDb, IndexSchema, ItemTable } from '../db/index.js'
 import { isoPlusSeconds, smaller } from '../db/sql.js'
 import { bumpVersion, knownDid, repoAndStatus, repoRev, saveCursor, upsertActor, upsertRepo } from '../db/store.js'
+import { refreshViews } from '../db/views.js'
+import { StoredViews, type ViewConfig } from '../item-view.js'
 import { lexicons } from '../lexicon/lexicons.js'
 import type { Logger } from '../log.js'
 import type { Identity } from '../identity.js'
@@ -15,7 +17,7 @@ import { Provenance } from './provenance.js'
 type Trx = Transaction<IndexSchema>
 
 /** A record version that passed its lexicon: becomes an `item` row (indexedAt and hidden are set on commit). */
-export type PutOp = Omit<ItemTable, 'indexedAt' | 'hidden'> & {
+export type PutOp = Omit<ItemTable, 'indexedAt' | 'hidden' | 'view' | 'viewKey'> & {
   type: 'put'
   /** What the firehose called it; a backfill says 'create'. Only used for metrics. */
   action: 'create' | 'update'
@@ -54,6 +56,13 @@ export interface IndexerOptions {
   log: Logger
   /** Told every actor's trust as it is resolved (the post filter keeps its set of trusted accounts with it). */
   onActor?(did: string, trusted: boolean): void
+  /**
+   * The AppView's view configuration (AC_PUBLIC_URL, BLOB_CDN_TEMPLATE, VIEW_URL_ORIGINS): each
+   * item's list view is then kept with its row (`item.view`, migration 007), so AppViews of the
+   * same configuration build feed pages without parsing records. Without it no view is stored and
+   * the AppView builds them all.
+   */
+  views?: ViewConfig
 }
 
 /** Where a repo's data came from: a host's origin, or {@link OWN_PDS}. */
@@ -67,7 +76,7 @@ export const OWN_PDS = Symbol('the PDS of the DID document')
  */
 export const SORT_SKEW_MS = 5 * 60_000
 
-/** Item rows per INSERT (14 values each: well under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters). */
+/** Item rows per INSERT (16 values each: well under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters). */
 const PUT_BATCH = 500
 
 /**
@@ -83,9 +92,31 @@ export class Indexer {
   private readonly hash = lexiconHash()
   /** Who may speak for a repo: trust from provenance, account events from the DID's own PDS. */
   readonly provenance: Provenance
+  /** Builds the stored views, when configured. */
+  private readonly views?: StoredViews
 
   constructor(private readonly opts: IndexerOptions) {
     this.provenance = new Provenance({ identity: opts.identity, trustedPds: opts.trustedPds, trustedRelays: opts.trustedRelays ?? [], log: opts.log })
+    if (opts.views) this.views = new StoredViews(opts.views, (field) => metrics.viewUrlsDropped.inc({ field }))
+  }
+
+  /**
+   * Rebuilds every stored view that does not match this ingest's view configuration and its
+   * author's current PDS (all of them after migration 007, or after the configuration changed),
+   * one transaction per batch. Nothing without a view configuration.
+   * @returns the rows rebuilt.
+   */
+  async refreshViews(): Promise<number> {
+    const views = this.views
+    if (!views) return 0
+    let total = 0
+    let after: string | undefined
+    for (;;) {
+      const batch = await this.write((trx) => refreshViews(trx, views, { after }))
+      total += batch.rows
+      if (!batch.last) return total
+      after = batch.last
+    }
   }
 
   get db(): IndexDb {
@@ -249,8 +280,10 @@ export class Indexer {
     const latest = new Date(Date.parse(now) + SORT_SKEW_MS).toISOString()
     for (let i = 0; i < ops.length; i += PUT_BATCH) {
       const chunk = ops.slice(i, i + PUT_BATCH)
+      const pds = this.views ? await actorPds(trx, chunk) : undefined
       const rows = chunk.map(({ type: _, action: __, ...row }) => ({
         ...row,
+        ...this.storedView(row, pds),
         sortAt: earliest(row.sortAt, latest),
         indexedAt: now,
         hidden: sql<number>`case when exists (select 1 from actor where did = ${row.did} and status is not null) then 1 else 0 end`,
@@ -269,6 +302,8 @@ export class Indexer {
               // clamped to the time this uri was first indexed, plus the skew
               sortAt: smaller(trx, eb.ref('excluded.sortAt'), isoPlusSeconds(trx, eb.ref('item.indexedAt'), SORT_SKEW_MS / 1000)),
               record: eb.ref('excluded.record'),
+              view: eb.ref('excluded.view'),
+              viewKey: eb.ref('excluded.viewKey'),
             }))
             .where('item.rev', '<=', (eb) => eb.ref('excluded.rev')),
         )
@@ -280,10 +315,30 @@ export class Indexer {
     }
   }
 
-  /** Identity and account operations ({@link setStatus} for account status). */
+  /**
+   * `item.view` and `item.viewKey` of a record version (src/item-view.ts, `storedView`), built
+   * with its author's PDS as the actor rows hold it (`pds`); both null without a view
+   * configuration, or when the record cannot be viewed (the AppView then builds the view itself).
+   */
+  private storedView(row: Pick<PutOp, 'uri' | 'cid' | 'did' | 'kind' | 'record'>, pds: Map<string, string | null> | undefined): { view: string | null; viewKey: string | null } {
+    if (!this.views || !pds) return { view: null, viewKey: null }
+    try {
+      return this.views.build(row, row.record, pds.get(row.did) ?? null)
+    } catch (err) {
+      this.opts.log.warn({ uri: row.uri, err }, 'item view not stored')
+      return { view: null, viewKey: null }
+    }
+  }
+
+  /**
+   * Identity and account operations ({@link setStatus} for account status). An actor's views are
+   * rebuilt with it when its PDS changed (blob URLs name it), in the same transaction.
+   */
   private async applyAccountOp(trx: Trx, op: IndexOp, now: string): Promise<void> {
-    if (op.type === 'actor') await upsertActor(trx, op.did, { handle: op.handle, pds: op.pds, trusted: op.trusted ? 1 : 0 }, now)
-    else if (op.type === 'status') await setStatus(trx, op.did, op.status, now)
+    if (op.type === 'actor') {
+      await upsertActor(trx, op.did, { handle: op.handle, pds: op.pds, trusted: op.trusted ? 1 : 0 }, now)
+      if (this.views) for (let after: string | undefined, batch; (batch = await refreshViews(trx, this.views, { did: op.did, after })).last; ) after = batch.last
+    } else if (op.type === 'status') await setStatus(trx, op.did, op.status, now)
   }
 }
 
@@ -297,6 +352,13 @@ async function setStatus(trx: Trx, did: string, status: string | null, now: stri
   if (status === 'deleted') await removeRepo(trx, did)
   await upsertActor(trx, did, { status }, now)
   await trx.updateTable('item').set({ hidden: status === null ? 0 : 1 }).where('did', '=', did).execute()
+}
+
+/** The PDS origin the actor rows hold for each author of `ops` (null when unknown, or no row yet). */
+async function actorPds(trx: Trx, ops: PutOp[]): Promise<Map<string, string | null>> {
+  const dids = [...new Set(ops.map((op) => op.did))]
+  const rows = await trx.selectFrom('actor').select(['did', 'pds']).where('did', 'in', dids).execute()
+  return new Map(rows.map((r) => [r.did, r.pds]))
 }
 
 /** The earlier of two ISO 8601 UTC times of the same format. */

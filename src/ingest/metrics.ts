@@ -21,6 +21,8 @@ export const metrics = {
   records: new Counter({ name: 'ingest_records_total', help: 'computer.aesthetic.* record operations applied to the index', labelNames: ['collection', 'action'], registers }),
   /** `app.bsky.feed.post` records about AC applied (create, update, delete), and posts dropped for failing Bluesky's lexicon (invalid). */
   posts: new Counter({ name: 'ingest_posts_total', help: 'Posts about AC applied to the index, by action; invalid: dropped for failing app.bsky.feed.post', labelNames: ['action'], registers }),
+  /** URLs records carry that the views the ingest stores leave out (not https on VIEW_URL_ORIGINS; src/item-view.ts), by field. */
+  viewUrlsDropped: new Counter({ name: 'ingest_view_urls_dropped_total', help: 'Record URLs left out of stored item views: not https on an allowed origin', labelNames: ['field'], registers }),
   /** Records sent to quarantine (a record quarantined twice counts twice). */
   quarantinedTotal: new Counter({ name: 'ingest_quarantined_total', help: 'Records that failed their lexicon and went to quarantine', labelNames: ['collection'], registers }),
   /** Rows in the quarantine table now. */

@@ -39,6 +39,7 @@ export async function runIngest(cfg: Config, log: Logger, opts: { backfill?: boo
       watchdogMs: cfg.INGEST_WATCHDOG_SECONDS * 1000,
       backfillConcurrency: cfg.INGEST_BACKFILL_CONCURRENCY,
       postsFor: cfg.INGEST_POSTS ? cfg.AC_PUBLIC_URL : undefined,
+      views: { publicUrl: cfg.AC_PUBLIC_URL, blobCdnTemplate: cfg.BLOB_CDN_TEMPLATE, viewUrlOrigins: cfg.viewUrlOrigins },
       ...opts,
     })
   }
