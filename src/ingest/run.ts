@@ -35,6 +35,7 @@ export async function runIngest(cfg: Config, log: Logger, opts: { backfill?: boo
       trustedRelays: cfg.trustedRelays,
       log: ingestLog,
       verify: cfg.INGEST_VERIFY,
+      verifyThreads: cfg.INGEST_VERIFY_THREADS,
       batchSize: cfg.INGEST_BATCH_SIZE,
       watchdogMs: cfg.INGEST_WATCHDOG_SECONDS * 1000,
       backfillConcurrency: cfg.INGEST_BACKFILL_CONCURRENCY,
