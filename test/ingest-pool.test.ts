@@ -124,7 +124,6 @@ describe.each(BACKENDS)('ingest with the verify pool (%s)', (backend) => {
   })
 
   afterAll(async () => {
-    if (process.env.DEBUG_POOL) console.log(lines.filter((l) => !l.includes('"level":30')).join('\n'))
     await s?.close()
     await rogue?.close()
   })
