@@ -20,7 +20,10 @@
  *    INGEST_POSTS=false, and with INGEST_VERIFY=false; on PostgreSQL verified and unverified (a
  *    fresh database each, on BENCH_POSTGRES_URL's server, else a throwaway server from Debian's
  *    package as the tests start it: loopback, fsync off); reads the child's CPU time and peak RSS
- *    from /proc (all its threads: the verify workers' CPU is counted). TRUSTED_PDS names another host, so the stream is treated as a relay's: posts
+ *    from /proc (all its threads: the verify workers' CPU is counted), and counts the events it
+ *    refused (its log's "event failed verification or parsing" lines; every event of this stream
+ *    is valid, so any is a transient failure, e.g. a DID lookup timing out, and its records lost
+ *    to the replay: the PDS's actor store does not hold them for the re-fetch). TRUSTED_PDS names another host, so the stream is treated as a relay's: posts
  *    without an AC link are other people's, and the filter must drop them all.
  * 4. Failover on PostgreSQL: the same replay by two ingest processes on one index (one leads, one
  *    stands by, src/ingest/leader.ts); the leader is SIGKILLed {@link KILLS} times during it, a new
@@ -85,6 +88,9 @@ interface RunResult {
   seconds: number
   cpuSeconds: number
   peakRssMb: number
+  /** Events the ingest refused (failed verification or parsing, then re-fetched), and their distinct reasons. */
+  refused: number
+  refusals: string[]
 }
 
 /**
@@ -294,7 +300,13 @@ async function replay(net: LocalNetwork, head: number, backend: Backend, verify:
   await db.destroy()
   p.child.kill('SIGTERM')
   await p.exited
-  return { backend, mode, posts, events: head, acRecords, acPosts, seconds, cpuSeconds: result.cpu, peakRssMb: result.rss }
+  const refusals = p
+    .log()
+    .split('\n')
+    .filter((l) => l.includes('event failed verification or parsing'))
+    .map((l) => String(JSON.parse(l).err))
+  if (refusals.length) process.stderr.write(`  ${refusals.length} events refused: ${[...new Set(refusals)].slice(0, 5).join('; ')}\n`)
+  return { backend, mode, posts, events: head, acRecords, acPosts, seconds, cpuSeconds: result.cpu, peakRssMb: result.rss, refused: refusals.length, refusals: [...new Set(refusals)].slice(0, 5) }
 }
 
 /**
@@ -344,7 +356,7 @@ async function failover(net: LocalNetwork, head: number, index: RunIndex): Promi
 }
 
 function table(rows: RunResult[]): string {
-  const header = ['backend', 'mode', 'events', 'seconds', 'events/s', 'AC records', 'posts about AC', 'AC records/s', 'CPU s', 'CPU µs/event', 'peak RSS MB']
+  const header = ['backend', 'mode', 'events', 'seconds', 'events/s', 'AC records', 'posts about AC', 'AC records/s', 'CPU s', 'CPU µs/event', 'peak RSS MB', 'refused']
   const cells = rows.map((r) => [
     r.backend,
     r.mode,
@@ -357,6 +369,7 @@ function table(rows: RunResult[]): string {
     r.cpuSeconds.toFixed(1),
     Math.round((r.cpuSeconds * 1e6) / r.events).toString(),
     r.peakRssMb.toFixed(0),
+    String(r.refused),
   ])
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)))
   const line = (c: string[]) => '| ' + c.map((v, i) => (i < 2 ? v.padEnd(widths[i]) : v.padStart(widths[i]))).join(' | ') + ' |'
@@ -431,7 +444,7 @@ async function main() {
       '',
     )
     process.stdout.write(lines.join('\n'))
-    const runResult = (r: RunResult) => ({ mode: r.mode, posts: r.posts, seconds: r.seconds, eventsPerSecond: Math.round(rate(r)), cpuMicrosPerEvent: Math.round(cpuPerEvent(r)), acRecords: r.acRecords, acPosts: r.acPosts, peakRssMb: Math.round(r.peakRssMb) })
+    const runResult = (r: RunResult) => ({ mode: r.mode, posts: r.posts, seconds: r.seconds, eventsPerSecond: Math.round(rate(r)), cpuMicrosPerEvent: Math.round(cpuPerEvent(r)), acRecords: r.acRecords, acPosts: r.acPosts, peakRssMb: Math.round(r.peakRssMb), refused: r.refused, refusals: r.refusals })
     const result = {
       bench: 'ingest',
       machine,
