@@ -85,7 +85,7 @@ describe('verify pool', () => {
   })
 
   it('never keeps a process alive: a pool left open does not stop its process from exiting', async () => {
-    const script = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'ac-verify-pool-')), 'open-pool.ts')
+    const script = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'ac-verify-pool-')), 'open-pool.mts')
     await fs.writeFile(
       script,
       `import { createVerifyPool } from ${JSON.stringify(path.join(ROOT, 'src/ingest/verify-pool.ts'))}
