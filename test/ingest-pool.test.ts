@@ -44,6 +44,7 @@ describe('verify pool', () => {
     const pool = createVerifyPool(2)
     const inline = createVerifyPool(0)
     try {
+      await Promise.all([pool.ready(), inline.ready()]) // every worker loaded
       const [pooled, onMain] = await Promise.all([Promise.all(bodies.map((b) => pool.decode(b, key, [MOOD]))), Promise.all(bodies.map((b) => inline.decode(b, key, [MOOD])))])
       expect(pooled).toEqual(onMain)
       expect(pooled.map((ops) => ops[0].record?.mood)).toEqual(bodies.map((_, i) => `mood ${i}`))

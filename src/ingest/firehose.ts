@@ -32,9 +32,12 @@ export interface IngestOptions {
   verify?: boolean
   /**
    * Worker threads verifying and decoding commits (INGEST_VERIFY_THREADS; src/ingest/verify-pool.ts),
-   * shared by every host; 0 does it on the main thread. Default: the machine's cores.
+   * shared by every host; 0 does it on the main thread. Default: the machine's cores. Ignored
+   * when `verifier` is given.
    */
   verifyThreads?: number
+  /** A verify pool the caller owns (and closes), e.g. one per process kept warm across leadership terms; else the ingest makes one of `verifyThreads` and closes it on stop. */
+  verifier?: CommitVerifier
   /** Run a backfill of every host now (`ac-appview ingest --backfill`). */
   backfill?: boolean
   /** Replay from this seq instead of the stored cursor (no backfill is implied). */
@@ -74,10 +77,12 @@ export async function startIngest(opts: IngestOptions): Promise<Ingest> {
   const indexer = new Indexer({ db: opts.db, identity: opts.identity, trustedPds: opts.trustedPds, trustedRelays: opts.trustedRelays, log: opts.log, onActor: posts && ((did, trusted) => posts.noteActor(did, trusted)) })
   await recheckQuarantine(indexer, opts.log)
   const backfiller = new Backfiller({ indexer, identity: opts.identity, log: opts.log.child({ part: 'backfill' }), verify: opts.verify ?? true, concurrencyPerHost: opts.backfillConcurrency ?? 4 })
-  const verifier = createVerifyPool(opts.verifyThreads)
+  const verifier = opts.verifier ?? createVerifyPool(opts.verifyThreads)
+  const closeVerifier = () => (opts.verifier ? Promise.resolve() : verifier.close())
+  await verifier.ready() // workers loaded before the stream starts: their loading does not compete with its first DID lookups
   const streams = opts.services.map((s) => new HostStream(wsUrl(s), indexer, backfiller, posts, verifier, opts))
   const runs = await Promise.all(streams.map((s) => s.start())).catch(async (err) => {
-    await verifier.close()
+    await closeVerifier()
     throw err
   })
   const quarantineGauge = setInterval(() => void countQuarantine(opts.db).catch(() => {}), 15_000)
@@ -93,7 +98,7 @@ export async function startIngest(opts: IngestOptions): Promise<Ingest> {
       await Promise.all(streams.map((s) => s.stop()))
       await Promise.all(runs.map((r) => r.done))
       await backfiller.stop()
-      await verifier.close() // the streams are done: no event awaits a worker any more
+      await closeVerifier() // the streams are done: no event awaits a worker any more
     },
   }
 }

@@ -1,7 +1,7 @@
 import os from 'node:os'
 import { RepoVerificationError } from '@atproto/repo'
 import { Piscina } from 'piscina'
-import { commitTask, decodeCommit, type CommitBody, type CommitOutcome, type DecodedOp } from './verify.js'
+import { WORKER_READY, commitTask, decodeCommit, type CommitBody, type CommitOutcome, type DecodedOp } from './verify.js'
 
 /**
  * Where the ingest verifies and decodes `#commit` events (docs/architecture.md, The ingest): the
@@ -26,6 +26,13 @@ export interface CommitVerifier {
    *   bad CID) or a worker died.
    */
   decode(body: CommitBody, didKey: string | null, collections: string[]): Promise<DecodedOp[]>
+  /**
+   * Resolves once every worker has loaded its code (at once with 0 threads). Loading takes a
+   * second or more of CPU per worker from TypeScript source on a busy machine: a stream started
+   * meanwhile has its first DID lookups compete with it, and a lookup that times out costs the
+   * event (it becomes a re-fetch of its repo).
+   */
+  ready(): Promise<void>
   /** Stops the workers, waiting for the tasks in hand (milliseconds: each is one commit). */
   close(): Promise<void>
 }
@@ -35,6 +42,9 @@ export interface CommitVerifier {
  * it does not idle for a round trip between tasks. Two is enough: each task is a whole commit.
  */
 const TASKS_PER_WORKER = 2
+
+/** {@link CommitVerifier.ready} resolves after this long at most, in ms, whatever the workers said. */
+const READY_TIMEOUT_MS = 60_000
 
 /**
  * A pool of `threads` workers (`piscina`, as the writer's media pool, src/writer/media-pool.ts),
@@ -46,11 +56,21 @@ const TASKS_PER_WORKER = 2
  */
 export function createVerifyPool(threads = os.availableParallelism()): CommitVerifier {
   if (threads === 0) {
-    return { threads, decode: async (body, didKey, collections) => unwrap(await decodeCommit(commitTask(body, didKey, collections))), close: async () => {} }
+    return { threads, decode: async (body, didKey, collections) => unwrap(await decodeCommit(commitTask(body, didKey, collections))), ready: async () => {}, close: async () => {} }
   }
   // From TypeScript source (tsx, vitest) a worker needs tsx registered first: see verify-worker-source.mjs.
   const entry = import.meta.url.endsWith('.ts') ? './verify-worker-source.mjs' : './verify-worker.js'
   const pool = new Piscina({ filename: new URL(entry, import.meta.url).href, minThreads: threads, maxThreads: threads, concurrentTasksPerWorker: TASKS_PER_WORKER })
+  let loaded = 0
+  const ready = new Promise<void>((resolve) => {
+    const onMessage = (message: unknown) => {
+      if (message !== WORKER_READY || ++loaded < threads) return
+      pool.off('message', onMessage)
+      resolve()
+    }
+    pool.on('message', onMessage)
+    setTimeout(resolve, READY_TIMEOUT_MS).unref() // a worker that cannot load fails its tasks instead: never wait for good
+  })
   return {
     threads,
     async decode(body, didKey, collections) {
@@ -59,6 +79,7 @@ export function createVerifyPool(threads = os.availableParallelism()): CommitVer
       const task = { ...commitTask(body, didKey, collections), blocks }
       return unwrap(await pool.run(task, { name: 'commit', transferList: [blocks.buffer] }))
     },
+    ready: () => ready,
     close: () => pool.close(),
   }
 }

@@ -111,6 +111,9 @@ export interface CommitTask {
  */
 export type CommitOutcome = { ok: true; ops: DecodedOp[] } | { ok: false; rejected: boolean; message: string }
 
+/** What a verify pool worker posts once its code is loaded (src/ingest/verify-pool.ts counts them). */
+export const WORKER_READY = 'ac-verify-worker-ready'
+
 /** The plain form of a `#commit` body for {@link decodeCommit} (`blocks` not copied). */
 export function commitTask(body: CommitBody, didKey: string | null, collections: string[]): CommitTask {
   const ops = body.ops.map((op) => ({ action: op.action, path: op.path, cid: CID.asCID(op.cid)?.toString() ?? null }))
