@@ -14,11 +14,16 @@
  *    listRecords would not show them; the replay does not need them.)
  * 3. Runs `ac-appview ingest --cursor 0` as a child process (the real CLI, its own index) until its
  *    cursor reaches the PDS's last seq, for each index engine in BENCH_BACKENDS (default
- *    `sqlite,postgres`): on SQLite verified with the post filter on (the default), verified with
+ *    `sqlite,postgres`): on SQLite verified with the post filter on (the default: commits verified
+ *    on the worker pool, INGEST_VERIFY_THREADS as configured, default the cores), the same with
+ *    INGEST_VERIFY_THREADS=0 (on the main thread, the design before the pool), verified with
  *    INGEST_POSTS=false, and with INGEST_VERIFY=false; on PostgreSQL verified and unverified (a
  *    fresh database each, on BENCH_POSTGRES_URL's server, else a throwaway server from Debian's
  *    package as the tests start it: loopback, fsync off); reads the child's CPU time and peak RSS
- *    from /proc. TRUSTED_PDS names another host, so the stream is treated as a relay's: posts
+ *    from /proc (all its threads: the verify workers' CPU is counted), and counts the events it
+ *    refused (its log's "event failed verification or parsing" lines; every event of this stream
+ *    is valid, so any is a transient failure, e.g. a DID lookup timing out, and its records lost
+ *    to the replay: the PDS's actor store does not hold them for the re-fetch). TRUSTED_PDS names another host, so the stream is treated as a relay's: posts
  *    without an AC link are other people's, and the filter must drop them all.
  * 4. Failover on PostgreSQL: the same replay by two ingest processes on one index (one leads, one
  *    stands by, src/ingest/leader.ts); the leader is SIGKILLed {@link KILLS} times during it, a new
@@ -28,8 +33,9 @@
  *    post commit of the stream, as the firehose delivers them: the cost of each dropped event.
  * 6. Prints a table with the machine (CPU model, cores, Node, load) and the ratios, then one
  *    `BENCH_RESULT <json>` line: the top-level figures are SQLite's (as before), `backends` holds
- *    `{ backend, verifiedEventsPerS, unverifiedEventsPerS }` per engine and `failover` the seconds
- *    of each failover.
+ *    `{ backend, verifiedEventsPerS, unverifiedEventsPerS }` per engine (verified: with the pool),
+ *    `verifiedMainThreadEventsPerS` SQLite's rate without it, and `failover` the seconds of each
+ *    failover.
  *
  * BENCH_COMMITS and BENCH_REPOS change the size; BENCH_INGEST_NODE_OPTIONS is passed to the ingest
  * process only (e.g. `--max-old-space-size=160` to show its memory is bounded).
@@ -82,6 +88,9 @@ interface RunResult {
   seconds: number
   cpuSeconds: number
   peakRssMb: number
+  /** Events the ingest refused (failed verification or parsing, then re-fetched), and their distinct reasons. */
+  refused: number
+  refusals: string[]
 }
 
 /**
@@ -271,10 +280,10 @@ async function pollCursor(target: string, done: (row: { seq: number; updatedAt: 
 }
 
 /** Runs `ac-appview ingest --cursor 0` on a fresh index of `backend` until its cursor reaches `head`; measures it. */
-async function replay(net: LocalNetwork, head: number, backend: Backend, verify: boolean, posts: boolean, index: RunIndex): Promise<RunResult> {
-  const mode = `${verify ? 'verified' : 'unverified'}, posts ${posts ? 'on' : 'off'}`
+async function replay(net: LocalNetwork, head: number, backend: Backend, verify: boolean, posts: boolean, index: RunIndex, mainThread = false): Promise<RunResult> {
+  const mode = `${verify ? 'verified' : 'unverified'}, posts ${posts ? 'on' : 'off'}${mainThread ? ', on the main thread' : ''}`
   process.stderr.write(`  ${backend}, ${mode}…\n`)
-  const p = spawnIngest(ingestEnv(net, index, verify, posts), ['--cursor', '0'])
+  const p = spawnIngest({ ...ingestEnv(net, index, verify, posts), ...(mainThread ? { INGEST_VERIFY_THREADS: '0' } : {}) }, ['--cursor', '0'])
   await new Promise<void>((resolve, reject) => {
     p.child.stderr.on('data', () => p.log().includes('firehose connected') && resolve())
     p.child.once('exit', (code) => reject(new Error(`ingest exited with ${code}: ${p.log().slice(-2000)}`)))
@@ -291,7 +300,13 @@ async function replay(net: LocalNetwork, head: number, backend: Backend, verify:
   await db.destroy()
   p.child.kill('SIGTERM')
   await p.exited
-  return { backend, mode, posts, events: head, acRecords, acPosts, seconds, cpuSeconds: result.cpu, peakRssMb: result.rss }
+  const refusals = p
+    .log()
+    .split('\n')
+    .filter((l) => l.includes('event failed verification or parsing'))
+    .map((l) => String(JSON.parse(l).err))
+  if (refusals.length) process.stderr.write(`  ${refusals.length} events refused: ${[...new Set(refusals)].slice(0, 5).join('; ')}\n`)
+  return { backend, mode, posts, events: head, acRecords, acPosts, seconds, cpuSeconds: result.cpu, peakRssMb: result.rss, refused: refusals.length, refusals: [...new Set(refusals)].slice(0, 5) }
 }
 
 /**
@@ -341,7 +356,7 @@ async function failover(net: LocalNetwork, head: number, index: RunIndex): Promi
 }
 
 function table(rows: RunResult[]): string {
-  const header = ['backend', 'mode', 'events', 'seconds', 'events/s', 'AC records', 'posts about AC', 'AC records/s', 'CPU s', 'CPU µs/event', 'peak RSS MB']
+  const header = ['backend', 'mode', 'events', 'seconds', 'events/s', 'AC records', 'posts about AC', 'AC records/s', 'CPU s', 'CPU µs/event', 'peak RSS MB', 'refused']
   const cells = rows.map((r) => [
     r.backend,
     r.mode,
@@ -354,16 +369,18 @@ function table(rows: RunResult[]): string {
     r.cpuSeconds.toFixed(1),
     Math.round((r.cpuSeconds * 1e6) / r.events).toString(),
     r.peakRssMb.toFixed(0),
+    String(r.refused),
   ])
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)))
   const line = (c: string[]) => '| ' + c.map((v, i) => (i < 2 ? v.padEnd(widths[i]) : v.padStart(widths[i]))).join(' | ') + ' |'
   return [line(header), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...cells.map(line)].join('\n')
 }
 
-/** The runs of one engine: SQLite's three (as before issue 13), PostgreSQL's verified and unverified. */
-const MODES: Record<Backend, Array<{ verify: boolean; posts: boolean }>> = {
+/** The runs of one engine: SQLite's three (as before issue 13) and the verified one without the verify pool, PostgreSQL's verified and unverified. */
+const MODES: Record<Backend, Array<{ verify: boolean; posts: boolean; mainThread?: boolean }>> = {
   sqlite: [
     { verify: true, posts: true },
+    { verify: true, posts: true, mainThread: true },
     { verify: true, posts: false },
     { verify: false, posts: true },
   ],
@@ -389,7 +406,7 @@ async function main() {
     process.stderr.write(`filled in ${filled.seconds.toFixed(0)} s: ${head} events, ${filled.ac} AC records, ${filled.acPosts} posts linking AC; replaying…\n`)
     const loadBefore = os.loadavg()
     const runs: RunResult[] = []
-    for (const backend of backends) for (const m of MODES[backend]) runs.push(await replay(net, head, backend, m.verify, m.posts, await stores.fresh(backend)))
+    for (const backend of backends) for (const m of MODES[backend]) runs.push(await replay(net, head, backend, m.verify, m.posts, await stores.fresh(backend), m.mainThread))
     const failovers = backends.includes('postgres') ? await failover(net, head, await stores.fresh('postgres')) : []
     const filter = await timeFilter(filled.postCommits)
     const rate = (r: RunResult) => r.events / r.seconds
@@ -411,6 +428,9 @@ async function main() {
       const [verified, unverified, noPosts] = [find(backend, true), find(backend, false), find(backend, true, false)]
       if (verified && unverified) lines.push(`${backend}: verified / unverified events/s: ${(rate(verified) / rate(unverified)).toFixed(2)}${noPosts ? `; post filter on / off events/s: ${(rate(verified) / rate(noPosts)).toFixed(2)} (CPU µs/event ${cpuPerEvent(verified).toFixed(0)} vs ${cpuPerEvent(noPosts).toFixed(0)})` : ''}`)
     }
+    const mainThread = runs.find((r) => r.backend === 'sqlite' && r.mode.endsWith('on the main thread'))
+    const pooled = find('sqlite', true)
+    if (mainThread && pooled) lines.push(`sqlite verified: verify pool / main thread events/s: ${(rate(pooled) / rate(mainThread)).toFixed(2)} (CPU µs/event ${cpuPerEvent(pooled).toFixed(0)} vs ${cpuPerEvent(mainThread).toFixed(0)}; INGEST_VERIFY_THREADS ${process.env.INGEST_VERIFY_THREADS ?? `default, ${os.availableParallelism()}`})`)
     const [sqliteVerified, pgVerified] = [find('sqlite', true), find('postgres', true)]
     if (sqliteVerified && pgVerified) lines.push(`postgres / sqlite verified events/s: ${(rate(pgVerified) / rate(sqliteVerified)).toFixed(2)}`)
     if (pgVerified) lines.push(`postgres verified: ${Math.round(rate(pgVerified)).toLocaleString('en-US')} events/s, target ≥ ${POSTGRES_TARGET.toLocaleString('en-US')}: ${rate(pgVerified) >= POSTGRES_TARGET ? 'met' : 'MISSED'}`)
@@ -424,7 +444,7 @@ async function main() {
       '',
     )
     process.stdout.write(lines.join('\n'))
-    const runResult = (r: RunResult) => ({ mode: r.mode, posts: r.posts, seconds: r.seconds, eventsPerSecond: Math.round(rate(r)), cpuMicrosPerEvent: Math.round(cpuPerEvent(r)), acRecords: r.acRecords, acPosts: r.acPosts, peakRssMb: Math.round(r.peakRssMb) })
+    const runResult = (r: RunResult) => ({ mode: r.mode, posts: r.posts, seconds: r.seconds, eventsPerSecond: Math.round(rate(r)), cpuMicrosPerEvent: Math.round(cpuPerEvent(r)), acRecords: r.acRecords, acPosts: r.acPosts, peakRssMb: Math.round(r.peakRssMb), refused: r.refused, refusals: r.refusals })
     const result = {
       bench: 'ingest',
       machine,
@@ -432,6 +452,7 @@ async function main() {
       events: head,
       postsLinkingAc: filled.acPosts,
       runs: runs.filter((r) => r.backend === 'sqlite').map(runResult),
+      ...(mainThread ? { verifiedMainThreadEventsPerS: Math.round(rate(mainThread)) } : {}),
       postFilter: { microsPerDroppedEvent: Number(filter.microsPerEvent.toFixed(2)), passed: filter.passed, postCommits: filled.postCommits.length },
       backends: backends.map((backend) => ({ backend, verifiedEventsPerS: Math.round(rate(find(backend, true)!)), unverifiedEventsPerS: Math.round(rate(find(backend, false)!)), runs: runs.filter((r) => r.backend === backend).map(runResult) })),
       ...(failovers.length ? { failover: { seconds: failovers.map((x) => Number(x.toFixed(2))), failoverSecondsSetting: FAILOVER_SECONDS } } : {}),

@@ -71,6 +71,7 @@ const schema = z.object({
   TRUSTED_RELAYS: list.pipe(z.array(wsUrl)).optional(),
   ALLOW_PRIVATE_NETWORK: bool.default(false),
   INGEST_VERIFY: bool.default(true),
+  INGEST_VERIFY_THREADS: z.coerce.number().int().min(0).max(64).default(os.availableParallelism()),
   INGEST_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(500),
   INGEST_WATCHDOG_SECONDS: z.coerce.number().int().min(1).default(60),
   INGEST_BACKFILL_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),

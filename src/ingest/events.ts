@@ -1,13 +1,15 @@
 import { parseAccount } from '@atproto/sync'
+import { byNsid } from '../collections/index.js'
 import { httpOrigin } from '../config.js'
 import { POST_COLLECTION } from '../feeds/definitions.js'
 import type { Logger } from '../log.js'
 import type { Identity } from '../identity.js'
-import { collectionOf, type Indexer, type IndexOp, type RecordOp } from './indexer.js'
+import { collectionOf, recordOpFromJson, type Indexer, type IndexOp, type RecordOp } from './indexer.js'
 import { metrics } from './metrics.js'
 import type { PostIndex } from './posts.js'
 import type { FirehoseMessage } from './subscription.js'
-import { unverifiedCommit, verifyCommit, type CommitBody, type VerifiedOp } from './verify.js'
+import type { CommitVerifier } from './verify-pool.js'
+import type { CommitBody, DecodedOp } from './verify.js'
 
 /** One decoded event: its seq and time, and what it changes in the index. */
 export interface DecodedEvent {
@@ -28,6 +30,8 @@ export interface EventDecoderOptions {
   trustedPds: string[]
   /** Verify commit signatures and MST proofs. */
   verify: boolean
+  /** Where commits are verified and decoded: worker threads, or this one (src/ingest/verify-pool.ts). */
+  verifier: CommitVerifier
   log: Logger
 }
 
@@ -46,6 +50,11 @@ export class EventDecoder {
   constructor(private readonly opts: EventDecoderOptions) {
     this.origin = httpOrigin(opts.url)
     this.trustedHost = opts.trustedPds.includes(this.origin)
+  }
+
+  /** Worker threads verifying commits (0: this thread). */
+  get threads(): number {
+    return this.opts.verifier.threads
   }
 
   /** The index operations of message `msg` with sequence number `seq`. */
@@ -110,20 +119,26 @@ export class EventDecoder {
     const trustedAuthor = this.trustedHost || !!posts?.trusts(body.repo)
     const wantsPosts = !!posts?.wants(body, trustedAuthor)
     if (!wantsPosts && !body.ops.some((op) => isAcPath(op.path))) return []
-    const match = wantsPosts ? (nsid: string) => nsid === POST_COLLECTION || isAcCollection(nsid) : isAcCollection
-    const verified = this.opts.verify ? await this.opts.identity.withSigningKey(body.repo, (key) => verifyCommit(body, key, match)) : await unverifiedCommit(body, match)
+    const collections = wantsPosts ? WITH_POSTS : AC_COLLECTIONS
+    const { verifier } = this.opts
+    const verified = this.opts.verify ? await this.opts.identity.withSigningKey(body.repo, (key) => verifier.decode(body, key, collections)) : await verifier.decode(body, null, collections)
     const ops = (await Promise.all(verified.map((op) => this.recordOp(body, op, trustedAuthor)))).filter((op) => op !== null)
     if (!ops.length) return []
     return [...(await indexer.actorOps(body.repo, { from: this.origin })), { type: 'commit', did: body.repo, rev: body.rev, ops }]
   }
 
   /** The index operation of one verified op: an AC record (or its deletion), or a post; null when none. */
-  private async recordOp(body: CommitBody, op: VerifiedOp, trustedAuthor: boolean): Promise<RecordOp | null> {
-    if (op.collection === POST_COLLECTION) return this.opts.posts!.op(body.repo, op.rkey, op.cid?.toString(), body.rev, op.record, op.action, body.time, trustedAuthor)
+  private async recordOp(body: CommitBody, op: DecodedOp, trustedAuthor: boolean): Promise<RecordOp | null> {
+    if (op.collection === POST_COLLECTION) return this.opts.posts!.op(body.repo, op.rkey, op.cid, body.rev, op.record, op.action, body.time, trustedAuthor)
     if (op.action === 'delete') return { type: 'delete', uri: `at://${body.repo}/${op.collection}/${op.rkey}`, rev: body.rev }
-    return this.opts.indexer.recordOp(collectionOf(op.collection)!, body.repo, op.rkey, op.cid!.toString(), body.rev, op.record, op.action)
+    return recordOpFromJson(collectionOf(op.collection)!, body.repo, op.rkey, op.cid!, body.rev, op.record!, op.action)
   }
 }
+
+/** AC's collections (exact NSIDs): the ops of a commit that are verified and decoded. */
+const AC_COLLECTIONS = [...byNsid.keys()]
+/** AC's collections and posts, for a commit the post filter wants. */
+const WITH_POSTS = [POST_COLLECTION, ...AC_COLLECTIONS]
 
 /** Whether `nsid` is exactly one of AC's collections (the firehose's own filter is a prefix match). */
 function isAcCollection(nsid: string): boolean {

@@ -14,6 +14,7 @@ import { CommitPipeline } from './pipeline.js'
 import { PostIndex } from './posts.js'
 import { countQuarantine, recheckQuarantine } from './quarantine.js'
 import { FirehoseErrorFrame, subscribeRepos, wsUrl, type FirehoseMessage } from './subscription.js'
+import { createVerifyPool, type CommitVerifier } from './verify-pool.js'
 
 export interface IngestOptions {
   db: IndexDb
@@ -30,6 +31,14 @@ export interface IngestOptions {
   log: Logger
   /** Verify commit signatures and MST proofs (and backfilled repos). Default true. */
   verify?: boolean
+  /**
+   * Worker threads verifying and decoding commits (INGEST_VERIFY_THREADS; src/ingest/verify-pool.ts),
+   * shared by every host; 0 does it on the main thread. Default: the machine's cores. Ignored
+   * when `verifier` is given.
+   */
+  verifyThreads?: number
+  /** A verify pool the caller owns (and closes), e.g. one per process kept warm across leadership terms; else the ingest makes one of `verifyThreads` and closes it on stop. */
+  verifier?: CommitVerifier
   /** Run a backfill of every host now (`ac-appview ingest --backfill`). */
   backfill?: boolean
   /** Replay from this seq instead of the stored cursor (no backfill is implied). */
@@ -73,8 +82,14 @@ export async function startIngest(opts: IngestOptions): Promise<Ingest> {
   const rebuilt = await indexer.refreshViews()
   if (rebuilt > 0) opts.log.info({ rebuilt }, 'stored item views rebuilt')
   const backfiller = new Backfiller({ indexer, identity: opts.identity, log: opts.log.child({ part: 'backfill' }), verify: opts.verify ?? true, concurrencyPerHost: opts.backfillConcurrency ?? 4 })
-  const streams = opts.services.map((s) => new HostStream(wsUrl(s), indexer, backfiller, posts, opts))
-  const runs = await Promise.all(streams.map((s) => s.start()))
+  const verifier = opts.verifier ?? createVerifyPool(opts.verifyThreads)
+  const closeVerifier = () => (opts.verifier ? Promise.resolve() : verifier.close())
+  await verifier.ready() // workers loaded before the stream starts: their loading does not compete with its first DID lookups
+  const streams = opts.services.map((s) => new HostStream(wsUrl(s), indexer, backfiller, posts, verifier, opts))
+  const runs = await Promise.all(streams.map((s) => s.start())).catch(async (err) => {
+    await closeVerifier()
+    throw err
+  })
   const quarantineGauge = setInterval(() => void countQuarantine(opts.db).catch(() => {}), 15_000)
   quarantineGauge.unref()
   return {
@@ -88,6 +103,7 @@ export async function startIngest(opts: IngestOptions): Promise<Ingest> {
       await Promise.all(streams.map((s) => s.stop()))
       await Promise.all(runs.map((r) => r.done))
       await backfiller.stop()
+      await closeVerifier() // the streams are done: no event awaits a worker any more
     },
   }
 }
@@ -122,12 +138,13 @@ class HostStream {
     private readonly indexer: Indexer,
     private readonly backfiller: Backfiller,
     posts: PostIndex | undefined,
+    verifier: CommitVerifier,
     private readonly opts: IngestOptions,
   ) {
     this.service = serviceId(url)
     this.log = opts.log.child({ service: this.service })
     this.handOver = new BackfillHandOver(this.service, backfiller, this.log)
-    this.decoder = new EventDecoder({ service: this.service, url, indexer, identity: opts.identity, posts, trustedPds: opts.trustedPds, verify: opts.verify ?? true, log: this.log })
+    this.decoder = new EventDecoder({ service: this.service, url, indexer, identity: opts.identity, posts, trustedPds: opts.trustedPds, verify: opts.verify ?? true, verifier, log: this.log })
     metrics.connected.set({ service: this.service }, 0)
   }
 
@@ -140,7 +157,7 @@ class HostStream {
     const stored = await storedCursor(this.indexer.db, this.service)
     this.committed = this.opts.startCursor ?? stored
     const backfill = await this.handOver.atStart({ requested: !!this.opts.backfill, startCursor: this.opts.startCursor, storedSeq: stored })
-    this.log.info({ cursor: this.committed ?? 'live tail', backfill, verify: this.opts.verify ?? true }, 'ingest starting')
+    this.log.info({ cursor: this.committed ?? 'live tail', backfill, verify: this.opts.verify ?? true, verifyThreads: this.decoder.threads }, 'ingest starting')
     const heartbeat = setInterval(() => void this.heartbeat(), this.opts.heartbeatMs ?? 10_000)
     heartbeat.unref()
     return { done: this.loop().finally(() => clearInterval(heartbeat)) }

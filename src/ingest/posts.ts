@@ -1,4 +1,4 @@
-import { jsonToLex, lexToJson, type LexValue } from '@atproto/lexicon'
+import { jsonToLex } from '@atproto/lexicon'
 import type { Transaction } from 'kysely'
 import type { IndexDb, IndexSchema, PostTable } from '../db/index.js'
 import { POST_COLLECTION } from '../feeds/definitions.js'
@@ -94,18 +94,19 @@ export class PostIndex {
   }
 
   /**
-   * The index operation for one verified post op (`record` undefined for a delete), or null when
+   * The index operation for one verified post op (`record` as lexicon JSON, `lexToJson`'s form;
+   * undefined for a delete), or null when
    * the index has nothing to do. A post is kept when it points at AC, or carries media and
    * `trustedAuthor`; a post that fails Bluesky's `app.bsky.feed.post` lexicon is dropped with a
    * warning naming it and why (its author's earlier version, if kept, leaves the index).
    * `time` is when the host sequenced the commit: `sortAt` is the post's `createdAt`, never later.
    */
-  async op(did: string, rkey: string, cid: string | undefined, rev: string, record: unknown, action: 'create' | 'update' | 'delete', time: string | undefined, trustedAuthor: boolean): Promise<PostOp | PostDeleteOp | null> {
+  async op(did: string, rkey: string, cid: string | undefined, rev: string, record: Record<string, unknown> | undefined, action: 'create' | 'update' | 'delete', time: string | undefined, trustedAuthor: boolean): Promise<PostOp | PostDeleteOp | null> {
     const uri = `at://${did}/${POST_COLLECTION}/${rkey}`
     const leave = this.authors.has(did) ? { type: 'post-delete' as const, uri, rev } : null
     if (action === 'delete' || !cid) return leave
     const { lexicons, RichText } = await loadBskyApi()
-    const json = lexToJson(record as LexValue) as Record<string, any>
+    const json = (record ?? {}) as Record<string, any>
     const valid = lexicons.validate(POST_COLLECTION, jsonToLex(json))
     if (!valid.success) {
       metrics.posts.inc({ action: 'invalid' })

@@ -5,6 +5,7 @@ import { startIngest, type Ingest } from './firehose.js'
 import { configuredIdentity } from '../identity.js'
 import { LeaderElection } from './leader.js'
 import { metrics } from './metrics.js'
+import { createVerifyPool } from './verify-pool.js'
 
 /** The ingest as a command runs it: on PostgreSQL, one of possibly several processes of which one leads. */
 export interface RunningIngest extends Ingest {
@@ -20,14 +21,18 @@ export interface RunningIngest extends Ingest {
  * as many as you like, one writes, the others stand by and take over within
  * INGEST_FAILOVER_SECONDS, resuming from the committed cursor. `backfill` runs a backfill of
  * every host now (by the leader); `startCursor` replays from that seq instead of the stored cursor.
+ * Commits are verified on INGEST_VERIFY_THREADS worker threads (src/ingest/verify-pool.ts), one
+ * pool for the process, started at once: a standby's workers are loaded before it takes over.
  * @throws ConfigError when neither FIREHOSE_URL nor PDS_URL is set.
  */
 export async function runIngest(cfg: Config, log: Logger, opts: { backfill?: boolean; startCursor?: number } = {}): Promise<RunningIngest> {
   requireConfig(cfg, 'firehoseUrl')
   const ingestLog = log.child({ component: 'ingest' })
+  const verifier = createVerifyPool(cfg.INGEST_VERIFY_THREADS)
   const start = async (db: IndexDb) => {
     await migrateIndex(db)
     return startIngest({
+      verifier,
       db,
       identity: configuredIdentity(cfg, log),
       services: cfg.firehoseUrls,
@@ -47,6 +52,7 @@ export async function runIngest(cfg: Config, log: Logger, opts: { backfill?: boo
     const db = openIndex(cfg.index)
     const ingest = await start(db).catch(async (err) => {
       await db.destroy()
+      await verifier.close()
       throw err
     })
     metrics.leader.set(1)
@@ -56,6 +62,7 @@ export async function runIngest(cfg: Config, log: Logger, opts: { backfill?: boo
       async stop() {
         await ingest.stop()
         await db.destroy()
+        await verifier.close()
       },
     }
   }
@@ -78,6 +85,9 @@ export async function runIngest(cfg: Config, log: Logger, opts: { backfill?: boo
     cursor: () => current?.cursor(),
     backfillsSettled: async () => current?.backfillsSettled(),
     leading: () => election.isLeader(),
-    stop: () => election.stop(),
+    async stop() {
+      await election.stop()
+      await verifier.close()
+    },
   }
 }

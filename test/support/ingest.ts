@@ -123,8 +123,11 @@ export async function restartPds(network: LocalNetwork): Promise<TestPds> {
 /**
  * The ingest as a child process with `env` (on top of the test's environment): the CLI's
  * `ac-appview ingest`, or with `lean` test/support/ingest-child.ts (the same ingest, faster to
- * start). It cannot outlive the test process (see spawnNode).
+ * start). It cannot outlive the test process (see spawnNode). One verify worker unless `env` says
+ * otherwise: the crash and failover tests start dozens of ingests, and each worker loaded from
+ * TypeScript source costs about a second of CPU (the pool itself: test/ingest-pool.test.ts).
  */
 export function spawnIngest(env: Record<string, string>, args: string[] = [], lean = false): Child {
-  return lean ? spawnNode(['--import', 'tsx', path.join(ROOT, 'test/support/ingest-child.ts'), ...args], env) : startCli(['ingest', ...args], env)
+  const full = { INGEST_VERIFY_THREADS: '1', ...env }
+  return lean ? spawnNode(['--import', 'tsx', path.join(ROOT, 'test/support/ingest-child.ts'), ...args], full) : startCli(['ingest', ...args], full)
 }

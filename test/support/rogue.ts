@@ -11,6 +11,13 @@ export interface RogueRepo {
   did: string
   /** Signs a commit creating `record` in `collection`; resolves to its `#commit` body (seq and time set when sent). */
   create(collection: string, record: Record<string, unknown>): Promise<Record<string, unknown>>
+  /** Signs a commit deleting `collection/rkey`; resolves to its `#commit` body. */
+  remove(collection: string, rkey: string): Promise<Record<string, unknown>>
+  /**
+   * A commit creating `record` as {@link create} would, but signed by another key than the DID
+   * document's (a forgery: the repo itself does not move); resolves to its `#commit` body.
+   */
+  forge(collection: string, record: Record<string, unknown>): Promise<Record<string, unknown>>
 }
 
 /**
@@ -20,20 +27,30 @@ export interface RogueRepo {
 export async function rogueRepo(plcUrl: string, pdsUrl: string, handle: string): Promise<RogueRepo> {
   const key = await Secp256k1Keypair.create({ exportable: true })
   const did = await new PlcClient(plcUrl).createDid({ signingKey: key.did(), handle, pds: pdsUrl, rotationKeys: [key.did()], signer: key })
+  return repoOf(did, key)
+}
+
+/** A fresh in-memory repo of `did` whose commits `key` signs (on no PLC: the caller knows the key). */
+export async function repoOf(did: string, key: Secp256k1Keypair): Promise<RogueRepo> {
   let repo = await Repo.create(new MemoryBlockstore(), did, key)
+  /** The `#commit` body of a commit creating or deleting `collection/rkey`, signed by `signer`; applied to the repo unless forged. */
+  const write = async (action: WriteOpAction.Create | WriteOpAction.Delete, collection: string, rkey: string, record: Record<string, unknown> | undefined, signer: Secp256k1Keypair) => {
+    const since = repo.commit.rev
+    const nsid = collection as `${string}.${string}.${string}`
+    const commit = await repo.formatCommit(action === WriteOpAction.Create ? { action, collection: nsid, rkey, record: record as never } : { action, collection: nsid, rkey }, signer)
+    const next = await repo.applyCommit(commit)
+    if (signer === key) repo = next
+    const cid = action === WriteOpAction.Create ? (await next.data.get(`${collection}/${rkey}`))! : null
+    const blocks = new BlockMap()
+    blocks.addMap(commit.newBlocks)
+    blocks.addMap(commit.relevantBlocks)
+    return { rebase: false, tooBig: false, repo: did, commit: commit.cid, rev: commit.rev, since, blocks: await blocksToCarFile(commit.cid, blocks), ops: [{ action, path: `${collection}/${rkey}`, cid }], blobs: [] }
+  }
   return {
     did,
-    async create(collection, record) {
-      const rkey = TID.nextStr()
-      const since = repo.commit.rev
-      const commit = await repo.formatCommit({ action: WriteOpAction.Create, collection: collection as `${string}.${string}.${string}`, rkey, record: record as never }, key)
-      repo = await repo.applyCommit(commit)
-      const cid = (await repo.data.get(`${collection}/${rkey}`))!
-      const blocks = new BlockMap()
-      blocks.addMap(commit.newBlocks)
-      blocks.addMap(commit.relevantBlocks)
-      return { rebase: false, tooBig: false, repo: did, commit: commit.cid, rev: commit.rev, since, blocks: await blocksToCarFile(commit.cid, blocks), ops: [{ action: 'create', path: `${collection}/${rkey}`, cid }], blobs: [] }
-    },
+    create: (collection, record) => write(WriteOpAction.Create, collection, TID.nextStr(), record, key),
+    remove: (collection, rkey) => write(WriteOpAction.Delete, collection, rkey, undefined, key),
+    forge: async (collection, record) => write(WriteOpAction.Create, collection, TID.nextStr(), record, await Secp256k1Keypair.create()),
   }
 }
 
