@@ -70,8 +70,16 @@ interface Target {
  * cache); undefined: measured, no target.
  */
 const SCENARIOS = [
-  { name: 'resolveCode', nsid: 'computer.aesthetic.media.resolveCode', targets: { sqlite: { xrpc: { rps: 5000, p99: 10 } }, postgres: { xrpc: { rps: 3000, p99: 15 } } } },
-  { name: 'getFeed (limit 50)', nsid: 'computer.aesthetic.media.getFeed', targets: { sqlite: { xrpc: { rps: 2000, p99: 25 }, 'xrpc uncached': { rps: 3000, p99: 15 } }, postgres: { 'xrpc uncached': { rps: 1500 } } } },
+  {
+    name: 'resolveCode',
+    nsid: 'computer.aesthetic.media.resolveCode',
+    targets: { sqlite: { xrpc: { rps: 5000, p99: 10 } }, postgres: { xrpc: { rps: 3000, p99: 15 } } },
+  },
+  {
+    name: 'getFeed (limit 50)',
+    nsid: 'computer.aesthetic.media.getFeed',
+    targets: { sqlite: { xrpc: { rps: 2000, p99: 25 }, 'xrpc uncached': { rps: 3000, p99: 15 } }, postgres: { 'xrpc uncached': { rps: 1500 } } },
+  },
   { name: 'getAuthorFeed (limit 50)', nsid: 'computer.aesthetic.media.getAuthorFeed', targets: {} },
   { name: 'getFeedSkeleton (limit 50)', nsid: 'app.bsky.feed.getFeedSkeleton', targets: { sqlite: { xrpc: { rps: 3000, p99: 15 } } } },
 ] as const satisfies ReadonlyArray<{ name: string; nsid: string; targets: Partial<Record<Backend, Partial<Record<Route, Target>>>> }>
@@ -142,7 +150,12 @@ async function serve(index: string) {
       corsOrigins: ['https://aesthetic.computer', 'https://*.aesthetic.computer'],
       rateLimitMax: 1_000_000_000,
       rateLimitWindowMs: 60_000,
-      feedGenerator: { serviceDid: 'did:web:feeds.aesthetic.computer', endpoint: 'https://feeds.aesthetic.computer', publisherDid: PUBLISHER, resolver: new IdResolver() },
+      feedGenerator: {
+        serviceDid: 'did:web:feeds.aesthetic.computer',
+        endpoint: 'https://feeds.aesthetic.computer',
+        publisherDid: PUBLISHER,
+        resolver: new IdResolver(),
+      },
       extraRoutes,
     })
     return { app, url: await app.listen({ host: '127.0.0.1', port: 0 }) }
@@ -214,8 +227,22 @@ function abuseTable(a: Abuse) {
   const met = a.resolveCode.p99 < UNDER_ABUSE_P99_MS ? 'met' : 'MISSED'
   const rows = [
     [`abuse (${a.backend})`, 'req/s', 'p50 ms', 'p99 ms', 'errors', 'target'],
-    [`huge page (${(a.bytes / 1024).toFixed(0)} KiB), ${ABUSERS} connections, uncached`, Math.round(a.alone.rps).toLocaleString('en'), String(a.alone.p50), String(a.alone.p99), String(a.alone.bad), ''],
-    [`resolveCode while ${ABUSERS} huge pages run`, Math.round(a.resolveCode.rps).toLocaleString('en'), String(a.resolveCode.p50), String(a.resolveCode.p99), String(a.resolveCode.bad), `${met} (p99 <${UNDER_ABUSE_P99_MS})`],
+    [
+      `huge page (${(a.bytes / 1024).toFixed(0)} KiB), ${ABUSERS} connections, uncached`,
+      Math.round(a.alone.rps).toLocaleString('en'),
+      String(a.alone.p50),
+      String(a.alone.p99),
+      String(a.alone.bad),
+      '',
+    ],
+    [
+      `resolveCode while ${ABUSERS} huge pages run`,
+      Math.round(a.resolveCode.rps).toLocaleString('en'),
+      String(a.resolveCode.p50),
+      String(a.resolveCode.p99),
+      String(a.resolveCode.bad),
+      `${met} (p99 <${UNDER_ABUSE_P99_MS})`,
+    ],
   ]
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)))
   const line = (r: string[]) => r.map((cell, c) => (c === 0 || c === 5 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')
@@ -272,7 +299,14 @@ function table(runs: Run[], backends: Backend[], setup: Record<string, string>) 
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)))
   const leftAligned = (c: number) => c < 2 || (c - 2) % 6 === 5
   const line = (r: string[], header = false) => r.map((cell, c) => (header || leftAligned(c) ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')
-  const out = [...Object.entries(setup).map(([k, v]) => `${k}: ${v}`), '', line(rows[0], true), line(rows[1]), line(widths.map((w) => '-'.repeat(w))), ...rows.slice(2).map((r) => line(r))]
+  const out = [
+    ...Object.entries(setup).map(([k, v]) => `${k}: ${v}`),
+    '',
+    line(rows[0], true),
+    line(rows[1]),
+    line(widths.map((w) => '-'.repeat(w))),
+    ...rows.slice(2).map((r) => line(r)),
+  ]
   process.stdout.write(out.join('\n') + '\n')
 }
 
@@ -284,7 +318,10 @@ interface Servers {
 }
 
 function startServer(index: string): Promise<{ child: ChildProcess; urls: Servers }> {
-  const child = fork(fileURLToPath(import.meta.url), ['--serve', index], { execArgv: ['--import', 'tsx', ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const child = fork(fileURLToPath(import.meta.url), ['--serve', index], {
+    execArgv: ['--import', 'tsx', ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [])],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
   return new Promise((resolve, reject) => {
     child.once('message', (m) => resolve({ child, urls: m as Servers }))
     child.once('exit', (code) => reject(new Error(`AppView exited with ${code}`)))
@@ -369,7 +406,8 @@ async function main() {
       for (const backend of backends) engines.push(await startEngine(backend, dir))
       // Engine after engine for each method and route, so both meet the same load (the machine is shared).
       const only = process.env.BENCH_ONLY ?? ''
-      for (const s of SCENARIOS.filter((x) => x.name.includes(only))) for (const route of ROUTES) for (const e of engines) runs.push(await measure(e.backend, e.urls, s, route, e.data))
+      for (const s of SCENARIOS.filter((x) => x.name.includes(only)))
+        for (const route of ROUTES) for (const e of engines) runs.push(await measure(e.backend, e.urls, s, route, e.data))
       if ('abuse'.includes(only)) for (const e of engines) abuses.push(await measureAbuse(e.backend, e.urls, e.data, e.hostile))
     } finally {
       for (const e of engines) await e.stop()
@@ -384,18 +422,35 @@ async function main() {
       node: process.version,
       'load average (1 min) before / after': `${loadBefore[0].toFixed(2)} / ${loadAfter[0].toFixed(2)}`,
       index: `${data.items.toLocaleString('en')} items, ${data.handles.length.toLocaleString('en')} actors, ${data.codes.length.toLocaleString('en')} codes, ${data.posts.toLocaleString('en')} posts about AC, 100 huge KidLisp records of one hostile actor (written in ${results.map((r) => `${r.loadSeconds.toFixed(1)} s on ${r.backend}`).join(', ')})`,
-      engines: backends.map((b) => (b === 'sqlite' ? 'SQLite (WAL, a read-only connection of the AppView)' : `PostgreSQL ${process.env.BENCH_POSTGRES_URL ? '(BENCH_POSTGRES_URL)' : '(Debian\'s server on loopback, fsync off, as in the tests)'}, a pool of 10, named prepared statements`)).join('; '),
+      engines: backends
+        .map((b) =>
+          b === 'sqlite'
+            ? 'SQLite (WAL, a read-only connection of the AppView)'
+            : `PostgreSQL ${process.env.BENCH_POSTGRES_URL ? '(BENCH_POSTGRES_URL)' : "(Debian's server on loopback, fsync off, as in the tests)"}, a pool of 10, named prepared statements`,
+        )
+        .join('; '),
       load: `autocannon, ${CONNECTIONS} connections, ${WARMUP_SECONDS} s warm-up + ${SECONDS} s per run, each engine's server in a child process, the engines measured one after the other for each method and route`,
       'total time': `${Math.round((Date.now() - started) / 1000)} s`,
     })
     for (const r of results) if (r.abuse) abuseTable(r.abuse)
     const rows = runs.map((r) => {
       const t = targetOf(r)
-      return { backend: r.backend, method: r.scenario.nsid.split('.').pop(), route: r.route, rps: Math.round(r.rps), p50: r.p50, p99: r.p99, errors: r.bad, ...(t ? { target: t, met: met(r, t) } : {}) }
+      return {
+        backend: r.backend,
+        method: r.scenario.nsid.split('.').pop(),
+        route: r.route,
+        rps: Math.round(r.rps),
+        p50: r.p50,
+        p99: r.p99,
+        errors: r.bad,
+        ...(t ? { target: t, met: met(r, t) } : {}),
+      }
     })
     const sqliteAbuse = results.find((r) => r.backend === 'sqlite')?.abuse
     const abuse = results.filter((r) => r.abuse).map((r) => ({ backend: r.backend, ...abuseResult(r.abuse!) }))
-    process.stdout.write(`BENCH_RESULT ${JSON.stringify({ bench: 'appview', machine, node: process.version, load: { before: loadBefore[0], after: loadAfter[0] }, limit: 50, rows, ...(sqliteAbuse ? abuseResult(sqliteAbuse) : {}), abuse })}\n`)
+    process.stdout.write(
+      `BENCH_RESULT ${JSON.stringify({ bench: 'appview', machine, node: process.version, load: { before: loadBefore[0], after: loadAfter[0] }, limit: 50, rows, ...(sqliteAbuse ? abuseResult(sqliteAbuse) : {}), abuse })}\n`,
+    )
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }

@@ -103,13 +103,29 @@ function acRecord(i: number): { collection: string; record: Record<string, unkno
   const code = `b${i.toString(36)}`.slice(0, 10)
   switch (i % 4) {
     case 0:
-      return { collection: 'computer.aesthetic.painting', record: { slug: `2025.1.1.${i}`, code, imageUrl: `https://aesthetic.computer/media/paintings/${code}.png`, acUrl: `https://aesthetic.computer/#${code}`, when, ref } }
+      return {
+        collection: 'computer.aesthetic.painting',
+        record: {
+          slug: `2025.1.1.${i}`,
+          code,
+          imageUrl: `https://aesthetic.computer/media/paintings/${code}.png`,
+          acUrl: `https://aesthetic.computer/#${code}`,
+          when,
+          ref,
+        },
+      }
     case 1:
-      return { collection: 'computer.aesthetic.mood', record: i % 7 === 1 ? { text: `legacy mood ${i}`, when, mongoId: ref } : { mood: `mood ${i}`, when, ref } }
+      return {
+        collection: 'computer.aesthetic.mood',
+        record: i % 7 === 1 ? { text: `legacy mood ${i}`, when, mongoId: ref } : { mood: `mood ${i}`, when, ref },
+      }
     case 2:
       return { collection: 'computer.aesthetic.piece', record: { slug: `piece-${i}`, when, ref } }
     default:
-      return { collection: 'computer.aesthetic.kidlisp', record: { source: `(wipe ${i % 255})\n(ink red)\n(box 0 0 ${i % 64} ${i % 64})`, code, acUrl: `https://aesthetic.computer/$${code}`, when, ref } }
+      return {
+        collection: 'computer.aesthetic.kidlisp',
+        record: { source: `(wipe ${i % 255})\n(ink red)\n(box 0 0 ${i % 64} ${i % 64})`, code, acUrl: `https://aesthetic.computer/$${code}`, when, ref },
+      }
   }
 }
 
@@ -117,13 +133,36 @@ function acRecord(i: number): { collection: string; record: Record<string, unkno
 async function commitEvent(acc: Account, collection: string, record: Record<string, unknown>) {
   const rkey = TID.nextStr()
   const prevData = acc.repo.commit.data
-  const commit = await acc.repo.formatCommit({ action: WriteOpAction.Create, collection: collection as `${string}.${string}.${string}`, rkey, record: { $type: collection, ...record } }, acc.keypair)
+  const commit = await acc.repo.formatCommit(
+    { action: WriteOpAction.Create, collection: collection as `${string}.${string}.${string}`, rkey, record: { $type: collection, ...record } },
+    acc.keypair,
+  )
   acc.repo = await acc.repo.applyCommit(commit)
   const cid = await acc.repo.data.get(`${collection}/${rkey}`)
   return pdsSequencer.formatSeqCommit(acc.repo.did, { ...commit, ops: [{ action: 'create', path: `${collection}/${rkey}`, cid }], prevData } as never)
 }
 
-const WORDS = ['the', 'tonight', 'pixels', 'coffee', 'rain', 'music', 'a', 'new', 'drawing', 'of', 'my', 'cat', 'and', 'so', 'much', 'light', 'today', 'is', 'good']
+const WORDS = [
+  'the',
+  'tonight',
+  'pixels',
+  'coffee',
+  'rain',
+  'music',
+  'a',
+  'new',
+  'drawing',
+  'of',
+  'my',
+  'cat',
+  'and',
+  'so',
+  'much',
+  'light',
+  'today',
+  'is',
+  'good',
+]
 
 /**
  * The i-th post: one in twenty links AC painting `code` in its text, with a link facet, as a
@@ -135,7 +174,12 @@ function postRecord(i: number, code: string): Record<string, unknown> {
     const url = `https://aesthetic.computer/#${code}`
     const text = `made this on AC ${url}`
     const start = Buffer.byteLength('made this on AC ')
-    return { text, facets: [{ index: { byteStart: start, byteEnd: start + Buffer.byteLength(url) }, features: [{ $type: 'app.bsky.richtext.facet#link', uri: url }] }], langs: ['en'], createdAt }
+    return {
+      text,
+      facets: [{ index: { byteStart: start, byteEnd: start + Buffer.byteLength(url) }, features: [{ $type: 'app.bsky.richtext.facet#link', uri: url }] }],
+      langs: ['en'],
+      createdAt,
+    }
   }
   const words: string[] = []
   for (let n = 0, len = 20 + ((i * 104729) % 260); words.join(' ').length < len; n++) words.push(WORDS[(i + n * 7) % WORDS.length])
@@ -162,7 +206,9 @@ async function fill(net: LocalNetwork): Promise<{ ac: number; acPosts: number; p
   for (let i = 0; i < COMMITS; i++) {
     const acc = accounts[i % accounts.length]
     const isAc = (i * 7919) % 100 < AC_SHARE * 100
-    const { collection, record } = isAc ? acRecord(ac) : { collection: 'app.bsky.feed.post', record: postRecord(i, `b${(4 * Math.floor(ac / 4)).toString(36)}`) }
+    const { collection, record } = isAc
+      ? acRecord(ac)
+      : { collection: 'app.bsky.feed.post', record: postRecord(i, `b${(4 * Math.floor(ac / 4)).toString(36)}`) }
     if (isAc) ac++
     else if (record.facets) acPosts++
     const evt = await commitEvent(acc, collection, record)
@@ -270,7 +316,11 @@ async function pollCursor(target: string, done: (row: { seq: number; updatedAt: 
   const db = openIndex(target, { poolSize: 1 })
   try {
     for (;;) {
-      const row = await db.selectFrom('cursor').select(['seq', 'updatedAt']).executeTakeFirst().catch(() => undefined) // tables created by the ingest
+      const row = await db
+        .selectFrom('cursor')
+        .select(['seq', 'updatedAt'])
+        .executeTakeFirst()
+        .catch(() => undefined) // tables created by the ingest
       if (row && done(row)) return
       await new Promise((r) => setTimeout(r, ms))
     }
@@ -280,7 +330,15 @@ async function pollCursor(target: string, done: (row: { seq: number; updatedAt: 
 }
 
 /** Runs `ac-appview ingest --cursor 0` on a fresh index of `backend` until its cursor reaches `head`; measures it. */
-async function replay(net: LocalNetwork, head: number, backend: Backend, verify: boolean, posts: boolean, index: RunIndex, mainThread = false): Promise<RunResult> {
+async function replay(
+  net: LocalNetwork,
+  head: number,
+  backend: Backend,
+  verify: boolean,
+  posts: boolean,
+  index: RunIndex,
+  mainThread = false,
+): Promise<RunResult> {
   const mode = `${verify ? 'verified' : 'unverified'}, posts ${posts ? 'on' : 'off'}${mainThread ? ', on the main thread' : ''}`
   process.stderr.write(`  ${backend}, ${mode}…\n`)
   const p = spawnIngest({ ...ingestEnv(net, index, verify, posts), ...(mainThread ? { INGEST_VERIFY_THREADS: '0' } : {}) }, ['--cursor', '0'])
@@ -294,7 +352,15 @@ async function replay(net: LocalNetwork, head: number, backend: Backend, verify:
   const seconds = Number(process.hrtime.bigint() - started) / 1e9
   const result = { cpu: (await cpuSeconds(p.child.pid!)) - cpuStart, rss: await peakRssMb(p.child.pid!) }
   const db = openIndex(index.target, { poolSize: 1 })
-  const count = async (table: 'item' | 'post') => Number((await db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n)
+  const count = async (table: 'item' | 'post') =>
+    Number(
+      (
+        await db
+          .selectFrom(table)
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n,
+    )
   const acRecords = await count('item')
   const acPosts = await count('post')
   await db.destroy()
@@ -306,7 +372,19 @@ async function replay(net: LocalNetwork, head: number, backend: Backend, verify:
     .filter((l) => l.includes('event failed verification or parsing'))
     .map((l) => String(JSON.parse(l).err))
   if (refusals.length) process.stderr.write(`  ${refusals.length} events refused: ${[...new Set(refusals)].slice(0, 5).join('; ')}\n`)
-  return { backend, mode, posts, events: head, acRecords, acPosts, seconds, cpuSeconds: result.cpu, peakRssMb: result.rss, refused: refusals.length, refusals: [...new Set(refusals)].slice(0, 5) }
+  return {
+    backend,
+    mode,
+    posts,
+    events: head,
+    acRecords,
+    acPosts,
+    seconds,
+    cpuSeconds: result.cpu,
+    peakRssMb: result.rss,
+    refused: refusals.length,
+    refusals: [...new Set(refusals)].slice(0, 5),
+  }
 }
 
 /**
@@ -324,7 +402,8 @@ async function failover(net: LocalNetwork, head: number, index: RunIndex): Promi
   const env = ingestEnv(net, index, true, true)
   const leading = (p: ReturnType<typeof spawnIngest>) => p.log().includes('ingest leading')
   const until = async (what: string, check: () => boolean) => {
-    for (const start = Date.now(); !check(); await new Promise((r) => setTimeout(r, 20))) if (Date.now() - start > 60_000) throw new Error(`timed out waiting for ${what}`)
+    for (const start = Date.now(); !check(); await new Promise((r) => setTimeout(r, 20)))
+      if (Date.now() - start > 60_000) throw new Error(`timed out waiting for ${what}`)
   }
   const procs = [spawnIngest(env)]
   await until('the first leader', () => leading(procs[0]))
@@ -356,7 +435,20 @@ async function failover(net: LocalNetwork, head: number, index: RunIndex): Promi
 }
 
 function table(rows: RunResult[]): string {
-  const header = ['backend', 'mode', 'events', 'seconds', 'events/s', 'AC records', 'posts about AC', 'AC records/s', 'CPU s', 'CPU µs/event', 'peak RSS MB', 'refused']
+  const header = [
+    'backend',
+    'mode',
+    'events',
+    'seconds',
+    'events/s',
+    'AC records',
+    'posts about AC',
+    'AC records/s',
+    'CPU s',
+    'CPU µs/event',
+    'peak RSS MB',
+    'refused',
+  ]
   const cells = rows.map((r) => [
     r.backend,
     r.mode,
@@ -406,12 +498,14 @@ async function main() {
     process.stderr.write(`filled in ${filled.seconds.toFixed(0)} s: ${head} events, ${filled.ac} AC records, ${filled.acPosts} posts linking AC; replaying…\n`)
     const loadBefore = os.loadavg()
     const runs: RunResult[] = []
-    for (const backend of backends) for (const m of MODES[backend]) runs.push(await replay(net, head, backend, m.verify, m.posts, await stores.fresh(backend), m.mainThread))
+    for (const backend of backends)
+      for (const m of MODES[backend]) runs.push(await replay(net, head, backend, m.verify, m.posts, await stores.fresh(backend), m.mainThread))
     const failovers = backends.includes('postgres') ? await failover(net, head, await stores.fresh('postgres')) : []
     const filter = await timeFilter(filled.postCommits)
     const rate = (r: RunResult) => r.events / r.seconds
     const cpuPerEvent = (r: RunResult) => (r.cpuSeconds * 1e6) / r.events
-    const find = (backend: Backend, verify: boolean, posts = true) => runs.find((r) => r.backend === backend && r.mode === `${verify ? 'verified' : 'unverified'}, posts ${posts ? 'on' : 'off'}`)
+    const find = (backend: Backend, verify: boolean, posts = true) =>
+      runs.find((r) => r.backend === backend && r.mode === `${verify ? 'verified' : 'unverified'}, posts ${posts ? 'on' : 'off'}`)
     const cpu = os.cpus()
     const machine = `${cpu[0]?.model ?? 'unknown CPU'}, ${cpu.length} cores, Node ${process.version}`
     const loadAfter = os.loadavg()
@@ -426,17 +520,28 @@ async function main() {
     ]
     for (const backend of backends) {
       const [verified, unverified, noPosts] = [find(backend, true), find(backend, false), find(backend, true, false)]
-      if (verified && unverified) lines.push(`${backend}: verified / unverified events/s: ${(rate(verified) / rate(unverified)).toFixed(2)}${noPosts ? `; post filter on / off events/s: ${(rate(verified) / rate(noPosts)).toFixed(2)} (CPU µs/event ${cpuPerEvent(verified).toFixed(0)} vs ${cpuPerEvent(noPosts).toFixed(0)})` : ''}`)
+      if (verified && unverified)
+        lines.push(
+          `${backend}: verified / unverified events/s: ${(rate(verified) / rate(unverified)).toFixed(2)}${noPosts ? `; post filter on / off events/s: ${(rate(verified) / rate(noPosts)).toFixed(2)} (CPU µs/event ${cpuPerEvent(verified).toFixed(0)} vs ${cpuPerEvent(noPosts).toFixed(0)})` : ''}`,
+        )
     }
     const mainThread = runs.find((r) => r.backend === 'sqlite' && r.mode.endsWith('on the main thread'))
     const pooled = find('sqlite', true)
-    if (mainThread && pooled) lines.push(`sqlite verified: verify pool / main thread events/s: ${(rate(pooled) / rate(mainThread)).toFixed(2)} (CPU µs/event ${cpuPerEvent(pooled).toFixed(0)} vs ${cpuPerEvent(mainThread).toFixed(0)}; INGEST_VERIFY_THREADS ${process.env.INGEST_VERIFY_THREADS ?? `default, ${os.availableParallelism()}`})`)
+    if (mainThread && pooled)
+      lines.push(
+        `sqlite verified: verify pool / main thread events/s: ${(rate(pooled) / rate(mainThread)).toFixed(2)} (CPU µs/event ${cpuPerEvent(pooled).toFixed(0)} vs ${cpuPerEvent(mainThread).toFixed(0)}; INGEST_VERIFY_THREADS ${process.env.INGEST_VERIFY_THREADS ?? `default, ${os.availableParallelism()}`})`,
+      )
     const [sqliteVerified, pgVerified] = [find('sqlite', true), find('postgres', true)]
     if (sqliteVerified && pgVerified) lines.push(`postgres / sqlite verified events/s: ${(rate(pgVerified) / rate(sqliteVerified)).toFixed(2)}`)
-    if (pgVerified) lines.push(`postgres verified: ${Math.round(rate(pgVerified)).toLocaleString('en-US')} events/s, target ≥ ${POSTGRES_TARGET.toLocaleString('en-US')}: ${rate(pgVerified) >= POSTGRES_TARGET ? 'met' : 'MISSED'}`)
+    if (pgVerified)
+      lines.push(
+        `postgres verified: ${Math.round(rate(pgVerified)).toLocaleString('en-US')} events/s, target ≥ ${POSTGRES_TARGET.toLocaleString('en-US')}: ${rate(pgVerified) >= POSTGRES_TARGET ? 'met' : 'MISSED'}`,
+      )
     if (failovers.length) {
       const sorted = [...failovers].sort((a, b) => a - b)
-      lines.push(`failover on postgres (leader SIGKILLed → the standby's first commit), ${failovers.length} kills during a replay: ${failovers.map((x) => x.toFixed(2)).join(', ')} s (median ${sorted[Math.floor(sorted.length / 2)].toFixed(2)}, max ${sorted.at(-1)!.toFixed(2)}; INGEST_FAILOVER_SECONDS ${FAILOVER_SECONDS})`)
+      lines.push(
+        `failover on postgres (leader SIGKILLed → the standby's first commit), ${failovers.length} kills during a replay: ${failovers.map((x) => x.toFixed(2)).join(', ')} s (median ${sorted[Math.floor(sorted.length / 2)].toFixed(2)}, max ${sorted.at(-1)!.toFixed(2)}; INGEST_FAILOVER_SECONDS ${FAILOVER_SECONDS})`,
+      )
     }
     lines.push(
       `post filter decision (PostIndex.wants, before any decoding): ${filter.microsPerEvent.toFixed(2)} µs per post commit; ${filter.passed} of ${filled.postCommits.length} passed it (decoded, verified), the rest dropped`,
@@ -444,7 +549,18 @@ async function main() {
       '',
     )
     process.stdout.write(lines.join('\n'))
-    const runResult = (r: RunResult) => ({ mode: r.mode, posts: r.posts, seconds: r.seconds, eventsPerSecond: Math.round(rate(r)), cpuMicrosPerEvent: Math.round(cpuPerEvent(r)), acRecords: r.acRecords, acPosts: r.acPosts, peakRssMb: Math.round(r.peakRssMb), refused: r.refused, refusals: r.refusals })
+    const runResult = (r: RunResult) => ({
+      mode: r.mode,
+      posts: r.posts,
+      seconds: r.seconds,
+      eventsPerSecond: Math.round(rate(r)),
+      cpuMicrosPerEvent: Math.round(cpuPerEvent(r)),
+      acRecords: r.acRecords,
+      acPosts: r.acPosts,
+      peakRssMb: Math.round(r.peakRssMb),
+      refused: r.refused,
+      refusals: r.refusals,
+    })
     const result = {
       bench: 'ingest',
       machine,
@@ -454,7 +570,12 @@ async function main() {
       runs: runs.filter((r) => r.backend === 'sqlite').map(runResult),
       ...(mainThread ? { verifiedMainThreadEventsPerS: Math.round(rate(mainThread)) } : {}),
       postFilter: { microsPerDroppedEvent: Number(filter.microsPerEvent.toFixed(2)), passed: filter.passed, postCommits: filled.postCommits.length },
-      backends: backends.map((backend) => ({ backend, verifiedEventsPerS: Math.round(rate(find(backend, true)!)), unverifiedEventsPerS: Math.round(rate(find(backend, false)!)), runs: runs.filter((r) => r.backend === backend).map(runResult) })),
+      backends: backends.map((backend) => ({
+        backend,
+        verifiedEventsPerS: Math.round(rate(find(backend, true)!)),
+        unverifiedEventsPerS: Math.round(rate(find(backend, false)!)),
+        runs: runs.filter((r) => r.backend === backend).map(runResult),
+      })),
       ...(failovers.length ? { failover: { seconds: failovers.map((x) => Number(x.toFixed(2))), failoverSecondsSetting: FAILOVER_SECONDS } } : {}),
     }
     process.stdout.write(`BENCH_RESULT ${JSON.stringify(result)}\n`)

@@ -75,11 +75,19 @@ async function main() {
 
   const cpus = os.cpus()
   console.log(`\nlive latency: MongoDB write → visible through the AppView (${rate}/s for ${seconds} s)`)
-  console.log(`machine: ${cpus[0]?.model ?? 'unknown cpu'}, ${cpus.length} cores, node ${process.version}, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`)
+  console.log(
+    `machine: ${cpus[0]?.model ?? 'unknown cpu'}, ${cpus.length} cores, node ${process.version}, load ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  )
   const all = Object.values(latencies).flat()
   console.table(
     Object.fromEntries(
-      [...Object.entries(latencies), ['all', all] as const].map(([op, xs]) => [op, { changes: xs.length, 'p50 ms': pct(xs, 0.5), 'p95 ms': pct(xs, 0.95), 'max ms': pct(xs, 1) }]),
+      [...Object.entries(latencies), ['all', all] as const].map(([op, xs]) => [
+        op,
+        { changes: xs.length, 'p50 ms': pct(xs, 0.5), 'p95 ms': pct(xs, 0.95), 'max ms': pct(xs, 1) },
+      ]),
     ),
   )
   console.log(`target p95 < 2000 ms: ${pct(all, 0.95) < 2000 ? 'met' : 'NOT met'}`)

@@ -46,8 +46,18 @@ async function main() {
   }
   const pct = (us: number) => `${((100 * us) / total).toFixed(1)} %`
   console.log(`${file}: ${(total / 1e6).toFixed(1)} s sampled on the main thread`)
-  console.table([...areas].sort((a, b) => b[1] - a[1]).slice(0, 20).map(([area, us]) => ({ area, seconds: +(us / 1e6).toFixed(2), share: pct(us) })))
-  console.table([...fns].sort((a, b) => b[1] - a[1]).slice(0, Number(topArg ?? 25)).map(([fn, us]) => ({ 'self time': pct(us), fn })))
+  console.table(
+    [...areas]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 20)
+      .map(([area, us]) => ({ area, seconds: +(us / 1e6).toFixed(2), share: pct(us) })),
+  )
+  console.table(
+    [...fns]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, Number(topArg ?? 25))
+      .map(([fn, us]) => ({ 'self time': pct(us), fn })),
+  )
 }
 
 await main()

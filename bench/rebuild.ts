@@ -34,7 +34,15 @@ async function backfilled(target: string): Promise<{ repos: number; items: numbe
   try {
     const run = await db.selectFrom('backfill').select('status').executeTakeFirst()
     if (run?.status !== 'done') return undefined
-    const count = async (table: 'repo' | 'item') => Number((await db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n)
+    const count = async (table: 'repo' | 'item') =>
+      Number(
+        (
+          await db
+            .selectFrom(table)
+            .select((eb) => eb.fn.countAll<number>().as('n'))
+            .executeTakeFirstOrThrow()
+        ).n,
+      )
     return { repos: await count('repo'), items: await count('item') }
   } catch {
     return undefined // not migrated yet
@@ -49,8 +57,17 @@ async function main() {
   let pg: { url: string; stop(): Promise<void> } | undefined
   try {
     const seeded = Date.now()
-    await seedSample({ db: stack.mongo, mediaDir: stack.mediaDir, storageUrl: stack.storageUrl, pdsUrl: stack.net.pdsUrl, createAccount: stack.net.createAccount, scale })
-    await new Promise((resolve) => spawn(process.execPath, [BIN, 'writer', 'backfill'], { env: { ...process.env, ...stack.env, LOG_LEVEL: 'warn' }, stdio: 'ignore' }).on('exit', resolve))
+    await seedSample({
+      db: stack.mongo,
+      mediaDir: stack.mediaDir,
+      storageUrl: stack.storageUrl,
+      pdsUrl: stack.net.pdsUrl,
+      createAccount: stack.net.createAccount,
+      scale,
+    })
+    await new Promise((resolve) =>
+      spawn(process.execPath, [BIN, 'writer', 'backfill'], { env: { ...process.env, ...stack.env, LOG_LEVEL: 'warn' }, stdio: 'ignore' }).on('exit', resolve),
+    )
     process.stderr.write(`seeded and mirrored (${scale}) in ${((Date.now() - seeded) / 1000).toFixed(0)} s; rebuilding…\n`)
     const loadBefore = os.loadavg()
     const runs: Run[] = []
@@ -61,7 +78,9 @@ async function main() {
         target = path.join(stack.work, 'rebuilt.sqlite')
         env = { INDEX_DB_PATH: target }
       } else {
-        pg ??= process.env.BENCH_POSTGRES_URL ? { url: process.env.BENCH_POSTGRES_URL, stop: async () => {} } : await (await import('../test/support/postgres.js')).startPostgres()
+        pg ??= process.env.BENCH_POSTGRES_URL
+          ? { url: process.env.BENCH_POSTGRES_URL, stop: async () => {} }
+          : await (await import('../test/support/postgres.js')).startPostgres()
         target = pg.url
         env = { INDEX_DATABASE_URL: target }
       }
@@ -79,7 +98,14 @@ async function main() {
     const loadAfter = os.loadavg()
     const cpus = os.cpus()
     const machine = `${cpus[0]?.model ?? 'unknown CPU'}, ${cpus.length} cores, Node ${process.version}`
-    const rows = runs.map((r) => `| ${r.backend.padEnd(8)} | ${r.repos.toLocaleString('en-US').padStart(5)} | ${r.items.toLocaleString('en-US').padStart(6)} | ${r.seconds.toFixed(1).padStart(7)} | ${Math.round(r.items / r.seconds).toLocaleString('en-US').padStart(7)} |`)
+    const rows = runs.map(
+      (r) =>
+        `| ${r.backend.padEnd(8)} | ${r.repos.toLocaleString('en-US').padStart(5)} | ${r.items.toLocaleString('en-US').padStart(6)} | ${r.seconds.toFixed(1).padStart(7)} | ${Math.round(
+          r.items / r.seconds,
+        )
+          .toLocaleString('en-US')
+          .padStart(7)} |`,
+    )
     process.stdout.write(
       [
         '',
@@ -92,7 +118,9 @@ async function main() {
         '',
       ].join('\n'),
     )
-    process.stdout.write(`BENCH_RESULT ${JSON.stringify({ bench: 'rebuild', machine, scale, load: { before: loadBefore[0], after: loadAfter[0] }, runs: runs.map((r) => ({ ...r, seconds: Number(r.seconds.toFixed(1)) })) })}\n`)
+    process.stdout.write(
+      `BENCH_RESULT ${JSON.stringify({ bench: 'rebuild', machine, scale, load: { before: loadBefore[0], after: loadAfter[0] }, runs: runs.map((r) => ({ ...r, seconds: Number(r.seconds.toFixed(1)) })) })}\n`,
+    )
   } finally {
     await pg?.stop()
     await stack.close()

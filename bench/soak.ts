@@ -58,18 +58,30 @@ async function main() {
   const children: ChildProcess[] = []
   try {
     const seedStarted = Date.now()
-    await seedSample({ db: stack.mongo, mediaDir: stack.mediaDir, storageUrl: stack.storageUrl, pdsUrl: stack.net.pdsUrl, createAccount: stack.net.createAccount, scale })
+    await seedSample({
+      db: stack.mongo,
+      mediaDir: stack.mediaDir,
+      storageUrl: stack.storageUrl,
+      pdsUrl: stack.net.pdsUrl,
+      createAccount: stack.net.createAccount,
+      scale,
+    })
     const port = await getPort()
     const url = `http://127.0.0.1:${port}`
     const writerMetricsPort = await getPort()
     const env = { ...process.env, ...stack.env, PORT: String(port), ADMIN_PASSWORD: ADMIN, WRITER_RECONCILE_SECONDS: '60', LOG_LEVEL: 'warn' }
     const backfillStarted = Date.now()
     await new Promise((resolve) => spawnCli(['writer', 'backfill'], { env, stdio: 'ignore' }).on('exit', resolve))
-    console.log(`seeded (${scale}) in ${((backfillStarted - seedStarted) / 1000).toFixed(0)} s; writer backfill in ${((Date.now() - backfillStarted) / 1000).toFixed(0)} s`)
+    console.log(
+      `seeded (${scale}) in ${((backfillStarted - seedStarted) / 1000).toFixed(0)} s; writer backfill in ${((Date.now() - backfillStarted) / 1000).toFixed(0)} s`,
+    )
 
     const parts: Record<string, ChildProcess> = {}
     for (const part of ['writer', 'ingest', 'appview']) {
-      const child = spawnCli(['start', '--only', part], { env: { ...env, ...(part === 'writer' ? { METRICS_PORT: String(writerMetricsPort) } : {}) }, stdio: ['ignore', 'ignore', 'inherit'] })
+      const child = spawnCli(['start', '--only', part], {
+        env: { ...env, ...(part === 'writer' ? { METRICS_PORT: String(writerMetricsPort) } : {}) },
+        stdio: ['ignore', 'ignore', 'inherit'],
+      })
       parts[part] = child
       children.push(child)
     }
@@ -102,7 +114,10 @@ async function main() {
       }
       const now = await reconcilePasses(writerMetricsPort)
       for (const [part, child] of Object.entries(parts)) rss[part].push(rssMb(child.pid!))
-      const got = samples.filter((s) => s.minute === minute).map((s) => s.ms).sort((a, b) => a - b)
+      const got = samples
+        .filter((s) => s.minute === minute)
+        .map((s) => s.ms)
+        .sort((a, b) => a - b)
       rows.push({
         minute: minute + 1,
         changes: got.length,
@@ -118,7 +133,11 @@ async function main() {
         'index MB': sizeMb(stack.cfg.indexDbPath),
       })
       passes = now
-      console.log(Object.entries(rows.at(-1)!).map(([k, v]) => `${k} ${v}`).join(' | '))
+      console.log(
+        Object.entries(rows.at(-1)!)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(' | '),
+      )
     }
     await Promise.all(inFlight)
 
@@ -136,17 +155,41 @@ async function main() {
     const index = await compareIndex(stack, stack.cfg.indexDbPath)
 
     const cpus = os.cpus()
-    console.log(`\nsoak: ${scale} sample, ${minutes} min, ${perMinute.toFixed(0)} changes/min (10× AC's rate is ${((Object.values(AC_PER_DAY).reduce((a, b) => a + b, 0) * 10 * 1.17) / 1440).toFixed(2)}/min), reconcile every 60 s`)
-    console.log(`machine: ${cpus[0]?.model ?? 'unknown cpu'}, ${cpus.length} cores, node ${process.version}, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`)
+    console.log(
+      `\nsoak: ${scale} sample, ${minutes} min, ${perMinute.toFixed(0)} changes/min (10× AC's rate is ${((Object.values(AC_PER_DAY).reduce((a, b) => a + b, 0) * 10 * 1.17) / 1440).toFixed(2)}/min), reconcile every 60 s`,
+    )
+    console.log(
+      `machine: ${cpus[0]?.model ?? 'unknown cpu'}, ${cpus.length} cores, node ${process.version}, load ${os
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
+    )
     console.table(rows)
     const byOp = new Map<string, number[]>()
     for (const s of samples) byOp.set(`${s.op} ${s.kind}`, [...(byOp.get(`${s.op} ${s.kind}`) ?? []), s.ms])
-    console.table([...byOp].map(([op, ms]) => ({ change: op, n: ms.length, 'p50 ms': pct(ms.sort((a, b) => a - b), 0.5), 'p95 ms': pct(ms, 0.95), 'max ms': ms.at(-1) })))
+    console.table(
+      [...byOp].map(([op, ms]) => ({
+        change: op,
+        n: ms.length,
+        'p50 ms': pct(
+          ms.sort((a, b) => a - b),
+          0.5,
+        ),
+        'p95 ms': pct(ms, 0.95),
+        'max ms': ms.at(-1),
+      })),
+    )
     for (const e of errors.slice(0, 5)) console.log(`change error (minute ${e.minute + 1}): ${e.message}`)
     console.log(`writer audit: ${audit.code === 0 ? 'clean' : `NOT clean\n${audit.out}`}`)
     console.log(`index vs repos: ${index.equal ? 'equal' : `DIFFERENT: ${index.detail}`} (${index.records} records in ${index.repos} repos)`)
-    const growth = Object.fromEntries(Object.entries(rss).map(([part, mb]) => [part, mb.length > 5 ? +(((Math.max(...mb.slice(5)) - mb[4]) / mb[4]) * 100).toFixed(1) : 0]))
-    console.log(`RSS growth after minute 5: ${Object.entries(growth).map(([p, g]) => `${p} ${g}%`).join(', ')}`)
+    const growth = Object.fromEntries(
+      Object.entries(rss).map(([part, mb]) => [part, mb.length > 5 ? +(((Math.max(...mb.slice(5)) - mb[4]) / mb[4]) * 100).toFixed(1) : 0]),
+    )
+    console.log(
+      `RSS growth after minute 5: ${Object.entries(growth)
+        .map(([p, g]) => `${p} ${g}%`)
+        .join(', ')}`,
+    )
     const all = samples.map((s) => s.ms).sort((a, b) => a - b)
     console.log(
       'BENCH_RESULT ' +
@@ -194,7 +237,8 @@ class ChangeMaker {
   ) {}
 
   async prepare() {
-    for await (const u of this.stack.mongo.collection('users').find({ 'atproto.did': { $exists: true }, _id: { $ne: 'art-guest' as never } })) this.owners.push({ sub: String(u._id), did: u.atproto.did })
+    for await (const u of this.stack.mongo.collection('users').find({ 'atproto.did': { $exists: true }, _id: { $ne: 'art-guest' as never } }))
+      this.owners.push({ sub: String(u._id), did: u.atproto.did })
   }
 
   /** One random change; resolves with its latency once visible (undefined when there was nothing to change). */
@@ -293,7 +337,14 @@ class ChangeMaker {
 async function randomDocs(collection: Collection, filter: Document, n: number): Promise<Document[]> {
   const count = await collection.countDocuments(filter)
   const docs: Document[] = []
-  for (let i = 0; i < Math.min(n, count); i++) docs.push(...(await collection.find(filter).skip(Math.floor(Math.random() * count)).limit(1).toArray()))
+  for (let i = 0; i < Math.min(n, count); i++)
+    docs.push(
+      ...(await collection
+        .find(filter)
+        .skip(Math.floor(Math.random() * count))
+        .limit(1)
+        .toArray()),
+    )
   return docs
 }
 
@@ -316,7 +367,14 @@ async function indexCount(file: string): Promise<number> {
   if (!fs.existsSync(file)) return 0
   const db = openIndex(file)
   try {
-    return Number((await db.selectFrom('item').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirst())?.n ?? 0)
+    return Number(
+      (
+        await db
+          .selectFrom('item')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .executeTakeFirst()
+      )?.n ?? 0,
+    )
   } catch {
     return 0
   } finally {
@@ -346,7 +404,12 @@ async function compareIndex(stack: Stack, file: string): Promise<{ equal: boolea
   const have = new Map(rows.map((r) => [r.uri, r.cid]))
   const missing = [...want].filter(([uri, cid]) => have.get(uri) !== cid)
   const extra = [...have.keys()].filter((uri) => !want.has(uri))
-  return { equal: !missing.length && !extra.length, detail: `${missing.length} missing or stale, ${extra.length} extra; e.g. ${[...missing.map(([u]) => u), ...extra].slice(0, 3).join(' ')}`, records: want.size, repos: dids.length }
+  return {
+    equal: !missing.length && !extra.length,
+    detail: `${missing.length} missing or stale, ${extra.length} extra; e.g. ${[...missing.map(([u]) => u), ...extra].slice(0, 3).join(' ')}`,
+    records: want.size,
+    repos: dids.length,
+  }
 }
 
 async function reconcilePasses(port: number): Promise<number> {

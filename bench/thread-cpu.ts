@@ -34,5 +34,8 @@ export function threadCpu(): Map<string, number> {
 
 /** `after` minus `before`, per thread name, rounded to 0.1 s, largest first. */
 export function cpuSince(before: Map<string, number>, after: Map<string, number>): Array<[string, number]> {
-  return [...after].map(([name, s]): [string, number] => [name, Math.round(10 * (s - (before.get(name) ?? 0))) / 10]).filter(([, s]) => s > 0).sort((a, b) => b[1] - a[1])
+  return [...after]
+    .map(([name, s]): [string, number] => [name, Math.round(10 * (s - (before.get(name) ?? 0))) / 10])
+    .filter(([, s]) => s > 0)
+    .sort((a, b) => b[1] - a[1])
 }

@@ -52,8 +52,18 @@ async function main() {
   try {
     // One pass of each first: the pool's workers start and load sharp, the libvips caches warm.
     await Promise.all(images.slice(0, 8).flatMap((png) => [makeThumbnail(png, THUMBNAIL_MAX_BYTES), pool.thumbnail(png, THUMBNAIL_MAX_BYTES)]))
-    const previous = await timed('previous: main thread, 16 at once', images, async (png) => (await makeThumbnail(png, THUMBNAIL_MAX_BYTES)).bytes, PREVIOUS_CONCURRENCY)
-    const pooled = await timed(`pool: ${pool.threads} worker threads`, images, async (png) => (await pool.thumbnail(png, THUMBNAIL_MAX_BYTES)).bytes, PREVIOUS_CONCURRENCY)
+    const previous = await timed(
+      'previous: main thread, 16 at once',
+      images,
+      async (png) => (await makeThumbnail(png, THUMBNAIL_MAX_BYTES)).bytes,
+      PREVIOUS_CONCURRENCY,
+    )
+    const pooled = await timed(
+      `pool: ${pool.threads} worker threads`,
+      images,
+      async (png) => (await pool.thumbnail(png, THUMBNAIL_MAX_BYTES)).bytes,
+      PREVIOUS_CONCURRENCY,
+    )
     const differing = previous.bytes.filter((b, i) => !Buffer.from(b).equals(pooled.bytes[i])).length
     if (differing) throw new Error(`${differing} thumbnails differ between the designs`)
 
@@ -64,8 +74,14 @@ async function main() {
       'lanczos3, 1025-2048 px': painted.filter((p) => side(p) > 1024).length,
     }
     const cpus = os.cpus()
-    console.log(`\nthumbnail benchmark: ${thumbnails} thumbnails per design from ${DISTINCT} paintings (${Object.entries(mix).map(([k, n]) => `${n} ${k}`).join(', ')}); all byte-identical between designs`)
-    console.log(`machine: ${cpus[0]?.model ?? 'unknown cpu'}, ${cpus.length} cores, node ${process.version}, UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? 'unset (4)'}`)
+    console.log(
+      `\nthumbnail benchmark: ${thumbnails} thumbnails per design from ${DISTINCT} paintings (${Object.entries(mix)
+        .map(([k, n]) => `${n} ${k}`)
+        .join(', ')}); all byte-identical between designs`,
+    )
+    console.log(
+      `machine: ${cpus[0]?.model ?? 'unknown cpu'}, ${cpus.length} cores, node ${process.version}, UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? 'unset (4)'}`,
+    )
     console.table(
       [previous, pooled].map((r) => ({
         design: r.design,
@@ -79,7 +95,10 @@ async function main() {
     const rate = pooled.thumbnails / pooled.seconds
     const before = previous.thumbnails / previous.seconds
     console.log(`pool: ${(rate / before).toFixed(2)}× the previous design (target ≥ 150 thumbnails/s)`)
-    console.log('BENCH_RESULT ' + JSON.stringify({ thumbnailsPerS: +rate.toFixed(1), previousThumbnailsPerS: +before.toFixed(1), thumbnails, load1: +os.loadavg()[0].toFixed(2) }))
+    console.log(
+      'BENCH_RESULT ' +
+        JSON.stringify({ thumbnailsPerS: +rate.toFixed(1), previousThumbnailsPerS: +before.toFixed(1), thumbnails, load1: +os.loadavg()[0].toFixed(2) }),
+    )
   } finally {
     await pool.close()
   }

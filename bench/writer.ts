@@ -54,7 +54,14 @@ async function main() {
   const db = client.db(mongo.dbName)
   try {
     const seedStarted = Date.now()
-    await seedSample({ db, mediaDir: path.join(work, 'media'), storageUrl: (bucket) => `${media.url}/${bucket}`, pdsUrl: net.pdsUrl, createAccount: net.createAccount, scale })
+    await seedSample({
+      db,
+      mediaDir: path.join(work, 'media'),
+      storageUrl: (bucket) => `${media.url}/${bucket}`,
+      pdsUrl: net.pdsUrl,
+      createAccount: net.createAccount,
+      scale,
+    })
     const seedSeconds = (Date.now() - seedStarted) / 1000
     const env = {
       MONGODB_URI: mongo.uri,
@@ -93,21 +100,50 @@ async function main() {
     const theirs = baseWritten / baseSeconds
     const cpus = os.cpus()
     console.log(`\nwriter benchmark (${scale} sample, seeded in ${seedSeconds.toFixed(0)} s)`)
-    console.log(`machine: ${cpus[0]?.model ?? 'unknown cpu'}, ${cpus.length} cores, node ${process.version}, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`)
-    console.log(`writer: ${cfg.WRITER_CONCURRENCY} repos at once, thumbnails and tapes ${cfg.WRITER_MEDIA_THREADS ? `on ${cfg.WRITER_MEDIA_THREADS} worker threads` : "on the writer's thread (WRITER_MEDIA_THREADS=0, the previous design)"}; UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? 'unset (4)'}`)
+    console.log(
+      `machine: ${cpus[0]?.model ?? 'unknown cpu'}, ${cpus.length} cores, node ${process.version}, load ${os
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
+    )
+    console.log(
+      `writer: ${cfg.WRITER_CONCURRENCY} repos at once, thumbnails and tapes ${cfg.WRITER_MEDIA_THREADS ? `on ${cfg.WRITER_MEDIA_THREADS} worker threads` : "on the writer's thread (WRITER_MEDIA_THREADS=0, the previous design)"}; UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? 'unset (4)'}`,
+    )
     console.table([
-      { writer: 'ac-appview backfill', records: written, thumbnails, failed, seconds: +seconds.toFixed(1), 'records/s': +ours.toFixed(1), 'cpu s (this process)': +((cpu.user + cpu.system) / 1e6).toFixed(1) },
-      { writer: "AC's scripts (login per record, createRecord, 10 at a time)", records: baseWritten, thumbnails: items.filter((i) => i.col.kind === 'painting').length, failed: items.length - baseWritten, seconds: +baseSeconds.toFixed(1), 'records/s': +theirs.toFixed(1) },
+      {
+        writer: 'ac-appview backfill',
+        records: written,
+        thumbnails,
+        failed,
+        seconds: +seconds.toFixed(1),
+        'records/s': +ours.toFixed(1),
+        'cpu s (this process)': +((cpu.user + cpu.system) / 1e6).toFixed(1),
+      },
+      {
+        writer: "AC's scripts (login per record, createRecord, 10 at a time)",
+        records: baseWritten,
+        thumbnails: items.filter((i) => i.col.kind === 'painting').length,
+        failed: items.length - baseWritten,
+        seconds: +baseSeconds.toFixed(1),
+        'records/s': +theirs.toFixed(1),
+      },
     ])
-    console.log(`CPU seconds by thread during the backfill (live threads; MainThread: the PDS and PLC; WorkerThread: the media pool): ${threads.map(([name, s]) => `${name} ${s}`).join(', ')}`)
+    console.log(
+      `CPU seconds by thread during the backfill (live threads; MainThread: the PDS and PLC; WorkerThread: the media pool): ${threads.map(([name, s]) => `${name} ${s}`).join(', ')}`,
+    )
     const reasons = new Map<string, number>()
-    for (const p of report.problems.filter((p) => p.action === 'failed')) reasons.set(`${p.kind}: ${p.reason?.slice(0, 90)}`, (reasons.get(`${p.kind}: ${p.reason?.slice(0, 90)}`) ?? 0) + 1)
+    for (const p of report.problems.filter((p) => p.action === 'failed'))
+      reasons.set(`${p.kind}: ${p.reason?.slice(0, 90)}`, (reasons.get(`${p.kind}: ${p.reason?.slice(0, 90)}`) ?? 0) + 1)
     for (const [reason, n] of reasons) console.log(`failed ×${n}: ${reason}`)
-    console.log(`ratio: ${(ours / theirs).toFixed(1)}× the baseline; peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB (PDS, PLC and writer in one process, the writer on a thread of its own)`)
+    console.log(
+      `ratio: ${(ours / theirs).toFixed(1)}× the baseline; peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB (PDS, PLC and writer in one process, the writer on a thread of its own)`,
+    )
 
     const edited = await editMoods(db)
     const resume = await measureResume({ ...process.env, ...env })
-    console.log(`\nresume after SIGKILL (${edited} moods edited): first run killed at ${resume.killedAt} after ${resume.firstRunSeconds.toFixed(1)} s; the restart wrote its first batch after ${resume.resumeSeconds.toFixed(1)} s (target < 5 s)`)
+    console.log(
+      `\nresume after SIGKILL (${edited} moods edited): first run killed at ${resume.killedAt} after ${resume.firstRunSeconds.toFixed(1)} s; the restart wrote its first batch after ${resume.resumeSeconds.toFixed(1)} s (target < 5 s)`,
+    )
 
     load.ceiling = os.loadavg()[0]
     const ceilingCpu0 = process.cpuUsage()
@@ -115,14 +151,32 @@ async function main() {
     const ceilingCpu = process.cpuUsage(ceilingCpu0)
     load.ceiling = Math.max(load.ceiling, os.loadavg()[0])
     const ceilingRate = ceiling.records / ceiling.seconds
-    console.log(`\nthe PDS's applyWrites ceiling for the same records (${ceiling.repos} repos, batches of ${MAX_WRITES_PER_CALL}, ${cfg.WRITER_CONCURRENCY} repos at once, blobs already uploaded, sessions made beforehand)`)
+    console.log(
+      `\nthe PDS's applyWrites ceiling for the same records (${ceiling.repos} repos, batches of ${MAX_WRITES_PER_CALL}, ${cfg.WRITER_CONCURRENCY} repos at once, blobs already uploaded, sessions made beforehand)`,
+    )
     console.table([
-      { run: 'PDS applyWrites only', records: ceiling.records, seconds: +ceiling.seconds.toFixed(1), 'records/s': +ceilingRate.toFixed(1), 'cpu s (this process)': +((ceilingCpu.user + ceilingCpu.system) / 1e6).toFixed(1), load1: +load.ceiling.toFixed(2) },
-      { run: 'ac-appview backfill', records: written, seconds: +seconds.toFixed(1), 'records/s': +ours.toFixed(1), 'cpu s (this process)': +((cpu.user + cpu.system) / 1e6).toFixed(1), load1: +load.writer.toFixed(2) },
+      {
+        run: 'PDS applyWrites only',
+        records: ceiling.records,
+        seconds: +ceiling.seconds.toFixed(1),
+        'records/s': +ceilingRate.toFixed(1),
+        'cpu s (this process)': +((ceilingCpu.user + ceilingCpu.system) / 1e6).toFixed(1),
+        load1: +load.ceiling.toFixed(2),
+      },
+      {
+        run: 'ac-appview backfill',
+        records: written,
+        seconds: +seconds.toFixed(1),
+        'records/s': +ours.toFixed(1),
+        'cpu s (this process)': +((cpu.user + cpu.system) / 1e6).toFixed(1),
+        load1: +load.writer.toFixed(2),
+      },
     ])
     const ceilingCpuSeconds = (ceilingCpu.user + ceilingCpu.system) / 1e6
     const cpuFraction = ceilingCpuSeconds / ((cpu.user + cpu.system) / 1e6)
-    console.log(`writer: ${((100 * ours) / ceilingRate).toFixed(0)} % of the PDS's ceiling (target ≥ 70 %); per CPU second of this process, less sensitive to the machine's other load: ${(100 * cpuFraction).toFixed(0)} %`)
+    console.log(
+      `writer: ${((100 * ours) / ceilingRate).toFixed(0)} % of the PDS's ceiling (target ≥ 70 %); per CPU second of this process, less sensitive to the machine's other load: ${(100 * cpuFraction).toFixed(0)} %`,
+    )
     console.log(
       'BENCH_RESULT ' +
         JSON.stringify({
@@ -153,7 +207,9 @@ async function main() {
 /** Appends ` (edited)` to every live mood (one update each: the test MongoDB has no pipeline updates); returns how many. */
 async function editMoods(db: import('mongodb').Db): Promise<number> {
   const moods = db.collection('moods')
-  const ops = (await moods.find({ deleted: { $ne: true } }, { projection: { mood: 1 } }).toArray()).map((m) => ({ updateOne: { filter: { _id: m._id }, update: { $set: { mood: `${m.mood} (edited)` } } } }))
+  const ops = (await moods.find({ deleted: { $ne: true } }, { projection: { mood: 1 } }).toArray()).map((m) => ({
+    updateOne: { filter: { _id: m._id }, update: { $set: { mood: `${m.mood} (edited)` } } },
+  }))
   return ops.length ? (await moods.bulkWrite(ops, { ordered: false })).modifiedCount : 0
 }
 
@@ -227,7 +283,12 @@ async function pdsCeiling(net: LocalNetwork, changes: Outcome[], concurrency: nu
         await job.client.call('com.atproto.repo.applyWrites', undefined, {
           repo: job.did,
           validate: false,
-          writes: batch.map((w) => ({ $type: 'com.atproto.repo.applyWrites#create', collection: w.collection, rkey: w.rkey, value: (w as { value: unknown }).value })),
+          writes: batch.map((w) => ({
+            $type: 'com.atproto.repo.applyWrites#create',
+            collection: w.collection,
+            rkey: w.rkey,
+            value: (w as { value: unknown }).value,
+          })),
         })
         records += batch.length
       }

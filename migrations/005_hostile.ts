@@ -15,7 +15,10 @@ import { serviceId } from '../src/redact.js'
  *   that held some are rewritten, so their cursors carry on and no credential stays in the index.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
-  await db.schema.alterTable('item').addColumn('hidden', 'integer', (c) => c.notNull().defaultTo(0)).execute()
+  await db.schema
+    .alterTable('item')
+    .addColumn('hidden', 'integer', (c) => c.notNull().defaultTo(0))
+    .execute()
   await sql`update item set hidden = 1 where did in (select did from actor where status is not null)`.execute(db)
   const latest = isoPlusSeconds(db, sql.ref('indexedAt'), 300)
   await sql`update item set "sortAt" = ${latest} where "sortAt" > ${latest}`.execute(db)
@@ -23,7 +26,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     await sql`drop index ${sql.id(name)}`.execute(db)
     await sql`create index ${sql.id(name)} on item (hidden, ${sql.raw(key)}, ${sql.raw(COVERED)})`.execute(db)
   }
-  const { rows } = await sql<{ service: string }>`select service from cursor union select source from backfill union select distinct source from repo`.execute(db)
+  const { rows } = await sql<{ service: string }>`select service from cursor union select source from backfill union select distinct source from repo`.execute(
+    db,
+  )
   for (const { service } of rows.filter((r) => r.service.includes('@'))) {
     const id = serviceId(service)
     await sql`update cursor set service = ${id} where service = ${service}`.execute(db)

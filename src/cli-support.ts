@@ -36,18 +36,36 @@ export function formatReport(report: BackfillReport, verbose = false): string {
   if (report.resumed) out.push(`resumed interrupted run #${report.resumed.runId}: its ${report.resumed.repos} finished repos were skipped`, '')
   const problems = groupProblems(report.problems)
   if (problems.length) out.push(`problems (${report.problems.length}):`, ...problems.flatMap((g) => formatGroup(g, verbose)), '')
-  if (report.dryRun && report.changes.length) out.push(`would change (${report.changes.length}):`, ...groupChanges(report.changes).flatMap((g) => formatGroup(g, verbose)), '')
+  if (report.dryRun && report.changes.length)
+    out.push(`would change (${report.changes.length}):`, ...groupChanges(report.changes).flatMap((g) => formatGroup(g, verbose)), '')
   const rows = Object.entries(report.counts).map(([kind, c]) => ({ kind, ...c }))
   out.push(`${report.dryRun ? 'DRY RUN: nothing was written. ' : ''}${report.repos} repos in ${(report.durationMs / 1000).toFixed(1)} s`)
-  out.push(...table(['kind', ...ACTIONS], rows.map((r) => [r.kind, ...ACTIONS.map((a) => String(r[a]))])))
+  out.push(
+    ...table(
+      ['kind', ...ACTIONS],
+      rows.map((r) => [r.kind, ...ACTIONS.map((a) => String(r[a]))]),
+    ),
+  )
   return out.join('\n') + '\n'
 }
 
 /** The audit's findings grouped by type and reason, then the verdict; with --fix, the repair and the audit after it. */
 export function formatAudit(report: AuditReport, verbose = false): string {
-  const groups = groupBy(report.findings, (f) => `${f.type}\u0000${f.detail ? reasonPattern(f.detail) : ''}`, (f: AuditFinding) => `${f.kind} ${f.id} in ${f.repo}${f.uri ? ` (${f.uri})` : ''}`)
+  const groups = groupBy(
+    report.findings,
+    (f) => `${f.type}\u0000${f.detail ? reasonPattern(f.detail) : ''}`,
+    (f: AuditFinding) => `${f.kind} ${f.id} in ${f.repo}${f.uri ? ` (${f.uri})` : ''}`,
+  )
   const out = groups.flatMap((g) => formatGroup(g, verbose))
-  out.push(`${report.repos} repos audited: ${report.clean ? 'clean' : Object.entries(report.counts).map(([t, n]) => `${n} ${t}`).join(', ')}`)
+  out.push(
+    `${report.repos} repos audited: ${
+      report.clean
+        ? 'clean'
+        : Object.entries(report.counts)
+            .map(([t, n]) => `${n} ${t}`)
+            .join(', ')
+    }`,
+  )
   let text = out.join('\n') + '\n'
   if (report.fix) text += `\nrepair:\n${formatReport(report.fix.repair, verbose)}\naudit after repair:\n${formatAudit(report.fix.after, verbose)}`
   return text
@@ -57,7 +75,14 @@ export function formatAudit(report: AuditReport, verbose = false): string {
 export function formatProblemGroups(groups: ProblemGroup[], verbose = false): string {
   if (!groups.length) return 'no problems\n'
   const out = groups.flatMap((g) =>
-    formatGroup({ label: `${g.action}: ${g.reason}`, count: g.items, examples: g.examples.map((p) => `${describe(p)}, seen ${p.count}× since ${p.firstSeen.slice(0, 16)}`) }, verbose),
+    formatGroup(
+      {
+        label: `${g.action}: ${g.reason}`,
+        count: g.items,
+        examples: g.examples.map((p) => `${describe(p)}, seen ${p.count}× since ${p.firstSeen.slice(0, 16)}`),
+      },
+      verbose,
+    ),
   )
   out.push(`${groups.reduce((n, g) => n + g.items, 0)} items in ${groups.length} groups`)
   return out.join('\n') + '\n'
@@ -72,7 +97,11 @@ interface Group {
 function formatGroup(g: Group, verbose: boolean): string[] {
   const shown = verbose ? g.examples : g.examples.slice(0, EXAMPLES)
   const more = g.count - shown.length
-  return [`  ${String(g.count).padStart(6)}  ${g.label}`, ...shown.map((e) => `          ${e}`), ...(more > 0 ? [`          … and ${more} more (--verbose or --json for all)`] : [])]
+  return [
+    `  ${String(g.count).padStart(6)}  ${g.label}`,
+    ...shown.map((e) => `          ${e}`),
+    ...(more > 0 ? [`          … and ${more} more (--verbose or --json for all)`] : []),
+  ]
 }
 
 function groupProblems(problems: Problem[]): Group[] {
@@ -80,7 +109,11 @@ function groupProblems(problems: Problem[]): Group[] {
 }
 
 function groupChanges(changes: Outcome[]): Group[] {
-  return groupBy(changes, (c) => `${c.action} ${c.kind}`, (c) => `${c.id} in ${c.repo}${c.uri ? ` (${c.uri})` : ''}${c.reason ? `: ${c.reason}` : ''}`)
+  return groupBy(
+    changes,
+    (c) => `${c.action} ${c.kind}`,
+    (c) => `${c.id} in ${c.repo}${c.uri ? ` (${c.uri})` : ''}${c.reason ? `: ${c.reason}` : ''}`,
+  )
 }
 
 function describe(p: Problem): string {
@@ -104,6 +137,10 @@ function groupBy<T>(items: T[], key: (t: T) => string, example: (t: T) => string
 export function table(header: string[], rows: string[][]): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))
   const numeric = header.map((_, i) => i > 0 && rows.every((r) => /^[\d.,]*$/.test(r[i])))
-  const line = (cells: string[]) => cells.map((c, i) => (numeric[i] ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd()
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (numeric[i] ? c.padStart(widths[i]) : c.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd()
   return [line(header), ...rows.map(line)]
 }

@@ -13,14 +13,18 @@ const services = () => import('./services.js')
 
 const program = new Command()
   .name('ac-appview')
-  .description("Aesthetic Computer's ATProto backend: writer (MongoDB → PDS), ingest (firehose → SQLite), AppView (XRPC).\nConfiguration comes from environment variables; see the README.")
+  .description(
+    "Aesthetic Computer's ATProto backend: writer (MongoDB → PDS), ingest (firehose → SQLite), AppView (XRPC).\nConfiguration comes from environment variables; see the README.",
+  )
   .exitOverride()
   // Argument errors are one line (commander puts "Did you mean …?" on a second one).
   .configureOutput({ outputError: (message, write) => write(message.trimEnd().replace(/\n+/g, ' ') + '\n') })
 
 program
   .command('dev')
-  .description('Run everything locally with no external services: PLC, PDS, MongoDB (mongo-java-server, or MONGODB_URI), sample AC data, writer backfill, ingest and AppView.')
+  .description(
+    'Run everything locally with no external services: PLC, PDS, MongoDB (mongo-java-server, or MONGODB_URI), sample AC data, writer backfill, ingest and AppView.',
+  )
   .addOption(new Option('--scale <scale>', 'sample size').choices(['small', 'ac']).default('small'))
   .option('--port <port>', 'AppView port', (v) => Number(v), 3000)
   .action(async (o: { scale: 'small' | 'ac'; port: number }) => {
@@ -28,7 +32,7 @@ program
     await runDev({ scale: o.scale, port: o.port, log: logger() })
   })
 
-const writer = program.command('writer').description('Mirror AC media from MongoDB into users\' repos on the PDS (needs MONGODB_URI and PDS_URL).')
+const writer = program.command('writer').description("Mirror AC media from MongoDB into users' repos on the PDS (needs MONGODB_URI and PDS_URL).")
 
 /** Options shared by the writer commands that select items. */
 interface SelectOptions {
@@ -66,7 +70,15 @@ function selectOptions(cmd: Command): Command {
 }
 
 function writerRequest(o: SelectOptions, log: Logger) {
-  return { handles: o.user, anonymous: o.anonymous, only: o.only, since: o.since, limit: o.limit, concurrency: o.concurrency, onProgress: o.json ? undefined : progress(log) }
+  return {
+    handles: o.user,
+    anonymous: o.anonymous,
+    only: o.only,
+    since: o.since,
+    limit: o.limit,
+    concurrency: o.concurrency,
+    onProgress: o.json ? undefined : progress(log),
+  }
 }
 
 selectOptions(
@@ -92,7 +104,9 @@ function printBackfill(report: BackfillReport, o: { json?: boolean; verbose?: bo
 selectOptions(
   writer
     .command('audit')
-    .description('Compare MongoDB with each repo (every account, with items or not): missing, orphaned, duplicated (by ref), drifted, dangling back-references. Exit code 0 only when clean.')
+    .description(
+      'Compare MongoDB with each repo (every account, with items or not): missing, orphaned, duplicated (by ref), drifted, dangling back-references. Exit code 0 only when clean.',
+    )
     .option('--fix', 'repair everything found, then audit again'),
 ).action(async (o: SelectOptions & { fix?: boolean }) => {
   const cfg = config()
@@ -104,7 +118,9 @@ selectOptions(
 
 writer
   .command('live')
-  .description('Follow MongoDB (change streams on the five collections and users, resumed from the ledger) and mirror every change within seconds; a reconcile pass every WRITER_RECONCILE_SECONDS catches anything missed. Stops cleanly on SIGINT/SIGTERM.')
+  .description(
+    'Follow MongoDB (change streams on the five collections and users, resumed from the ledger) and mirror every change within seconds; a reconcile pass every WRITER_RECONCILE_SECONDS catches anything missed. Stops cleanly on SIGINT/SIGTERM.',
+  )
   .action(async () => {
     const cfg = config()
     const log = logger(cfg)
@@ -125,7 +141,13 @@ writer
   .action(async (o: { handle: string; only?: Kind[]; json?: boolean }) => {
     const cfg = config()
     const report = await (await services()).runWipe(cfg, logger(cfg), o.handle, o.only)
-    process.stdout.write(o.json ? JSON.stringify(report, null, 2) + '\n' : `wiped ${report.did}: ${Object.entries(report.deleted).map(([k, n]) => `${n} ${k}`).join(', ')}; ${report.backrefsCleared} back-references cleared\n`)
+    process.stdout.write(
+      o.json
+        ? JSON.stringify(report, null, 2) + '\n'
+        : `wiped ${report.did}: ${Object.entries(report.deleted)
+            .map(([k, n]) => `${n} ${k}`)
+            .join(', ')}; ${report.backrefsCleared} back-references cleared\n`,
+    )
   })
 
 writer
@@ -143,7 +165,9 @@ writer
 
 writer
   .command('status')
-  .description("The writer's latest runs from its ledger (DATA_DIR): mode, status (running, finished, or interrupted when its process died), counts; then the current problems by reason.")
+  .description(
+    "The writer's latest runs from its ledger (DATA_DIR): mode, status (running, finished, or interrupted when its process died), counts; then the current problems by reason.",
+  )
   .option('--json', 'print as JSON on stdout')
   .action(async (o: { json?: boolean }) => {
     const { Ledger } = await import('./writer/ledger.js')
@@ -152,7 +176,17 @@ writer
       const runs = ledger.runs()
       const groups = ledger.problemGroups()
       if (o.json) return void process.stdout.write(JSON.stringify({ runs, problems: groups }, null, 2) + '\n')
-      const rows = runs.map((r) => [`#${r.id}`, r.mode, r.status, r.startedAt.slice(0, 19), r.finishedAt?.slice(0, 19) ?? '', Object.entries(r.counts).filter(([, n]) => n).map(([k, n]) => `${k} ${n}`).join(', ')])
+      const rows = runs.map((r) => [
+        `#${r.id}`,
+        r.mode,
+        r.status,
+        r.startedAt.slice(0, 19),
+        r.finishedAt?.slice(0, 19) ?? '',
+        Object.entries(r.counts)
+          .filter(([, n]) => n)
+          .map(([k, n]) => `${k} ${n}`)
+          .join(', '),
+      ])
       process.stdout.write([...table(['run', 'mode', 'status', 'started', 'finished', 'counts'], rows), '', formatProblemGroups(groups)].join('\n'))
     } finally {
       ledger.close()
@@ -161,14 +195,18 @@ writer
 
 writer
   .command('problems')
-  .description('The problems the writer sees now (one per item and reason, with first and last seen and how often), grouped by reason with counts. Operators only: it names Auth0 subjects of people without a PDS account.')
+  .description(
+    'The problems the writer sees now (one per item and reason, with first and last seen and how often), grouped by reason with counts. Operators only: it names Auth0 subjects of people without a PDS account.',
+  )
   .option('--json', 'print every problem as JSON on stdout')
   .option('--verbose', 'list every item, not a few examples per reason')
   .action(async (o: { json?: boolean; verbose?: boolean }) => {
     const { Ledger } = await import('./writer/ledger.js')
     const ledger = new Ledger(config().DATA_DIR)
     try {
-      process.stdout.write(o.json ? JSON.stringify(ledger.problems(), null, 2) + '\n' : formatProblemGroups(ledger.problemGroups(o.verbose ? Infinity : undefined), o.verbose))
+      process.stdout.write(
+        o.json ? JSON.stringify(ledger.problems(), null, 2) + '\n' : formatProblemGroups(ledger.problemGroups(o.verbose ? Infinity : undefined), o.verbose),
+      )
     } finally {
       ledger.close()
     }
@@ -180,19 +218,32 @@ writer
     "Post an item to Bluesky as AC's scripts do: text, a link to AC, the image (paintings) or video (tapes). A second run, or a rerun after a crash, never posts twice: the post's rkey comes from the item and MongoDB keeps `bluesky {uri, cid, rkey}`. Quote the code in a shell: '#abc', '$abc', '!abc'.",
   )
   .argument('<code>', '#code painting, $code KidLisp or !code tape')
-  .addOption(new Option('--as <who>', "post from the owner's account on AC's PDS, or from AC's own account (AC_BSKY_DID)").choices(['owner', 'account']).default('owner'))
+  .addOption(
+    new Option('--as <who>', "post from the owner's account on AC's PDS, or from AC's own account (AC_BSKY_DID)")
+      .choices(['owner', 'account'])
+      .default('owner'),
+  )
   .option('--unshare', 'delete the post (also for a nuked item) and forget it')
   .option('--json', 'print the report as JSON on stdout')
   .action(async (code: string, o: { as: 'owner' | 'account'; unshare?: boolean; json?: boolean }) => {
     const cfg = config()
     const report = await (await services()).runShare(cfg, logger(cfg), code, { as: o.as, unshare: o.unshare })
-    process.stdout.write(o.json ? JSON.stringify(report, null, 2) + '\n' : `${report.action}: ${report.code}${report.uri ? ` ${report.uri}` : ''}${report.cid ? ` (cid ${report.cid})` : ''}\n`)
+    process.stdout.write(
+      o.json
+        ? JSON.stringify(report, null, 2) + '\n'
+        : `${report.action}: ${report.code}${report.uri ? ` ${report.uri}` : ''}${report.cid ? ` (cid ${report.cid})` : ''}\n`,
+    )
   })
 
 /** A progress bar with rate and ETA on a terminal; plain log lines otherwise. */
 function progress(log: Logger) {
-  if (!process.stderr.isTTY) return (done: number, total: number, items: number, itemsTotal: number) => log.info({ repos: `${done}/${total}`, items: `${items}/${itemsTotal}` }, 'progress')
-  const bar = new cliProgress.SingleBar({ format: 'items {bar} {value}/{total} | {rate}/s | ETA {eta_formatted} | repos {repos}', etaBuffer: 50 }, cliProgress.Presets.shades_classic)
+  if (!process.stderr.isTTY)
+    return (done: number, total: number, items: number, itemsTotal: number) =>
+      log.info({ repos: `${done}/${total}`, items: `${items}/${itemsTotal}` }, 'progress')
+  const bar = new cliProgress.SingleBar(
+    { format: 'items {bar} {value}/{total} | {rate}/s | ETA {eta_formatted} | repos {repos}', etaBuffer: 50 },
+    cliProgress.Presets.shades_classic,
+  )
   const started = Date.now()
   return (done: number, total: number, items: number, itemsTotal: number) => {
     if (done === 1) bar.start(itemsTotal, 0, { rate: '0', repos: '' })
@@ -216,7 +267,7 @@ function parsePositive(v: string): number {
 const ingestCmd = program
   .command('ingest')
   .description(
-    'Subscribe to the firehose (FIREHOSE_URL, default PDS_URL; comma-separated for several hosts) and index computer.aesthetic.* records into the index (INDEX_DATABASE_URL, else INDEX_DB_PATH). Resumes from its stored cursor; backfills on first start and when the cursor is outside the host\'s window. On PostgreSQL run several: one leads (writes), the others stand by and take over within INGEST_FAILOVER_SECONDS. Serves /metrics on METRICS_PORT when set (ADMIN_PASSWORD required).',
+    "Subscribe to the firehose (FIREHOSE_URL, default PDS_URL; comma-separated for several hosts) and index computer.aesthetic.* records into the index (INDEX_DATABASE_URL, else INDEX_DB_PATH). Resumes from its stored cursor; backfills on first start and when the cursor is outside the host's window. On PostgreSQL run several: one leads (writes), the others stand by and take over within INGEST_FAILOVER_SECONDS. Serves /metrics on METRICS_PORT when set (ADMIN_PASSWORD required).",
   )
   .option('--backfill', 'also backfill now: list every repo of each host, fetch and verify it, and make the index match it (resumable)')
   .option('--cursor <seq>', 'replay from this firehose seq instead of the stored cursor', (v) => parseSeq(v))
@@ -270,7 +321,7 @@ const feeds = program.command('feeds').description("AC's Bluesky feeds (src/feed
 feeds
   .command('publish')
   .description(
-    "Create or update the app.bsky.feed.generator record of every feed (name, description, avatar) in the repo of AC_BSKY_DID (logging in with AC_BSKY_PASSWORD), pointing at the feed generator FEEDGEN_SERVICE_DID or did:web:FEEDGEN_HOSTNAME. Idempotent: records already right are left alone.",
+    'Create or update the app.bsky.feed.generator record of every feed (name, description, avatar) in the repo of AC_BSKY_DID (logging in with AC_BSKY_PASSWORD), pointing at the feed generator FEEDGEN_SERVICE_DID or did:web:FEEDGEN_HOSTNAME. Idempotent: records already right are left alone.',
   )
   .option('--json', 'print the result as JSON on stdout')
   .action(async (o: { json?: boolean }) => {
@@ -312,7 +363,11 @@ program
       const mark = { ok: 'ok', warn: 'WARN', fail: 'FAIL', skip: 'skip' }
       const rows = checks.map((c) => [c.name, mark[c.status], c.detail, c.fix ?? ''])
       process.stdout.write(table(['check', 'status', 'found', 'what to do'], rows).join('\n') + '\n')
-      process.stdout.write(blocking(checks) ? `\n${checks.filter((c) => c.status === 'fail').length} blocking problem(s): fix them before the first backfill.\n` : '\nready: no blocking problem.\n')
+      process.stdout.write(
+        blocking(checks)
+          ? `\n${checks.filter((c) => c.status === 'fail').length} blocking problem(s): fix them before the first backfill.\n`
+          : '\nready: no blocking problem.\n',
+      )
     }
     process.exitCode = blocking(checks) ? 1 : 0
   })

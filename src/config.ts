@@ -6,9 +6,7 @@ import { z } from 'zod'
  * Every environment variable ac-appview reads, validated once at start-up.
  * The README's configuration table lists the same variables; keep the two in step.
  */
-const bool = z
-  .enum(['true', 'false', '1', '0', ''])
-  .transform((v) => v === 'true' || v === '1')
+const bool = z.enum(['true', 'false', '1', '0', '']).transform((v) => v === 'true' || v === '1')
 
 const url = z.url({ protocol: /^https?$/ })
 const wsUrl = z.url({ protocol: /^(https?|wss?)$/ })
@@ -30,21 +28,22 @@ export const APPVIEW_LIMITS = {
 
 const did = z.string().refine((v): boolean => isValidDid(v), 'must be a DID (did:plc:… or did:web:…)')
 
-const list = z
-  .string()
-  .transform((v) =>
-    v
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
-  )
+const list = z.string().transform((v) =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
+)
 
 const schema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   DATA_DIR: z.string().min(1).default('.data'),
 
   // Writer: AC's MongoDB and PDS
-  MONGODB_URI: z.string().regex(/^mongodb(\+srv)?:\/\//, 'must start with mongodb:// or mongodb+srv://').optional(),
+  MONGODB_URI: z
+    .string()
+    .regex(/^mongodb(\+srv)?:\/\//, 'must start with mongodb:// or mongodb+srv://')
+    .optional(),
   MONGODB_DB: z.string().min(1).default('aesthetic'),
   PDS_URL: url.optional(),
   AC_PUBLIC_URL: url.default('https://aesthetic.computer'),
@@ -54,7 +53,11 @@ const schema = z.object({
     .default('https://{bucket}.sfo3.digitaloceanspaces.com'),
   AC_GUEST_USER: z.string().min(1).default('art-guest'),
   WRITER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
-  MEDIA_MAX_BYTES: z.coerce.number().int().min(1024).default(64 * 1024 * 1024),
+  MEDIA_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(64 * 1024 * 1024),
   MEDIA_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
   WRITER_RECONCILE_SECONDS: z.coerce.number().int().min(0).default(300),
   WRITER_RETRIES: z.coerce.number().int().min(0).max(20).default(8),
@@ -105,7 +108,10 @@ const schema = z.object({
   WRITER_STATUS_URL: url.optional(),
 
   // Feed generator, and AC's own account on Bluesky (feed publisher, `writer share --as account`)
-  FEEDGEN_HOSTNAME: z.string().regex(/^[a-z0-9.-]+(:\d{1,5})?$/i, 'must be a host name with an optional port, without scheme or path').optional(),
+  FEEDGEN_HOSTNAME: z
+    .string()
+    .regex(/^[a-z0-9.-]+(:\d{1,5})?$/i, 'must be a host name with an optional port, without scheme or path')
+    .optional(),
   FEEDGEN_SERVICE_DID: did.optional(),
   AC_BSKY_DID: did.optional(),
   AC_BSKY_PASSWORD: z.string().min(1).optional(),
@@ -163,7 +169,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`)
   }
   const e = parsed.data
-  if (e.INDEX_READ_URL && !e.INDEX_DATABASE_URL) throw new ConfigError('invalid configuration:\n  INDEX_READ_URL: needs INDEX_DATABASE_URL (a read replica of that PostgreSQL database)')
+  if (e.INDEX_READ_URL && !e.INDEX_DATABASE_URL)
+    throw new ConfigError('invalid configuration:\n  INDEX_READ_URL: needs INDEX_DATABASE_URL (a read replica of that PostgreSQL database)')
   const indexDbPath = e.INDEX_DB_PATH ?? `${e.DATA_DIR}/index.sqlite`
   return {
     ...e,
@@ -186,7 +193,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 function feedgenConfig(e: Env): FeedgenConfig | undefined {
   const host = e.FEEDGEN_HOSTNAME
   if (!host && !e.FEEDGEN_SERVICE_DID) return undefined
-  if (!e.AC_BSKY_DID) throw new ConfigError('invalid configuration:\n  AC_BSKY_DID: must be set with FEEDGEN_HOSTNAME or FEEDGEN_SERVICE_DID (the feeds\' AT-URIs name the account that publishes them)')
+  if (!e.AC_BSKY_DID)
+    throw new ConfigError(
+      "invalid configuration:\n  AC_BSKY_DID: must be set with FEEDGEN_HOSTNAME or FEEDGEN_SERVICE_DID (the feeds' AT-URIs name the account that publishes them)",
+    )
   return {
     serviceDid: e.FEEDGEN_SERVICE_DID ?? `did:web:${encodeURIComponent(host!.toLowerCase())}`,
     endpoint: host ? `${/^localhost(:|$)/i.test(host) ? 'http' : 'https'}://${host.toLowerCase()}` : undefined,

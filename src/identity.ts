@@ -105,5 +105,10 @@ export class Identity {
 
 /** {@link Identity} as configured: PLC_URL, HANDLE_RESOLVER_URL, ALLOW_PRIVATE_NETWORK. */
 export function configuredIdentity(cfg: Pick<Config, 'PLC_URL' | 'HANDLE_RESOLVER_URL' | 'ALLOW_PRIVATE_NETWORK'>, log: Logger): Identity {
-  return new Identity({ plcUrl: cfg.PLC_URL, handleResolverUrl: cfg.HANDLE_RESOLVER_URL, allowPrivateNetwork: cfg.ALLOW_PRIVATE_NETWORK, log: log.child({ component: 'identity' }) })
+  return new Identity({
+    plcUrl: cfg.PLC_URL,
+    handleResolverUrl: cfg.HANDLE_RESOLVER_URL,
+    allowPrivateNetwork: cfg.ALLOW_PRIVATE_NETWORK,
+    log: log.child({ component: 'identity' }),
+  })
 }

@@ -30,11 +30,17 @@ export function processRegistry(own?: Registry): Registry {
  * shows on the dashboard through WRITER_STATUS_URL). `authorize` decides on the request's
  * `Authorization` header (ADMIN_PASSWORD) for both. Any other path answers 404.
  */
-export async function serveMetrics(host: string, port: number, authorize: (authorization: string | undefined) => boolean, status?: () => unknown): Promise<http.Server> {
+export async function serveMetrics(
+  host: string,
+  port: number,
+  authorize: (authorization: string | undefined) => boolean,
+  status?: () => unknown,
+): Promise<http.Server> {
   const server = http.createServer((req, res) => {
     const route = req.method === 'GET' ? req.url?.split('?')[0] : undefined
     if (route !== '/metrics' && !(route === '/status' && status)) return void res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n')
-    if (!authorize(req.headers.authorization)) return void res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Basic realm="ac-appview operator"' }).end('ADMIN_PASSWORD required\n')
+    if (!authorize(req.headers.authorization))
+      return void res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Basic realm="ac-appview operator"' }).end('ADMIN_PASSWORD required\n')
     const answer: Promise<[string, string]> =
       route === '/status'
         ? Promise.resolve()

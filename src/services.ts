@@ -41,7 +41,11 @@ export { runIngest } from './ingest/run.js'
  * URL. The writer's status for the dashboard is `opts.writerStatus` (under `start`), else fetched
  * from WRITER_STATUS_URL when set. `app.close()` drains in-flight requests (graceful shutdown).
  */
-export async function runAppView(cfg: Config, log: Logger, opts: { operatorOpen?: boolean; parts?: AppViewOptions['parts']; writerStatus?: AppViewOptions['writerStatus'] } = {}) {
+export async function runAppView(
+  cfg: Config,
+  log: Logger,
+  opts: { operatorOpen?: boolean; parts?: AppViewOptions['parts']; writerStatus?: AppViewOptions['writerStatus'] } = {},
+) {
   const app = await createAppView({
     parts: opts.parts,
     operator: { password: cfg.ADMIN_PASSWORD, open: opts.operatorOpen },
@@ -82,7 +86,11 @@ const WRITER_STATUS_TIMEOUT_MS = 2000
  * @throws Error naming the failure (no answer, HTTP status): the dashboard shows the writer as not reachable.
  */
 export async function fetchWriterStatus(url: string, password: string | undefined): Promise<WriterStatus | null> {
-  const res = await fetch(url, { headers: password ? { authorization: `Bearer ${password}` } : {}, redirect: 'error', signal: AbortSignal.timeout(WRITER_STATUS_TIMEOUT_MS) }).catch((err: Error) => {
+  const res = await fetch(url, {
+    headers: password ? { authorization: `Bearer ${password}` } : {},
+    redirect: 'error',
+    signal: AbortSignal.timeout(WRITER_STATUS_TIMEOUT_MS),
+  }).catch((err: Error) => {
     throw new Error(`the writer's process did not answer at WRITER_STATUS_URL: ${(err.cause as Error)?.message ?? err.message}`)
   })
   if (!res.ok) {

@@ -27,7 +27,12 @@ const keyCache = new Map<string, { alg: string; key: crypto.KeyObject }>()
  * `jwtAlg` (`ES256K`, `ES256`) must be the key's algorithm; `allowMalleableSig` accepts high-S
  * signatures too (service-auth JWTs, as @atproto/xrpc-server's verifyJwt checks them).
  */
-export async function verifySig(didKey: string, data: Uint8Array, sig: Uint8Array, opts: { jwtAlg?: string; allowMalleableSig?: boolean } = {}): Promise<boolean> {
+export async function verifySig(
+  didKey: string,
+  data: Uint8Array,
+  sig: Uint8Array,
+  opts: { jwtAlg?: string; allowMalleableSig?: boolean } = {},
+): Promise<boolean> {
   const parsed = nativeKey(didKey)
   if (!parsed) return verifySignature(didKey, data, sig, opts)
   if (sig.length !== 64 || (opts.jwtAlg !== undefined && opts.jwtAlg !== parsed.alg)) return false

@@ -30,7 +30,12 @@ export interface PartStatus {
 const supervisorMetrics = new Registry()
 registerPartMetrics(supervisorMetrics)
 const up = new Gauge({ name: 'ac_part_up', help: '1 while a part of `ac-appview start` runs', labelNames: ['part'], registers: [supervisorMetrics] })
-const restarts = new Counter({ name: 'ac_part_restarts_total', help: 'Restarts of a part after a failure', labelNames: ['part'], registers: [supervisorMetrics] })
+const restarts = new Counter({
+  name: 'ac_part_restarts_total',
+  help: 'Restarts of a part after a failure',
+  labelNames: ['part'],
+  registers: [supervisorMetrics],
+})
 
 /** Restart policy: exponential backoff with jitter from 1 s to 5 min; it starts again from 1 s once a part ran 10 min. */
 const MIN_BACKOFF_MS = 1000
@@ -104,12 +109,18 @@ export class Supervisor {
         await (running.failure ?? new Promise<never>(() => {}))
       } catch (err) {
         if (this.stopping) break
-        await this.running.get(part.name)?.stop().catch(() => {}) // what is left of a part that died
+        await this.running
+          .get(part.name)
+          ?.stop()
+          .catch(() => {}) // what is left of a part that died
         this.running.delete(part.name)
         if (startedAt && Date.now() - startedAt > STABLE_MS) attempt = 0
         const waitMs = Math.min(MAX_BACKOFF_MS, MIN_BACKOFF_MS * 2 ** attempt++) * (0.75 + Math.random() / 2)
         this.set(part.name, 'failed', (err as Error).message)
-        this.log.error({ part: part.name, err: (err as Error).message, restartInMs: Math.round(waitMs) }, startedAt ? 'part failed; restarting' : 'part could not start; retrying')
+        this.log.error(
+          { part: part.name, err: (err as Error).message, restartInMs: Math.round(waitMs) },
+          startedAt ? 'part failed; restarting' : 'part could not start; retrying',
+        )
         firstSettled()
         await sleep(waitMs, this.abort.signal)
         if (this.stopping) break
@@ -122,7 +133,13 @@ export class Supervisor {
 
   private set(name: string, state: PartStatus['state'], lastError?: string) {
     const previous = this.states.get(name)
-    this.states.set(name, { name, state, restarts: previous?.restarts ?? 0, since: new Date().toISOString(), ...(lastError && state !== 'running' ? { lastError } : {}) })
+    this.states.set(name, {
+      name,
+      state,
+      restarts: previous?.restarts ?? 0,
+      since: new Date().toISOString(),
+      ...(lastError && state !== 'running' ? { lastError } : {}),
+    })
     up.set({ part: name }, state === 'running' ? 1 : 0)
   }
 }

@@ -38,7 +38,8 @@ function raw(port: number, request: Buffer): Promise<RawResponse> {
     socket.on('close', () => {
       const text = Buffer.concat(chunks)
       const split = text.indexOf('\r\n\r\n')
-      if (split < 0) return reject(new Error(`no HTTP answer to ${JSON.stringify(request.subarray(0, 120).toString('latin1'))}: ${JSON.stringify(text.toString())}`))
+      if (split < 0)
+        return reject(new Error(`no HTTP answer to ${JSON.stringify(request.subarray(0, 120).toString('latin1'))}: ${JSON.stringify(text.toString())}`))
       const [statusLine, ...lines] = text.subarray(0, split).toString('latin1').split('\r\n')
       const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]))
       resolve({ status: Number(statusLine.split(' ')[1]), headers, body: text.subarray(split + 4).toString() })
@@ -61,30 +62,78 @@ function prng(seed: number) {
 }
 
 /** Values that no parameter accepts: bad encodings, NULs, control bytes, huge or wrongly typed. */
-const BAD_VALUES = ['%00', '%C3%28', '%FF%FE', '%E0%A4%A', '%', '%zz', '%ED%A0%80', 'a%00b', '%0D%0Aset-cookie:x', '..%2F..%2Fetc', '<script>', '"\'', '%F0%9F%98', '+', '%20%20', '%09']
+const BAD_VALUES = [
+  '%00',
+  '%C3%28',
+  '%FF%FE',
+  '%E0%A4%A',
+  '%',
+  '%zz',
+  '%ED%A0%80',
+  'a%00b',
+  '%0D%0Aset-cookie:x',
+  '..%2F..%2Fetc',
+  '<script>',
+  '"\'',
+  '%F0%9F%98',
+  '+',
+  '%20%20',
+  '%09',
+]
 
 /** One malformed request as raw bytes, and what it is (for failure messages). */
 function malformed(r: ReturnType<typeof prng>, data: SyntheticIndex): Buffer {
   const req = (target: string | Buffer, method = 'GET', extra = '', body = '') =>
-    Buffer.concat([Buffer.from(`${method} `), Buffer.isBuffer(target) ? target : Buffer.from(target, 'latin1'), Buffer.from(` HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n${extra}${body ? `Content-Length: ${Buffer.byteLength(body)}\r\n` : ''}\r\n${body}`)])
+    Buffer.concat([
+      Buffer.from(`${method} `),
+      Buffer.isBuffer(target) ? target : Buffer.from(target, 'latin1'),
+      Buffer.from(` HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n${extra}${body ? `Content-Length: ${Buffer.byteLength(body)}\r\n` : ''}\r\n${body}`),
+    ])
   const nsid = r.pick(METHODS)
   const bad = () => r.pick(BAD_VALUES)
   const huge = () => 'x'.repeat(600 + r.int(5000))
   switch (r.int(14)) {
     case 0: // bad code: no prefix, bad characters, too long, odd encodings
-      return req(`/xrpc/${M}.resolveCode?code=${r.pick(['abc', '%23', '%23a-b', '%24%24', '!' + huge(), '%23' + bad(), bad(), '%23abc' + bad(), '', '%23%E2%80%AE'])}`)
+      return req(
+        `/xrpc/${M}.resolveCode?code=${r.pick(['abc', '%23', '%23a-b', '%24%24', '!' + huge(), '%23' + bad(), bad(), '%23abc' + bad(), '', '%23%E2%80%AE'])}`,
+      )
     case 1: // bad limit
-      return req(`/xrpc/${r.pick([`${M}.getFeed`, `${M}.getAuthorFeed`])}?actor=${r.pick(data.handles)}&limit=${r.pick(['0', '-1', '101', '1e3', '1.5', 'ten', '99999999999999999999', '0x10', '+5', '', bad()])}`)
+      return req(
+        `/xrpc/${r.pick([`${M}.getFeed`, `${M}.getAuthorFeed`])}?actor=${r.pick(data.handles)}&limit=${r.pick(['0', '-1', '101', '1e3', '1.5', 'ten', '99999999999999999999', '0x10', '+5', '', bad()])}`,
+      )
     case 2: // bad cursor
-      return req(`/xrpc/${M}.getFeed?cursor=${r.pick([huge(), 'AAAA', bad(), Buffer.from(`2025|${huge()}`).toString('base64url'), Buffer.from('not a date|at://did:plc:x/y/z').toString('base64url'), '====', '%2F%2B'])}`)
+      return req(
+        `/xrpc/${M}.getFeed?cursor=${r.pick([huge(), 'AAAA', bad(), Buffer.from(`2025|${huge()}`).toString('base64url'), Buffer.from('not a date|at://did:plc:x/y/z').toString('base64url'), '====', '%2F%2B'])}`,
+      )
     case 3: // bad kind
       return req(`/xrpc/${M}.getFeed?kind=${r.pick(['video', 'PAINTING', bad(), huge(), '__proto__', 'constructor'])}`)
     case 4: // bad or missing actor
-      return req(`/xrpc/${r.pick([`${M}.getAuthorFeed`, 'computer.aesthetic.actor.getProfile'])}${r.pick(['', '?', '?actor=', `?actor=${bad()}`, `?actor=did:${bad()}`, `?actor=${huge()}.test`, '?actor=a..b', '?actor=did:plc:', `?actor=${r.pick(data.handles)}&actor=${r.pick(data.handles)}`, '?actor=no-such-user.test'])}`)
+      return req(
+        `/xrpc/${r.pick([`${M}.getAuthorFeed`, 'computer.aesthetic.actor.getProfile'])}${r.pick(['', '?', '?actor=', `?actor=${bad()}`, `?actor=did:${bad()}`, `?actor=${huge()}.test`, '?actor=a..b', '?actor=did:plc:', `?actor=${r.pick(data.handles)}&actor=${r.pick(data.handles)}`, '?actor=no-such-user.test'])}`,
+      )
     case 5: // unknown methods and paths
-      return req(r.pick([`/xrpc/${bad()}`, '/xrpc/', '/xrpc', `/xrpc/com.atproto.${bad()}`, `/xrpc/${nsid}/extra`, `/xrpc/${nsid.toUpperCase()}`, `/${bad()}`, '/xrpc/..%2F..%2Fmetrics', '/xrpc/_health/x', `/dashboard/${bad()}`, '//xrpc//' + nsid]))
+      return req(
+        r.pick([
+          `/xrpc/${bad()}`,
+          '/xrpc/',
+          '/xrpc',
+          `/xrpc/com.atproto.${bad()}`,
+          `/xrpc/${nsid}/extra`,
+          `/xrpc/${nsid.toUpperCase()}`,
+          `/${bad()}`,
+          '/xrpc/..%2F..%2Fmetrics',
+          '/xrpc/_health/x',
+          `/dashboard/${bad()}`,
+          '//xrpc//' + nsid,
+        ]),
+      )
     case 6: // wrong HTTP methods, with and without bodies
-      return req(`/xrpc/${nsid}?code=%23aaa&actor=${r.pick(data.handles)}`, r.pick(['POST', 'PUT', 'DELETE', 'PATCH']), r.pick(['', 'Content-Type: application/json\r\n', 'Content-Type: text/plain\r\n']), r.pick(['', '{"a":1}', '{', 'x'.repeat(2000)]))
+      return req(
+        `/xrpc/${nsid}?code=%23aaa&actor=${r.pick(data.handles)}`,
+        r.pick(['POST', 'PUT', 'DELETE', 'PATCH']),
+        r.pick(['', 'Content-Type: application/json\r\n', 'Content-Type: text/plain\r\n']),
+        r.pick(['', '{"a":1}', '{', 'x'.repeat(2000)]),
+      )
     case 7: // oversized body
       return req(`/xrpc/${nsid}`, 'POST', 'Content-Type: application/json\r\n', `"${'y'.repeat(20_000 + r.int(20_000))}"`)
     case 8: // long URLs: past our cap (414) and past Node's header limit (431)
@@ -92,13 +141,23 @@ function malformed(r: ReturnType<typeof prng>, data: SyntheticIndex): Buffer {
     case 9: // raw non-ASCII and invalid UTF-8 bytes in the request target
       return req(Buffer.concat([Buffer.from(`/xrpc/${M}.resolveCode?code=%23`), Buffer.from([0x80 + r.int(0x7f), 0xc3, 0x28, 0xff])]))
     case 10: // control characters and spaces in the target, broken request lines
-      return r.pick([req(`/xrpc/${nsid}?code=%23a\u0001b`), Buffer.from(`GET /xrpc/${nsid} HTTP/1.1\r\nHost\r\nConnection: close\r\n\r\n`), Buffer.from(`GET /xrpc/${nsid} HTTP/9.9\r\nConnection: close\r\n\r\n`), Buffer.from('\u0000\u0001\u0002\r\n\r\n'), Buffer.from(`GET  HTTP/1.1\r\nConnection: close\r\n\r\n`)])
+      return r.pick([
+        req(`/xrpc/${nsid}?code=%23a\u0001b`),
+        Buffer.from(`GET /xrpc/${nsid} HTTP/1.1\r\nHost\r\nConnection: close\r\n\r\n`),
+        Buffer.from(`GET /xrpc/${nsid} HTTP/9.9\r\nConnection: close\r\n\r\n`),
+        Buffer.from('\u0000\u0001\u0002\r\n\r\n'),
+        Buffer.from(`GET  HTTP/1.1\r\nConnection: close\r\n\r\n`),
+      ])
     case 11: // unknown HTTP method tokens
       return req(`/xrpc/${nsid}`, r.pick(['FOO', 'GETT', 'get', 'BREW']))
     case 12: // parameters given twice
       return req(`/xrpc/${M}.getFeed?limit=5&limit=6&kind=mood`)
     default: // header abuse: huge header, invalid header bytes
-      return req(`/xrpc/${M}.getFeed?limit=${bad()}`, 'GET', r.pick([`X-Big: ${'h'.repeat(20_000)}\r\n`, 'X-Bad: \u0000\r\n', 'Content-Length: -1\r\n', 'Transfer-Encoding: chunked\r\nContent-Length: 5\r\n']))
+      return req(
+        `/xrpc/${M}.getFeed?limit=${bad()}`,
+        'GET',
+        r.pick([`X-Big: ${'h'.repeat(20_000)}\r\n`, 'X-Bad: \u0000\r\n', 'Content-Length: -1\r\n', 'Transfer-Encoding: chunked\r\nContent-Length: 5\r\n']),
+      )
   }
 }
 
@@ -167,7 +226,10 @@ describe.each(BACKENDS)('AppView under malformed requests (%s)', (backend) => {
         statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1)
         if (n % GOOD_EVERY === 0) {
           const code = r.pick(data.codes)
-          const ok = await raw(port, Buffer.from(`GET /xrpc/${M}.resolveCode?code=${encodeURIComponent(code)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`))
+          const ok = await raw(
+            port,
+            Buffer.from(`GET /xrpc/${M}.resolveCode?code=${encodeURIComponent(code)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`),
+          )
           expect(ok.status, code).toBe(200)
           expect(JSON.parse(ok.body).item.code).toBe(code.slice(1))
           good++

@@ -29,7 +29,9 @@ describe('two AppView processes on one PostgreSQL index', () => {
   /** The uris of the first page of getFeed as the index holds it (visible items, newest first). */
   const feedTruth = () =>
     withIndex(s.testIndex.target, async (db) =>
-      (await db.selectFrom('item').select('uri').where('hidden', '=', 0).orderBy('sortAt', 'desc').orderBy('uri', 'desc').limit(50).execute()).map((r) => r.uri),
+      (await db.selectFrom('item').select('uri').where('hidden', '=', 0).orderBy('sortAt', 'desc').orderBy('uri', 'desc').limit(50).execute()).map(
+        (r) => r.uri,
+      ),
     )
 
   beforeAll(async () => {
@@ -51,7 +53,12 @@ describe('two AppView processes on one PostgreSQL index', () => {
       const proc = startCli(['serve'], { ...env, PORT: String(port), ...(read ? { INDEX_READ_URL: read } : {}) })
       servers.push({ proc, url: `http://127.0.0.1:${port}` })
     }
-    for (const { proc, url } of servers) await waitFor('an AppView process', async () => (await fetch(`${url}/xrpc/_health`).catch(() => undefined)) !== undefined || proc.child.exitCode !== null, 60_000)
+    for (const { proc, url } of servers)
+      await waitFor(
+        'an AppView process',
+        async () => (await fetch(`${url}/xrpc/_health`).catch(() => undefined)) !== undefined || proc.child.exitCode !== null,
+        60_000,
+      )
     for (const { proc } of servers) expect(proc.child.exitCode, proc.stderr()).toBeNull()
   })
 
@@ -75,7 +82,12 @@ describe('two AppView processes on one PostgreSQL index', () => {
     const writer = (async () => {
       while (writing) {
         const who = written % 2 ? alice : bob
-        await publish(who, written % 3 ? { kind: 'mood', mood: `mood ${written}`, when: new Date().toISOString() } : { kind: 'painting', code: `Rp${written}`, when: new Date().toISOString() })
+        await publish(
+          who,
+          written % 3
+            ? { kind: 'mood', mood: `mood ${written}`, when: new Date().toISOString() }
+            : { kind: 'painting', code: `Rp${written}`, when: new Date().toISOString() },
+        )
         written++
         await new Promise((r) => setTimeout(r, 250 + Math.random() * 250))
       }
@@ -86,7 +98,8 @@ describe('two AppView processes on one PostgreSQL index', () => {
     try {
       while (compared < PROBES && Date.now() < deadline) {
         const before = await version()
-        const answering = async () => Promise.all(servers.map(async ({ url }) => ((await (await fetch(`${url}/xrpc/_health`)).json()) as { indexVersion: number }).indexVersion))
+        const answering = async () =>
+          Promise.all(servers.map(async ({ url }) => ((await (await fetch(`${url}/xrpc/_health`)).json()) as { indexVersion: number }).indexVersion))
         await waitFor(`both processes at version ${before}`, async () => (await answering()).every((v) => v >= before), 10_000, 10)
         if ((await version()) !== before || (await answering()).some((v) => v !== before)) {
           skipped++

@@ -4,7 +4,18 @@ import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createAppView, type AppViewOptions } from '../src/appview/server.js'
 import { createLogger } from '../src/log.js'
-import { OPERATOR_HEADERS, OPERATOR_PASSWORD, indexed, png, publish, startAppViewStack, waitFor, type Account, type AppViewStack, type ItemSpec } from './support/appview.js'
+import {
+  OPERATOR_HEADERS,
+  OPERATOR_PASSWORD,
+  indexed,
+  png,
+  publish,
+  startAppViewStack,
+  waitFor,
+  type Account,
+  type AppViewStack,
+  type ItemSpec,
+} from './support/appview.js'
 import { BACKENDS } from './support/backend.js'
 
 const M = 'computer.aesthetic.media'
@@ -88,10 +99,20 @@ describe.each(BACKENDS)('AppView (%s)', (backend) => {
     expect(painting.thumb).toMatch(new RegExp(`^${s.net.pdsUrl}/xrpc/com\\.atproto\\.sync\\.getBlob\\?did=`))
     const thumb = await fetch(painting.thumb)
     expect(thumb.status).toBe(200)
-    expect(Buffer.from(await thumb.arrayBuffer()).subarray(1, 4).toString()).toBe('PNG')
+    expect(
+      Buffer.from(await thumb.arrayBuffer())
+        .subarray(1, 4)
+        .toString(),
+    ).toBe('PNG')
 
     const { item: kidlisp } = await call(`${M}.resolveCode`, { code: '$Ki1' })
-    expect(kidlisp).toMatchObject({ uri: uris.aliceKidlisp, kind: 'kidlisp', code: 'Ki1', source: '(wipe navy)\n(ink red)', acUrl: 'https://aesthetic.computer/$Ki1' })
+    expect(kidlisp).toMatchObject({
+      uri: uris.aliceKidlisp,
+      kind: 'kidlisp',
+      code: 'Ki1',
+      source: '(wipe navy)\n(ink red)',
+      acUrl: 'https://aesthetic.computer/$Ki1',
+    })
     const { item: tape } = await call(`${M}.resolveCode`, { code: '!Ta1' })
     expect(tape).toMatchObject({ uri: uris.aliceTape, kind: 'tape', code: 'Ta1', slug: 'tape-Ta1', acUrl: 'https://aesthetic.computer/!Ta1' })
     expect((await fetch(tape.video)).status).toBe(200)
@@ -180,7 +201,11 @@ describe.each(BACKENDS)('AppView (%s)', (backend) => {
       [uris.bobPainting, true, true],
       [uris.mallorySquat, false, false],
     ])
-    await waitFor('the metrics to count both conflicts', async () => /appview_code_conflicts 2\b/.test(await (await fetch(`${s.url}/metrics`, { headers: OPERATOR_HEADERS })).text()), 10_000)
+    await waitFor(
+      'the metrics to count both conflicts',
+      async () => /appview_code_conflicts 2\b/.test(await (await fetch(`${s.url}/metrics`, { headers: OPERATOR_HEADERS })).text()),
+      10_000,
+    )
   })
 
   it('pages through the whole feed with no item skipped or repeated while new items are indexed', async () => {
@@ -236,14 +261,18 @@ describe.each(BACKENDS)('AppView (%s)', (backend) => {
   })
 
   it("answers CORS for AC's origins only, with Cache-Control and ETags", async () => {
-    const get = (origin?: string, headers: Record<string, string> = {}) => fetch(`${s.url}/xrpc/${M}.getFeed?limit=3`, { headers: { ...(origin ? { origin } : {}), ...headers } })
+    const get = (origin?: string, headers: Record<string, string> = {}) =>
+      fetch(`${s.url}/xrpc/${M}.getFeed?limit=3`, { headers: { ...(origin ? { origin } : {}), ...headers } })
     for (const origin of ['https://aesthetic.computer', 'https://kidlisp.aesthetic.computer', 'http://localhost:8888']) {
       expect((await get(origin)).headers.get('access-control-allow-origin'), origin).toBe(origin)
     }
     for (const origin of ['https://evil.example', 'https://aesthetic.computer.evil.example', 'http://localhost.evil.example']) {
       expect((await get(origin)).headers.get('access-control-allow-origin'), origin).toBeNull()
     }
-    const preflight = await fetch(`${s.url}/xrpc/${M}.getFeed`, { method: 'OPTIONS', headers: { origin: 'https://aesthetic.computer', 'access-control-request-method': 'GET' } })
+    const preflight = await fetch(`${s.url}/xrpc/${M}.getFeed`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://aesthetic.computer', 'access-control-request-method': 'GET' },
+    })
     expect(preflight.status).toBe(204)
     expect(preflight.headers.get('access-control-allow-methods')).toContain('GET')
 
@@ -332,7 +361,9 @@ describe.each(BACKENDS)('AppView (%s)', (backend) => {
     const { app, url } = await sideAppView({})
     let received = 0
     app.server.on('request', () => received++)
-    const inflight = Array.from({ length: 20 }, () => fetch(`${url}/xrpc/${M}.getFeed?limit=50`).then(async (r) => [r.status, ((await r.json()) as any).items.length]))
+    const inflight = Array.from({ length: 20 }, () =>
+      fetch(`${url}/xrpc/${M}.getFeed?limit=50`).then(async (r) => [r.status, ((await r.json()) as any).items.length]),
+    )
     await waitFor('the requests to arrive', () => received === 20, 10_000)
     await app.close()
     expect(await Promise.all(inflight)).toEqual(Array(20).fill([200, expect.any(Number)]))

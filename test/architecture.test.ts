@@ -16,9 +16,22 @@ interface Import {
  * matching `forbidden`, except type-only imports of modules matching `types`.
  */
 const RULES: Array<{ from: RegExp; forbidden: RegExp; types?: RegExp; why: string }> = [
-  { from: /^src\/collections\//, forbidden: /^src\/(writer|ingest|appview|feeds|dev|start|supervisor|doctor)\b/, why: 'a kind module imports no pipeline: what it needs comes in through its context' },
-  { from: /^src\/collections\//, forbidden: /^(mongodb|sharp|yauzl|pg|node:child_process|better-sqlite3|kysely|fastify)$/, why: 'a kind module loads no driver, image library or process spawning' },
-  { from: /^src\/appview\//, forbidden: /^src\/(writer|ingest)\//, types: /^src\/writer\/status\.ts$/, why: "the AppView reads only the index; the writer's status reaches it as data" },
+  {
+    from: /^src\/collections\//,
+    forbidden: /^src\/(writer|ingest|appview|feeds|dev|start|supervisor|doctor)\b/,
+    why: 'a kind module imports no pipeline: what it needs comes in through its context',
+  },
+  {
+    from: /^src\/collections\//,
+    forbidden: /^(mongodb|sharp|yauzl|pg|node:child_process|better-sqlite3|kysely|fastify)$/,
+    why: 'a kind module loads no driver, image library or process spawning',
+  },
+  {
+    from: /^src\/appview\//,
+    forbidden: /^src\/(writer|ingest)\//,
+    types: /^src\/writer\/status\.ts$/,
+    why: "the AppView reads only the index; the writer's status reaches it as data",
+  },
   { from: /^src\/ingest\//, forbidden: /^src\/(writer|appview)\//, why: 'the ingest does not reach into the writer or the AppView' },
   { from: /^src\/writer\//, forbidden: /^src\/(ingest|appview)\//, why: 'the writer does not reach into the ingest or the AppView' },
 ]

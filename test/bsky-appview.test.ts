@@ -48,7 +48,8 @@ describe("AC's feeds through Bluesky's AppView", () => {
     await logged.login({ identifier: res.data.did, password })
     return { did: res.data.did, handle: res.data.handle, password, agent: logged }
   }
-  const indexedPost = (uri: string) => waitFor(`our index to hold ${uri}`, async () => !!(await index.selectFrom('post').select('uri').where('uri', '=', uri).executeTakeFirst()))
+  const indexedPost = (uri: string) =>
+    waitFor(`our index to hold ${uri}`, async () => !!(await index.selectFrom('post').select('uri').where('uri', '=', uri).executeTakeFirst()))
   const feedUri = (rkey: string) => `at://${publisher.did}/app.bsky.feed.generator/${rkey}`
 
   beforeAll(async () => {
@@ -105,18 +106,29 @@ describe("AC's feeds through Bluesky's AppView", () => {
     expect(again.map((f) => f.action)).toEqual(FEEDS.map(() => 'unchanged'))
     await bsky.network.processAll()
     const { data } = await viewer.app.bsky.feed.getFeedGenerator({ feed: feedUri('ac-paintings') })
-    expect(data).toMatchObject({ isOnline: true, isValid: true, view: { did: cfg.feedgen!.serviceDid, displayName: 'AC paintings', avatar: expect.stringMatching(/^http/) } })
+    expect(data).toMatchObject({
+      isOnline: true,
+      isValid: true,
+      view: { did: cfg.feedgen!.serviceDid, displayName: 'AC paintings', avatar: expect.stringMatching(/^http/) },
+    })
     expect(cfg.feedgen!.serviceDid).toMatch(/^did:web:localhost%3A\d+$/)
   })
 
   it('serves a shared painting, a link card and a mood through getFeed, hydrated with their embeds', async () => {
     const artist = await account('artist')
-    await db.collection('users').insertOne({ _id: 'auth0|artist' as never, code: 'acartist', when: new Date(), atproto: { did: artist.did, handle: artist.handle, password: artist.password } })
+    await db.collection('users').insertOne({
+      _id: 'auth0|artist' as never,
+      code: 'acartist',
+      when: new Date(),
+      atproto: { did: artist.did, handle: artist.handle, password: artist.password },
+    })
     await db.collection('@handles').insertOne({ _id: 'auth0|artist' as never, handle: 'artist' })
     const slug = '2025.2.3.4.5.6.789'
     await fs.mkdir(path.join(work, 'media/user-aesthetic-computer/auth0|artist/painting'), { recursive: true })
     await fs.writeFile(path.join(work, `media/user-aesthetic-computer/auth0|artist/painting/${slug}.png`), await pixelArt(32))
-    await db.collection('paintings').insertOne({ code: 'bsk', slug, when: new Date('2025-02-03T04:05:06.789Z'), user: 'auth0|artist', bucket: 'user-aesthetic-computer' })
+    await db
+      .collection('paintings')
+      .insertOne({ code: 'bsk', slug, when: new Date('2025-02-03T04:05:06.789Z'), user: 'auth0|artist', bucket: 'user-aesthetic-computer' })
     await db.collection('moods').insertOne({ mood: 'bright', when: new Date('2025-02-04T00:00:00Z'), user: 'auth0|artist' })
     const backfill = await runBackfill(cfg, log)
     expect(backfill.counts.painting.create).toBe(1)
@@ -128,7 +140,10 @@ describe("AC's feeds through Bluesky's AppView", () => {
     expect((await runShare(cfg, log, '#bsk')).action).toBe('unchanged')
     const fan = await account('fan')
     const card = await createPost({ did: fan.did, agent: fan.agent }, { text: 'this one', external: 'https://aesthetic.computer/#bsk' })
-    const moodPost = await createPost({ did: publisher.did, agent: (await login(publisher)).agent }, { text: `@artist: bright\n\nhttps://aesthetic.computer/moods~artist~${moodRkey}`, facets: false })
+    const moodPost = await createPost(
+      { did: publisher.did, agent: (await login(publisher)).agent },
+      { text: `@artist: bright\n\nhttps://aesthetic.computer/moods~artist~${moodRkey}`, facets: false },
+    )
     for (const uri of [shared.uri!, card.uri, moodPost.uri]) await indexedPost(uri)
     await bsky.network.processAll()
 
@@ -140,9 +155,19 @@ describe("AC's feeds through Bluesky's AppView", () => {
     expect(sharedView.record).toMatchObject({ text: `New painting by @artist 🎨✨\n\nhttps://aesthetic.computer/painting~@artist/${slug}` })
     expect(sharedView.embed).toMatchObject({
       $type: 'app.bsky.embed.images#view',
-      images: [{ alt: 'Painting by @artist on aesthetic.computer', thumb: expect.stringMatching(/^http/), fullsize: expect.stringMatching(/^http/), aspectRatio: { width: 32, height: 32 } }],
+      images: [
+        {
+          alt: 'Painting by @artist on aesthetic.computer',
+          thumb: expect.stringMatching(/^http/),
+          fullsize: expect.stringMatching(/^http/),
+          aspectRatio: { width: 32, height: 32 },
+        },
+      ],
     })
-    expect(paintings[0].post.embed).toMatchObject({ $type: 'app.bsky.embed.external#view', external: { uri: 'https://aesthetic.computer/#bsk', title: 'Aesthetic Computer' } })
+    expect(paintings[0].post.embed).toMatchObject({
+      $type: 'app.bsky.embed.external#view',
+      external: { uri: 'https://aesthetic.computer/#bsk', title: 'Aesthetic Computer' },
+    })
 
     const moods = (await new AtpAgent({ service: bsky.network.bsky.url }).app.bsky.feed.getFeed({ feed: feedUri('ac-moods') })).data.feed
     expect(moods.map((i: AppBskyFeedDefs.FeedViewPost) => i.post.uri)).toEqual([moodPost.uri]) // no viewer, no JWT: served all the same

@@ -21,7 +21,10 @@ async function pixelArt(seed: number): Promise<Buffer> {
       pixels.set(c, (y * size + x) * 3)
     }
   }
-  return sharp(pixels, { raw: { width: size, height: size, channels: 3 } }).resize(512, 512, { kernel: 'nearest' }).png().toBuffer()
+  return sharp(pixels, { raw: { width: size, height: size, channels: 3 } })
+    .resize(512, 512, { kernel: 'nearest' })
+    .png()
+    .toBuffer()
 }
 
 /**
@@ -41,11 +44,22 @@ describe('operator dashboard', () => {
     s = await startAppViewStack()
     const [alice, bob] = await Promise.all([s.account('alice'), s.account('bob')])
     for (let i = 0; i < 8; i++) {
-      uris.push((await publish(i % 3 ? alice : bob, { kind: 'painting', code: `Dp${i}`, when: new Date(Date.UTC(2025, 5, 1 + i)).toISOString(), thumbnail: await pixelArt(i) })).uri)
+      uris.push(
+        (
+          await publish(i % 3 ? alice : bob, {
+            kind: 'painting',
+            code: `Dp${i}`,
+            when: new Date(Date.UTC(2025, 5, 1 + i)).toISOString(),
+            thumbnail: await pixelArt(i),
+          })
+        ).uri,
+      )
     }
     lookupUri = uris[2]
     uris.push((await publish(alice, { kind: 'mood', mood: 'painting all day', when: '2025-06-20T12:00:00.000Z' })).uri)
-    uris.push((await publish(bob, { kind: 'kidlisp', code: 'k1d', source: '(wipe purple)\n(ink yellow)\n(box 8 8 32 32)', when: '2025-06-21T12:00:00.000Z' })).uri)
+    uris.push(
+      (await publish(bob, { kind: 'kidlisp', code: 'k1d', source: '(wipe purple)\n(ink yellow)\n(box 8 8 32 32)', when: '2025-06-21T12:00:00.000Z' })).uri,
+    )
     // bob claims alice's #Dp2 later: a conflict the dashboard must show, alice owning the code.
     uris.push((await publish(bob, { kind: 'painting', code: 'Dp2', when: '2025-07-01T00:00:00.000Z', thumbnail: await pixelArt(9) })).uri)
     // A record that fails its lexicon (code too long): quarantined, listed for operators.
@@ -57,10 +71,23 @@ describe('operator dashboard', () => {
     })
     badUri = bad.data.uri
     await waitFor('every record indexed', async () => (await Promise.all(uris.map((u) => indexed(s.index, u)))).every(Boolean), 90_000)
-    await waitFor('the quarantine row', async () => !!(await s.index.selectFrom('quarantine').select('uri').where('uri', '=', bad.data.uri).executeTakeFirst()), 30_000)
+    await waitFor(
+      'the quarantine row',
+      async () => !!(await s.index.selectFrom('quarantine').select('uri').where('uri', '=', bad.data.uri).executeTakeFirst()),
+      30_000,
+    )
     browser = await chromium.launch({
       executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     })
   })
 
@@ -88,7 +115,12 @@ describe('operator dashboard', () => {
     const thumbs = page.locator('#gallery img')
     await expect.poll(() => thumbs.count(), { timeout: 30_000 }).toBeGreaterThanOrEqual(8)
     // The page's CSP forbids eval: read the images through locators (Playwright's own world).
-    const widths = () => thumbs.evaluateAll((imgs) => imgs.map((img) => (img as unknown as { complete: boolean; naturalWidth: number }).complete && (img as unknown as { naturalWidth: number }).naturalWidth))
+    const widths = () =>
+      thumbs.evaluateAll((imgs) =>
+        imgs.map(
+          (img) => (img as unknown as { complete: boolean; naturalWidth: number }).complete && (img as unknown as { naturalWidth: number }).naturalWidth,
+        ),
+      )
     await expect.poll(async () => (await widths()).every((w) => typeof w === 'number' && w > 0), { timeout: 30_000 }).toBe(true)
     expect(await widths()).toEqual(Array((await widths()).length).fill(512))
     expect(await page.locator('#gallery').textContent()).toContain('painting all day')

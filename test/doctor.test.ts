@@ -80,13 +80,17 @@ describe('doctor', () => {
     try {
       const checks = await doctor({ MONGODB_URI: standalone.uri, MONGODB_DB: 'aesthetic' })
       expect(check(checks, 'MongoDB').status).toBe('ok')
-      expect(check(checks, 'change streams')).toMatchObject({ status: 'fail', detail: expect.stringMatching(/only supported on replica sets/), fix: expect.stringMatching(/replica set/) })
+      expect(check(checks, 'change streams')).toMatchObject({
+        status: 'fail',
+        detail: expect.stringMatching(/only supported on replica sets/),
+        fix: expect.stringMatching(/replica set/),
+      })
     } finally {
       await standalone.stop()
     }
   })
 
-  it("the wrong database: no AC collections, no users", async () => {
+  it('the wrong database: no AC collections, no users', async () => {
     const checks = await doctor({ MONGODB_DB: 'not_aesthetic' })
     expect(check(checks, "AC's collections")).toMatchObject({ status: 'fail', fix: expect.stringMatching(/MONGODB_DB/) })
     expect(check(checks, 'users and PDS accounts')).toMatchObject({ status: 'fail', fix: expect.stringMatching(/MONGODB_DB/) })
@@ -111,7 +115,11 @@ describe('doctor', () => {
     await stack.mongo.collection('users').updateOne({ _id: ana.sub as never }, { $set: { 'atproto.password': 'wrong-password' } })
     try {
       const checks = await doctor()
-      expect(check(checks, 'PDS logins')).toMatchObject({ status: 'fail', detail: expect.stringContaining(ana.pdsHandle), fix: expect.stringMatching(/users\.atproto\.password/) })
+      expect(check(checks, 'PDS logins')).toMatchObject({
+        status: 'fail',
+        detail: expect.stringContaining(ana.pdsHandle),
+        fix: expect.stringMatching(/users\.atproto\.password/),
+      })
       expect(JSON.stringify(checks)).not.toContain('wrong-password')
     } finally {
       await stack.mongo.collection('users').updateOne({ _id: ana.sub as never }, { $set: { 'atproto.password': ana.password } })
@@ -172,13 +180,28 @@ describe('doctor', () => {
     await migrateIndexTo(old, '001_init')
     await old.destroy()
     const checks = await doctor({ indexDbPath: file, index: file })
-    expect(check(checks, 'index migrations')).toMatchObject({ status: 'fail', detail: expect.stringMatching(/002_ingest/), fix: expect.stringMatching(/ac-appview migrate/) })
+    expect(check(checks, 'index migrations')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringMatching(/002_ingest/),
+      fix: expect.stringMatching(/ac-appview migrate/),
+    })
   })
 
   it('prints a table and exits 1 on a blocking problem (CLI)', async () => {
     const run = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
       const child = spawnCli(['doctor'], {
-        env: { ...process.env, MONGODB_URI: stack.cfg.MONGODB_URI, MONGODB_DB: stack.cfg.MONGODB_DB, PDS_URL: 'http://127.0.0.1:9', PLC_URL: stack.cfg.PLC_URL, DATA_DIR: path.join(stack.work, 'cli'), ALLOW_PRIVATE_NETWORK: 'true', HANDLE_RESOLVER_URL: stack.cfg.PDS_URL!, AC_STORAGE_URL: stack.cfg.AC_STORAGE_URL, FIREHOSE_URL: stack.cfg.PDS_URL! },
+        env: {
+          ...process.env,
+          MONGODB_URI: stack.cfg.MONGODB_URI,
+          MONGODB_DB: stack.cfg.MONGODB_DB,
+          PDS_URL: 'http://127.0.0.1:9',
+          PLC_URL: stack.cfg.PLC_URL,
+          DATA_DIR: path.join(stack.work, 'cli'),
+          ALLOW_PRIVATE_NETWORK: 'true',
+          HANDLE_RESOLVER_URL: stack.cfg.PDS_URL!,
+          AC_STORAGE_URL: stack.cfg.AC_STORAGE_URL,
+          FIREHOSE_URL: stack.cfg.PDS_URL!,
+        },
         stdio: ['ignore', 'pipe', 'ignore'],
       })
       let stdout = ''

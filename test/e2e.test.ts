@@ -40,7 +40,13 @@ describe('MongoDB to PDS to firehose to AppView', () => {
         }
         const owner = handles.get(item.owner ?? 'art-guest')
         if (!item.live || !owner) continue
-        if (await col.toRecord(item, ctx).then(() => false, (err) => err instanceof NotReady)) continue // news waiting for its toll
+        if (
+          await col.toRecord(item, ctx).then(
+            () => false,
+            (err) => err instanceof NotReady,
+          )
+        )
+          continue // news waiting for its toll
         // tapes without an MP4 are converted from their frame ZIP (every sample tape has a valid one): expected too
         out.push({ col, item, ...owner })
       }
@@ -49,7 +55,10 @@ describe('MongoDB to PDS to firehose to AppView', () => {
   }
 
   async function indexCount() {
-    const row = await indexing.index.selectFrom('item').select((eb) => eb.fn.countAll().as('n')).executeTakeFirst()
+    const row = await indexing.index
+      .selectFrom('item')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .executeTakeFirst()
     return Number(row?.n)
   }
 
@@ -84,12 +93,17 @@ describe('MongoDB to PDS to firehose to AppView', () => {
       createAccount: stack.net.createAccount,
       scale: 'small',
     })
-    for (const u of await stack.mongo.collection<{ _id: string; atproto?: { did: string; handle: string } }>('users').find({ atproto: { $exists: true } }).toArray()) {
+    for (const u of await stack.mongo
+      .collection<{ _id: string; atproto?: { did: string; handle: string } }>('users')
+      .find({ atproto: { $exists: true } })
+      .toArray()) {
       handles.set(u._id, { did: u.atproto!.did, handle: u.atproto!.handle })
     }
     const someone = [...handles.keys()].find((k) => k !== 'art-guest')!
     const when = new Date('2024-03-01T12:00:00Z')
-    await stack.mongo.collection('paintings').insertOne({ _id: badIds.noCode, slug: '2024.3.1.12.00.00.000', when, user: someone, bucket: 'user-aesthetic-computer' })
+    await stack.mongo
+      .collection('paintings')
+      .insertOne({ _id: badIds.noCode, slug: '2024.3.1.12.00.00.000', when, user: someone, bucket: 'user-aesthetic-computer' })
     await stack.mongo.collection('moods').insertOne({ _id: badIds.badWhen, mood: 'hello', when: 'not a date', user: someone })
     await stack.mongo.collection('kidlisp').insertOne({ _id: badIds.badSource, code: 'zzq', source: 42, hash: 'x', when, user: someone })
 
@@ -160,7 +174,12 @@ describe('MongoDB to PDS to firehose to AppView', () => {
       expect(Date.parse(view.indexedAt)).not.toBeNaN()
       switch (col.kind) {
         case 'painting':
-          expect(view).toMatchObject({ code: item.fields.code, slug: item.fields.slug, acUrl: `https://aesthetic.computer/#${item.fields.code}`, imageUrl: `https://aesthetic.computer/media/paintings/${item.fields.code}.png` })
+          expect(view).toMatchObject({
+            code: item.fields.code,
+            slug: item.fields.slug,
+            acUrl: `https://aesthetic.computer/#${item.fields.code}`,
+            imageUrl: `https://aesthetic.computer/media/paintings/${item.fields.code}.png`,
+          })
           expect(view.recordingUrl === undefined).toBe(!item.fields.slug.includes(':'))
           expect(view.thumb).toMatch(/com\.atproto\.sync\.getBlob/)
           break
@@ -171,7 +190,11 @@ describe('MongoDB to PDS to firehose to AppView', () => {
           expect(view.slug).toBe(item.fields.slug)
           break
         case 'kidlisp':
-          expect(view).toMatchObject({ code: item.fields.code, source: listed(view.source, item.fields.source, view.truncated), acUrl: `https://aesthetic.computer/$${item.fields.code}` })
+          expect(view).toMatchObject({
+            code: item.fields.code,
+            source: listed(view.source, item.fields.source, view.truncated),
+            acUrl: `https://aesthetic.computer/$${item.fields.code}`,
+          })
           break
         case 'tape':
           expect(view).toMatchObject({ code: item.fields.code, slug: item.fields.slug, acUrl: `https://aesthetic.computer/!${item.fields.code}` })
@@ -236,7 +259,9 @@ describe('MongoDB to PDS to firehose to AppView', () => {
 
   it('mirrors news as AC does: live posts to their poster, dead ones gone, tolls waited for, posts from Bluesky left alone', async () => {
     const posts = await stack.mongo.collection('news-posts').find().toArray()
-    const records = new Map((await indexing.index.selectFrom('item').select(['uri', 'record']).where('kind', '=', 'news').execute()).map((r) => [JSON.parse(r.record).ref, r.uri]))
+    const records = new Map(
+      (await indexing.index.selectFrom('item').select(['uri', 'record']).where('kind', '=', 'news').execute()).map((r) => [JSON.parse(r.record).ref, r.uri]),
+    )
     const dead = posts.filter((p) => p.status === 'dead' && p.user)
     const tolled = posts.filter((p) => p.status === 'pending-toll' && p.user)
     const bluesky = posts.filter((p) => p.user === null)
@@ -244,7 +269,9 @@ describe('MongoDB to PDS to firehose to AppView', () => {
     for (const p of [...dead, ...tolled, ...bluesky]) expect(records.has(p._id.toHexString()), `${p.status} ${p.code}`).toBe(false)
     // Waiting for a toll is reported (skipped, with why); posts from Bluesky are not AC's to report.
     const problems = first.problems.filter((p) => p.kind === 'news')
-    expect(problems.map((p) => [p.id, p.action, p.reason]).sort()).toEqual(tolled.map((p) => [p._id.toHexString(), 'skipped', 'waiting for its toll (status pending-toll)']).sort())
+    expect(problems.map((p) => [p.id, p.action, p.reason]).sort()).toEqual(
+      tolled.map((p) => [p._id.toHexString(), 'skipped', 'waiting for its toll (status pending-toll)']).sort(),
+    )
     // The post AC's own script had written keeps its record key, now with the permalink.
     const legacy = posts.find((p) => p.atproto?.did && p.user)!
     expect(records.get(legacy._id.toHexString())).toBe(legacy.atproto.uri)
@@ -252,12 +279,19 @@ describe('MongoDB to PDS to firehose to AppView', () => {
     expect(body.items.map((i: any) => i.uri).sort()).toEqual([...records.values()].sort())
   })
 
-  it("indexes the papers AC writes itself and serves them in feeds, author feeds and profiles", async () => {
+  it('indexes the papers AC writes itself and serves them in feeds, author feeds and profiles', async () => {
     const author = sample.newsAndPapers.paperAuthor
     const { body } = await xrpc(indexing.url, 'computer.aesthetic.media.getAuthorFeed', { actor: author, kind: 'paper' })
     expect(body.items).toHaveLength(sample.newsAndPapers.papers)
     const whole = body.items.find((i: any) => i.slug === 'aesthetic-computer-26-arxiv')
-    expect(whole).toMatchObject({ kind: 'paper', title: "Aesthetic Computer '26", pdfUrl: 'https://papers.aesthetic.computer/aesthetic-computer-26-arxiv.pdf', languages: ['en'], revisions: 1, author: { did: author } })
+    expect(whole).toMatchObject({
+      kind: 'paper',
+      title: "Aesthetic Computer '26",
+      pdfUrl: 'https://papers.aesthetic.computer/aesthetic-computer-26-arxiv.pdf',
+      languages: ['en'],
+      revisions: 1,
+      author: { did: author },
+    })
     const profile = await xrpc(indexing.url, 'computer.aesthetic.actor.getProfile', { actor: author })
     expect(profile.body.counts.paper).toBe(sample.newsAndPapers.papers)
     const feed = await xrpc(indexing.url, 'computer.aesthetic.media.getFeed', { kind: 'paper' })
@@ -309,10 +343,23 @@ describe('MongoDB to PDS to firehose to AppView', () => {
     expect(cursorAfter).toBeGreaterThan(cursorBefore)
   })
 
-  it("fills every feed with the sample posts of `ac-appview dev`", async () => {
+  it('fills every feed with the sample posts of `ac-appview dev`', async () => {
     const ac = await stack.net.createAccount('aesthetic')
-    const made = await seedSamplePosts({ cfg: { ...stack.cfg, AC_BSKY_DID: ac.did, AC_BSKY_PASSWORD: ac.password }, log: stack.log, db: stack.mongo, acAccount: ac })
-    const postCount = async () => Number((await indexing.index.selectFrom('post').select((eb) => eb.fn.countAll().as('n')).executeTakeFirst())?.n)
+    const made = await seedSamplePosts({
+      cfg: { ...stack.cfg, AC_BSKY_DID: ac.did, AC_BSKY_PASSWORD: ac.password },
+      log: stack.log,
+      db: stack.mongo,
+      acAccount: ac,
+    })
+    const postCount = async () =>
+      Number(
+        (
+          await indexing.index
+            .selectFrom('post')
+            .select((eb) => eb.fn.countAll().as('n'))
+            .executeTakeFirst()
+        )?.n,
+      )
     await waitFor('the sample posts', async () => (await postCount()) >= made)
     const index = ReadModel.open(stack.cfg.index, { log: stack.log })
     const reader = new FeedReader(index)

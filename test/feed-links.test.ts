@@ -15,7 +15,10 @@ describe('AC links', () => {
     ['https://aesthetic.computer/%21tp1/', { kind: 'tape', via: 'code', key: 'tp1' }],
     ['http://WWW.Aesthetic.Computer/$cow', { kind: 'kidlisp', via: 'code', key: 'cow' }],
     ['https://aesthetic.computer/painting~@jeffrey/2023.8.24.16.21.09.123', { kind: 'painting', via: 'slug', key: '2023.8.24.16.21.09.123' }],
-    ['https://aesthetic.computer/painting~%40jeffrey/2023.8.24.16.21.09.123:2023.8.24.16.22.00.000', { kind: 'painting', via: 'slug', key: '2023.8.24.16.21.09.123' }],
+    [
+      'https://aesthetic.computer/painting~%40jeffrey/2023.8.24.16.21.09.123:2023.8.24.16.22.00.000',
+      { kind: 'painting', via: 'slug', key: '2023.8.24.16.21.09.123' },
+    ],
     ['https://aesthetic.computer/moods~jeffrey~3kzyabc2def2x', { kind: 'mood', via: 'rkey', key: '3kzyabc2def2x' }],
     ['https://aesthetic.computer/media/paintings/Xyz.png', { kind: 'painting', via: 'code', key: 'Xyz' }],
     ['https://news.aesthetic.computer/nabc', { kind: 'news', via: 'code', key: 'nabc' }],
@@ -30,12 +33,15 @@ describe('AC links', () => {
     expect(links.target(url)).toEqual(target)
   })
 
-  it.each(['https://aesthetic.computer.evil.example/#abc', 'https://notaesthetic.computer/#abc', 'ftp://aesthetic.computer/#abc', 'not a url', 'https://example.com/aesthetic.computer/#abc'])(
-    'is not AC: %s',
-    (url) => {
-      expect(links.target(url)).toBeNull()
-    },
-  )
+  it.each([
+    'https://aesthetic.computer.evil.example/#abc',
+    'https://notaesthetic.computer/#abc',
+    'ftp://aesthetic.computer/#abc',
+    'not a url',
+    'https://example.com/aesthetic.computer/#abc',
+  ])('is not AC: %s', (url) => {
+    expect(links.target(url)).toBeNull()
+  })
 
   it("finds AC's host in raw bytes whatever its case, and nothing else", () => {
     const bytes = (s: string) => new Uint8Array(Buffer.concat([Buffer.from([0xa2, 0x64, 0x74, 0x65]), Buffer.from(s), Buffer.from([0xff, 0x00])]))

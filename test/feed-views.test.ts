@@ -76,7 +76,13 @@ describe.each(BACKENDS)('stored feed views (%s)', (backend) => {
     try {
       const cfg = { publicUrl: s.cfg.AC_PUBLIC_URL, viewUrlOrigins: s.cfg.viewUrlOrigins }
       let recordsLoaded = 0
-      const stored = new ViewCache(cfg, (u) => ((recordsLoaded += u.length), reader.records(u)), 0, 0, (u) => reader.storedViews(u))
+      const stored = new ViewCache(
+        cfg,
+        (u) => ((recordsLoaded += u.length), reader.records(u)),
+        0,
+        0,
+        (u) => reader.storedViews(u),
+      )
       const built = new ViewCache(cfg, (u) => reader.records(u), 0, 0)
       for (const did of [undefined, carol.did]) {
         const rows = await reader.feedPage({ did, limit: 100 })
@@ -107,7 +113,11 @@ describe.each(BACKENDS)('stored feed views (%s)', (backend) => {
       expect(authorsOf(before.body.items, carol.did)).toEqual(Array(3).fill({ did: carol.did, handle: carol.handle }))
       const next = `cr${Date.now() % 100000}.test`
       await carol.agent.com.atproto.identity.updateHandle({ handle: next })
-      await waitFor('the new handle indexed', async () => (await s.index.selectFrom('actor').select('handle').where('did', '=', carol.did).executeTakeFirst())?.handle === next, 30_000)
+      await waitFor(
+        'the new handle indexed',
+        async () => (await s.index.selectFrom('actor').select('handle').where('did', '=', carol.did).executeTakeFirst())?.handle === next,
+        30_000,
+      )
       const feed = await get(url, `${M}.getFeed`, { limit: 100 })
       expect(authorsOf(feed.body.items, carol.did)).toEqual(Array(3).fill({ did: carol.did, handle: next }))
       for (const actor of [carol.did, next]) {
@@ -126,7 +136,12 @@ describe.each(BACKENDS)('stored feed views (%s)', (backend) => {
     const { app, url } = await uncachedAppView()
     const pds = s.net.network.pds
     const setTakedown = (applied: boolean) =>
-      pds.getAgent().com.atproto.admin.updateSubjectStatus({ subject: { $type: 'com.atproto.admin.defs#repoRef', did: dave.did }, takedown: { applied, ref: applied ? 'test' : undefined } }, { headers: pds.adminAuthHeaders(), encoding: 'application/json' })
+      pds
+        .getAgent()
+        .com.atproto.admin.updateSubjectStatus(
+          { subject: { $type: 'com.atproto.admin.defs#repoRef', did: dave.did }, takedown: { applied, ref: applied ? 'test' : undefined } },
+          { headers: pds.adminAuthHeaders(), encoding: 'application/json' },
+        )
     const hidden = async () => (await s.index.selectFrom('item').select('hidden').where('uri', '=', uris[3]).executeTakeFirst())?.hidden === 1
     try {
       expect(authorsOf((await get(url, `${M}.getFeed`, { limit: 100 })).body.items, dave.did)).toHaveLength(1)
@@ -150,7 +165,8 @@ describe.each(BACKENDS)('stored feed views (%s)', (backend) => {
     const indexer = new Indexer({ db: s.index, identity, trustedPds: s.cfg.trustedPds, log, views: cfg })
     const actor = await s.index.selectFrom('actor').selectAll().where('did', '=', carol.did).executeTakeFirstOrThrow()
     const painting = () => s.index.selectFrom('item').select(['view', 'viewKey']).where('uri', '=', uris[0]).executeTakeFirstOrThrow()
-    const moveTo = (pds: string | null, seq: number) => indexer.commit([{ type: 'actor', did: carol.did, handle: actor.handle, pds, trusted: true }], 'test:identity', seq, null)
+    const moveTo = (pds: string | null, seq: number) =>
+      indexer.commit([{ type: 'actor', did: carol.did, handle: actor.handle, pds, trusted: true }], 'test:identity', seq, null)
     const { app, url } = await uncachedAppView()
     try {
       await moveTo('https://pds.example', 1)
@@ -161,7 +177,13 @@ describe.each(BACKENDS)('stored feed views (%s)', (backend) => {
       expect(await thumb()).toMatch(new RegExp(`^${actor.pds}/xrpc/`))
       // Another configuration (a CDN) rebuilds every view at start; the first one's AppView then builds its own, the same.
       const before = (await get(url, `${M}.getFeed`, { limit: 100 })).body
-      const cdn = new Indexer({ db: s.index, identity, trustedPds: s.cfg.trustedPds, log, views: { ...cfg, blobCdnTemplate: 'https://cdn.example/{did}/{cid}' } })
+      const cdn = new Indexer({
+        db: s.index,
+        identity,
+        trustedPds: s.cfg.trustedPds,
+        log,
+        views: { ...cfg, blobCdnTemplate: 'https://cdn.example/{did}/{cid}' },
+      })
       expect(await cdn.refreshViews()).toBeGreaterThanOrEqual(uris.length)
       expect(await cdn.refreshViews()).toBe(0)
       expect((await painting()).view).toContain('https://cdn.example/')

@@ -26,7 +26,8 @@ describe.each(BACKENDS)('feed generator (%s)', (backend) => {
   const postRow = (uri: string) => stack.index.selectFrom('post').selectAll().where('uri', '=', uri).executeTakeFirst()
   const indexedPost = (uri: string) => waitFor(`post ${uri}`, async () => !!(await postRow(uri)))
   const posts = async (rkey: string) => (await feeds.all(rkey)).map((i) => i.post)
-  const itemIndexed = (uri: string) => waitFor(`item ${uri}`, async () => !!(await stack.index.selectFrom('item').select('uri').where('uri', '=', uri).executeTakeFirst()))
+  const itemIndexed = (uri: string) =>
+    waitFor(`item ${uri}`, async () => !!(await stack.index.selectFrom('item').select('uri').where('uri', '=', uri).executeTakeFirst()))
 
   beforeAll(async () => {
     stack = await startAppViewStack({ secondPds: true, env: { FEEDGEN_HOSTNAME: HOSTNAME, AC_BSKY_DID: PUBLISHER }, backend })
@@ -80,7 +81,13 @@ describe.each(BACKENDS)('feed generator (%s)', (backend) => {
     expect(await posts('ac-all')).not.toContain(artistImage.uri) // media without an AC link is not about AC
 
     const paintings = await feeds.all('ac-paintings')
-    expect(paintings).toEqual(expect.arrayContaining([{ post: facet.uri, feedContext: painting.uri }, { post: bySlug.uri, feedContext: painting.uri }, { post: artistLink.uri, feedContext: painting.uri }]))
+    expect(paintings).toEqual(
+      expect.arrayContaining([
+        { post: facet.uri, feedContext: painting.uri },
+        { post: bySlug.uri, feedContext: painting.uri },
+        { post: artistLink.uri, feedContext: painting.uri },
+      ]),
+    )
     expect(await feeds.all('ac-kidlisp')).toContainEqual({ post: card.uri, feedContext: kidlisp.uri })
     expect(await feeds.all('ac-tapes')).toContainEqual({ post: bare.uri, feedContext: tape.uri })
     expect(await feeds.all('ac-moods')).toContainEqual({ post: moodPost.uri, feedContext: mood.uri })
@@ -99,7 +106,13 @@ describe.each(BACKENDS)('feed generator (%s)', (backend) => {
     expect(all[0]).toBe(future.uri)
     expect(all.at(-1)).toBe(old.uri)
     expect((await postRow(future.uri))!.sortAt < '2030').toBe(true)
-    const rows = await stack.index.selectFrom('post').select(['uri', 'sortAt']).where('about', '=', 1).orderBy('sortAt', 'desc').orderBy('uri', 'desc').execute()
+    const rows = await stack.index
+      .selectFrom('post')
+      .select(['uri', 'sortAt'])
+      .where('about', '=', 1)
+      .orderBy('sortAt', 'desc')
+      .orderBy('uri', 'desc')
+      .execute()
     expect(all).toEqual(rows.map((r) => r.uri))
   })
 
@@ -126,7 +139,7 @@ describe.each(BACKENDS)('feed generator (%s)', (backend) => {
     expect(joined?.feedContext).toBe(real.uri)
   })
 
-  it("drops the join while the winning claimant is taken down, without passing the code to the next", async () => {
+  it('drops the join while the winning claimant is taken down, without passing the code to the next', async () => {
     const owner = await stack.account('owner')
     const second = await stack.account('second')
     const first = await publish(owner, { kind: 'painting', code: 'win1', when: '2021-01-01T00:00:00.000Z' })
@@ -137,7 +150,12 @@ describe.each(BACKENDS)('feed generator (%s)', (backend) => {
     expect(await feeds.all('ac-paintings')).toContainEqual({ post: post.uri, feedContext: first.uri })
     const pds = stack.net.network.pds
     const setTakedown = (applied: boolean) =>
-      pds.getAgent().com.atproto.admin.updateSubjectStatus({ subject: { $type: 'com.atproto.admin.defs#repoRef', did: owner.did }, takedown: { applied, ref: applied ? 'test' : undefined } }, { headers: pds.adminAuthHeaders(), encoding: 'application/json' })
+      pds
+        .getAgent()
+        .com.atproto.admin.updateSubjectStatus(
+          { subject: { $type: 'com.atproto.admin.defs#repoRef', did: owner.did }, takedown: { applied, ref: applied ? 'test' : undefined } },
+          { headers: pds.adminAuthHeaders(), encoding: 'application/json' },
+        )
     await setTakedown(true)
     await waitFor('the takedown to unjoin the post', async () => !(await posts('ac-paintings')).includes(post.uri))
     expect(await posts('ac-all')).toContain(post.uri)
@@ -158,7 +176,10 @@ describe.each(BACKENDS)('feed generator (%s)', (backend) => {
     for (let i = 0; i < 12; i++) await createPost(fan, { text: `batch ${i} https://aesthetic.computer/#pA1` })
     const last = await createPost(fan, { text: 'batch end https://aesthetic.computer/#pA1' })
     await indexedPost(last.uri)
-    for (const [rkey, limit] of [['ac-all', 4], ['ac-paintings', 3]] as const) {
+    for (const [rkey, limit] of [
+      ['ac-all', 4],
+      ['ac-paintings', 3],
+    ] as const) {
       const before = await posts(rkey)
       const walked: string[] = []
       let cursor: string | undefined
@@ -181,7 +202,12 @@ describe.each(BACKENDS)('feed generator (%s)', (backend) => {
     await indexedPost(post.uri)
     const subject = { $type: 'com.atproto.admin.defs#repoRef', did: squatter.did }
     const setTakedown = (applied: boolean) =>
-      pds.getAgent().com.atproto.admin.updateSubjectStatus({ subject, takedown: { applied, ref: applied ? 'test' : undefined } }, { headers: pds.adminAuthHeaders(), encoding: 'application/json' })
+      pds
+        .getAgent()
+        .com.atproto.admin.updateSubjectStatus(
+          { subject, takedown: { applied, ref: applied ? 'test' : undefined } },
+          { headers: pds.adminAuthHeaders(), encoding: 'application/json' },
+        )
     await setTakedown(true)
     await waitFor('the takedown', async () => !(await posts('ac-kidlisp')).includes(post.uri))
     expect(await posts('ac-all')).not.toContain(post.uri)
@@ -215,7 +241,8 @@ describe.each(BACKENDS)('feed generator (%s)', (backend) => {
     expect(await get({ feed: feed.replace(PUBLISHER, artist.did) })).toMatchObject({ status: 400, body: { error: 'UnknownFeed' } })
     expect(await get({})).toMatchObject({ status: 400, body: { error: 'InvalidRequest', message: expect.stringMatching(/feed/) } })
     expect(await get({ feed: 'not-a-uri' })).toMatchObject({ status: 400, body: { error: 'InvalidRequest' } })
-    for (const limit of ['0', '101', 'x']) expect(await get({ feed, limit })).toMatchObject({ status: 400, body: { error: 'InvalidRequest', message: expect.stringMatching(/limit/) } })
+    for (const limit of ['0', '101', 'x'])
+      expect(await get({ feed, limit })).toMatchObject({ status: 400, body: { error: 'InvalidRequest', message: expect.stringMatching(/limit/) } })
     expect(await get({ feed, cursor: 'garbage' })).toMatchObject({ status: 400, body: { error: 'InvalidCursor' } })
     expect((await feeds.page('ac-all', { limit: 100 })).feed.length).toBeGreaterThan(1) // limit 100 is allowed
   })
@@ -224,7 +251,9 @@ describe.each(BACKENDS)('feed generator (%s)', (backend) => {
     const keypair = await stack.net.network.pds.ctx.actorStore.keypair(artist.did)
     const jwt = (aud: string, lxm = 'app.bsky.feed.getFeedSkeleton') => createServiceJwt({ iss: artist.did, aud, lxm, keypair })
     const call = async (authorization?: string) => {
-      const res = await fetch(`${stack.url}/xrpc/app.bsky.feed.getFeedSkeleton?feed=${encodeURIComponent(feeds.uriOf('ac-all'))}&limit=1`, { headers: authorization ? { authorization } : {} })
+      const res = await fetch(`${stack.url}/xrpc/app.bsky.feed.getFeedSkeleton?feed=${encodeURIComponent(feeds.uriOf('ac-all'))}&limit=1`, {
+        headers: authorization ? { authorization } : {},
+      })
       return { status: res.status, body: await res.json() }
     }
     expect((await call()).status).toBe(200)

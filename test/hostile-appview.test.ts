@@ -59,7 +59,9 @@ describe.each(BACKENDS)('AppView on a hostile network (%s)', (backend) => {
   /** Writes `records` of `did` into the index as a verified repo snapshot would (the ingest's own path). */
   const writeRepo = async (did: string, records: Array<{ col: typeof KIDLISP; json: Record<string, unknown> }>, trusted = true) => {
     const rev = '3lzzzzzzzzzz2'
-    const ops: Array<PutOp | QuarantineOp> = records.map(({ col, json }, i) => recordOpFromJson(col, did, `3l${String(i).padStart(11, 'a')}`, cidOf(`${did} ${i}`), rev, json))
+    const ops: Array<PutOp | QuarantineOp> = records.map(({ col, json }, i) =>
+      recordOpFromJson(col, did, `3l${String(i).padStart(11, 'a')}`, cidOf(`${did} ${i}`), rev, json),
+    )
     expect(ops.filter((o) => o.type !== 'put')).toEqual([])
     await indexer.applySnapshot(did, 'test', rev, ops, [{ type: 'actor', did, handle: null, pds: s.net.pdsUrl, trusted }])
   }
@@ -81,7 +83,10 @@ describe.each(BACKENDS)('AppView on a hostile network (%s)', (backend) => {
     const did = didOf('huge')
 
     beforeAll(async () => {
-      const records = Array.from({ length: 100 }, (_, i) => ({ col: KIDLISP, json: { $type: KIDLISP.nsid, code: `hg${i}`, source: EMOJI, when: new Date(Date.UTC(2025, 5, 1, 0, i)).toISOString(), ref: `huge${i}` } }))
+      const records = Array.from({ length: 100 }, (_, i) => ({
+        col: KIDLISP,
+        json: { $type: KIDLISP.nsid, code: `hg${i}`, source: EMOJI, when: new Date(Date.UTC(2025, 5, 1, 0, i)).toISOString(), ref: `huge${i}` },
+      }))
       await writeRepo(did, records)
     })
 
@@ -145,7 +150,22 @@ describe.each(BACKENDS)('AppView on a hostile network (%s)', (backend) => {
 
   it('serves only https URLs on AC’s origins from records; drops the rest and counts them', async () => {
     const create = async (code: string, urls: Record<string, string>) =>
-      (await alice.agent.com.atproto.repo.createRecord({ repo: alice.did, collection: 'computer.aesthetic.painting', record: { $type: 'computer.aesthetic.painting', slug: `s-${code}`, code, when: '2025-01-01T00:00:00.000Z', ref: 'r', imageUrl: `https://aesthetic.computer/media/paintings/${code}.png`, ...urls }, validate: false })).data.uri
+      (
+        await alice.agent.com.atproto.repo.createRecord({
+          repo: alice.did,
+          collection: 'computer.aesthetic.painting',
+          record: {
+            $type: 'computer.aesthetic.painting',
+            slug: `s-${code}`,
+            code,
+            when: '2025-01-01T00:00:00.000Z',
+            ref: 'r',
+            imageUrl: `https://aesthetic.computer/media/paintings/${code}.png`,
+            ...urls,
+          },
+          validate: false,
+        })
+      ).data.uri
     const uris = [
       await create('js1', { imageUrl: 'javascript:alert(document.domain)', recordingUrl: 'data:text/html,<script>alert(1)</script>' }),
       await create('ev1', { imageUrl: 'https://evil.example/owned.png', recordingUrl: 'http://aesthetic.computer/media/paintings/ev1.zip' }),
@@ -163,11 +183,20 @@ describe.each(BACKENDS)('AppView on a hostile network (%s)', (backend) => {
       recordingUrl: 'https://aesthetic.computer/media/paintings/ok1.zip',
     })
     const metrics = await (await fetch(`${s.url}/metrics`, { headers: OPERATOR_HEADERS })).text()
-    for (const field of ['imageUrl', 'recordingUrl']) expect(Number(new RegExp(`appview_view_urls_dropped_total\\{field="${field}"\\} (\\d+)`).exec(metrics)?.[1]), field).toBeGreaterThanOrEqual(2)
+    for (const field of ['imageUrl', 'recordingUrl'])
+      expect(Number(new RegExp(`appview_view_urls_dropped_total\\{field="${field}"\\} (\\d+)`).exec(metrics)?.[1]), field).toBeGreaterThanOrEqual(2)
   })
 
   it('clamps sort dates to the first indexing time plus a small skew: a 2099 item does not stay on top', async () => {
-    const mood = async (text: string, when: string) => (await alice.agent.com.atproto.repo.createRecord({ repo: alice.did, collection: MOOD.nsid, record: { $type: MOOD.nsid, mood: text, when, ref: 'r' }, validate: false })).data.uri
+    const mood = async (text: string, when: string) =>
+      (
+        await alice.agent.com.atproto.repo.createRecord({
+          repo: alice.did,
+          collection: MOOD.nsid,
+          record: { $type: MOOD.nsid, mood: text, when, ref: 'r' },
+          validate: false,
+        })
+      ).data.uri
     const far = await mood('first forever', '2099-01-01T00:00:00.000Z')
     await waitFor('the 2099 mood', () => indexed(s.index, far), 30_000)
     const later = await mood('indexed later', '2098-01-01T00:00:00.000Z')
@@ -182,7 +211,11 @@ describe.each(BACKENDS)('AppView on a hostile network (%s)', (backend) => {
   it('hides the rows of hidden actors from feeds, through the feed index (no sort, no scan)', async () => {
     const hidden = didOf('hidden')
     const far = Date.UTC(2097, 0, 1) // newer than everything else in the index
-    await writeRepo(hidden, Array.from({ length: 20_000 }, (_, i) => ({ col: MOOD, json: { $type: MOOD.nsid, mood: `spam ${i}`, when: new Date(far - i).toISOString(), ref: 'r' } })), false)
+    await writeRepo(
+      hidden,
+      Array.from({ length: 20_000 }, (_, i) => ({ col: MOOD, json: { $type: MOOD.nsid, mood: `spam ${i}`, when: new Date(far - i).toISOString(), ref: 'r' } })),
+      false,
+    )
     const reader = ReadModel.open(s.testIndex.target, { log })
     const shows = async () => (await reader.feedPage({ limit: 50 })).some((r) => r.did === hidden)
     try {
@@ -192,11 +225,18 @@ describe.each(BACKENDS)('AppView on a hostile network (%s)', (backend) => {
       if (backend === 'sqlite') {
         // No cost: the feed's order comes from an index that starts with `hidden` (migration 005), so
         // SQLite reads only visible rows, newest first, and stops after the page (no sort, no scan).
-        const plan = await sql<{ detail: string }>`explain query plan select uri from item where hidden = 0 order by "sortAt" desc, uri desc limit 51`.execute(s.index)
+        const plan = await sql<{ detail: string }>`explain query plan select uri from item where hidden = 0 order by "sortAt" desc, uri desc limit 51`.execute(
+          s.index,
+        )
         expect(plan.rows.map((r) => r.detail).join('; ')).toMatch(/^SEARCH item USING (COVERING )?INDEX \w+ \(hidden=\?\)$/)
       }
       // A record indexed while its author is hidden stays hidden; reactivation shows everything again.
-      const late = recordOpFromJson(MOOD, hidden, '3lzzzzzzzzzzz', cidOf('late'), '3m2222222222a', { $type: MOOD.nsid, mood: 'while hidden', when: new Date(far).toISOString(), ref: 'r' })
+      const late = recordOpFromJson(MOOD, hidden, '3lzzzzzzzzzzz', cidOf('late'), '3m2222222222a', {
+        $type: MOOD.nsid,
+        mood: 'while hidden',
+        when: new Date(far).toISOString(),
+        ref: 'r',
+      })
       await indexer.commit([{ type: 'commit', did: hidden, rev: '3m2222222222a', ops: [late] }], 'test:status', 2, null)
       expect(await indexed(s.index, late.uri)).toBe(true)
       expect(await shows()).toBe(false)
@@ -237,7 +277,15 @@ describe.each(BACKENDS)('AppView on a hostile network (%s)', (backend) => {
         await waitFor('the connections over the total cap closed', () => [...sockets, ...others].filter((c) => !c.closed()).length <= 25, 3000)
         expect(others.filter((c) => c.closed()).length).toBeGreaterThanOrEqual(24 + 10 - 25)
         for (const c of [...sockets, ...others]) c.socket.destroy()
-        await waitFor('a normal request served again', async () => (await fetch(`${url}/xrpc/_health`).then((r) => r.status, () => 0)) !== 0, 3000)
+        await waitFor(
+          'a normal request served again',
+          async () =>
+            (await fetch(`${url}/xrpc/_health`).then(
+              (r) => r.status,
+              () => 0,
+            )) !== 0,
+          3000,
+        )
       } finally {
         for (const c of sockets) c.socket.destroy()
         await app.close()

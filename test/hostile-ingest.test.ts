@@ -37,7 +37,13 @@ describe.each(BACKENDS)('ingest on a hostile network (%s)', (backend) => {
     rogue.send('#commit', body)
     return `at://${squatter.did}/${(body.ops as Array<{ path: string }>)[0].path}`
   }
-  const painting = (code: string, when: string, imageUrl = `https://aesthetic.computer/media/paintings/${code}.png`) => ({ slug: `s-${code}`, code, imageUrl, when, ref: '65a1b2c3d4e5f60718293a4b' })
+  const painting = (code: string, when: string, imageUrl = `https://aesthetic.computer/media/paintings/${code}.png`) => ({
+    slug: `s-${code}`,
+    code,
+    imageUrl,
+    when,
+    ref: '65a1b2c3d4e5f60718293a4b',
+  })
 
   beforeAll(async () => {
     rogue = await startRogueHost({ userinfo: `relay-user:${SECRET}` })
@@ -83,19 +89,34 @@ describe.each(BACKENDS)('ingest on a hostile network (%s)', (backend) => {
   })
 
   it("does not hide accounts that the rogue host's listRepos calls inactive", async () => {
-    rogue.listed.push({ did: alice.did, head: 'bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm', rev: '3l3qo2vutsw2b', active: false, status: 'takendown' })
+    rogue.listed.push({
+      did: alice.did,
+      head: 'bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm',
+      rev: '3l3qo2vutsw2b',
+      active: false,
+      status: 'takendown',
+    })
     rogue.send('#info', { name: 'OutdatedCursor', message: 'your cursor is too old' })
-    await waitFor('the backfill of the rogue host', async () => {
-      const row = await s.index.selectFrom('backfill').selectAll().where('reason', '=', 'outdated cursor').executeTakeFirst()
-      return row?.status === 'done'
-    }, 30_000)
+    await waitFor(
+      'the backfill of the rogue host',
+      async () => {
+        const row = await s.index.selectFrom('backfill').selectAll().where('reason', '=', 'outdated cursor').executeTakeFirst()
+        return row?.status === 'done'
+      },
+      30_000,
+    )
     expect((await get('computer.aesthetic.actor.getProfile', { actor: alice.did })).status).toBe(200)
   })
 
   it('confirms an account status with the PDS that hosts it (com.atproto.sync.getRepoStatus)', async () => {
     const carol = await s.account('carol')
     const pds = s.net.network.pds
-    await pds.getAgent().com.atproto.admin.updateSubjectStatus({ subject: { $type: 'com.atproto.admin.defs#repoRef', did: carol.did }, takedown: { applied: true, ref: 'test' } }, { headers: pds.adminAuthHeaders(), encoding: 'application/json' })
+    await pds
+      .getAgent()
+      .com.atproto.admin.updateSubjectStatus(
+        { subject: { $type: 'com.atproto.admin.defs#repoRef', did: carol.did }, takedown: { applied: true, ref: 'test' } },
+        { headers: pds.adminAuthHeaders(), encoding: 'application/json' },
+      )
     const identity = new Identity({ plcUrl: s.net.plcUrl, handleResolverUrl: s.net.pdsUrl, allowPrivateNetwork: true, log: createLogger('silent') })
     const provenance = new Provenance({ identity, trustedPds: s.cfg.trustedPds, trustedRelays: [], log: createLogger('silent') })
     expect(await provenance.accountStatus(carol.did)).toEqual({ status: 'takendown' })
@@ -111,7 +132,12 @@ describe.each(BACKENDS)('ingest on a hostile network (%s)', (backend) => {
     expect(JSON.parse(health).ingest.map((h: any) => h.service)).toContain(`ws://${hostPort}`)
     expect(metrics).toContain(`service="ws://${hostPort}"`)
     expect(lines.some((l) => l.includes(hostPort))).toBe(true)
-    for (const [where, text] of [['health', health], ['metrics', metrics], ['dashboard', dashboard], ['logs', lines.join('\n')]]) {
+    for (const [where, text] of [
+      ['health', health],
+      ['metrics', metrics],
+      ['dashboard', dashboard],
+      ['logs', lines.join('\n')],
+    ]) {
       expect(text, where).not.toContain(SECRET)
       expect(text, where).not.toContain('relay-user')
       expect(text, where).not.toContain(INDEX_PASSWORD)
@@ -121,7 +147,13 @@ describe.each(BACKENDS)('ingest on a hostile network (%s)', (backend) => {
   it('redacts secrets at any depth of a log line', () => {
     const out: string[] = []
     const log = createLogger('info', 'test', new Writable({ write: (chunk, _enc, done) => (out.push(String(chunk)), done()) }))
-    log.info({ a: { b: { c: { password: 'hunter2', refreshJwt: 'jwt-secret', url: 'wss://user:hunter3@relay.example/x' } } }, err: 'connect to https://u:hunter5@h.example failed' }, 'deep')
+    log.info(
+      {
+        a: { b: { c: { password: 'hunter2', refreshJwt: 'jwt-secret', url: 'wss://user:hunter3@relay.example/x' } } },
+        err: 'connect to https://u:hunter5@h.example failed',
+      },
+      'deep',
+    )
     const text = out.join('')
     expect(text).toContain('relay.example')
     for (const secret of ['hunter2', 'jwt-secret', 'hunter3', 'hunter5']) expect(text).not.toContain(secret)

@@ -26,7 +26,11 @@ async function recorder(respond: (req: http.IncomingMessage, body: Buffer, res: 
     })
   })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen, close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))) }
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    seen,
+    close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))),
+  }
 }
 
 /**
@@ -49,7 +53,9 @@ describe('writer on a hostile network', () => {
   })
 
   it('follows no redirect with the password: a 307 from PDS_URL fails the login', async () => {
-    const elsewhere = await recorder((_req, _body, res) => res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"AuthenticationRequired","message":"no"}'))
+    const elsewhere = await recorder((_req, _body, res) =>
+      res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"AuthenticationRequired","message":"no"}'),
+    )
     const redirecting = await recorder((req, _body, res) => res.writeHead(307, { location: `${elsewhere.url}${req.url}` }).end())
     try {
       const err = await RepoClient.login(redirecting.url, account, log, { retries: 0 }).then(
@@ -73,13 +79,17 @@ describe('writer on a hostile network', () => {
     didDoc.service[0].serviceEndpoint = elsewhere.url
     const target = new URL(net.pdsUrl)
     const proxy = await recorder((req, body, res) => {
-      const upstream = http.request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host } }, async (up) => {
-        const chunks: Buffer[] = []
-        for await (const c of up) chunks.push(c as Buffer)
-        let answer = Buffer.concat(chunks)
-        if (req.url!.startsWith('/xrpc/com.atproto.server.createSession') && up.statusCode === 200) answer = Buffer.from(JSON.stringify({ ...JSON.parse(answer.toString()), didDoc }))
-        res.writeHead(up.statusCode!, { 'content-type': up.headers['content-type'] ?? 'application/json', 'content-length': answer.length }).end(answer)
-      })
+      const upstream = http.request(
+        { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host } },
+        async (up) => {
+          const chunks: Buffer[] = []
+          for await (const c of up) chunks.push(c as Buffer)
+          let answer = Buffer.concat(chunks)
+          if (req.url!.startsWith('/xrpc/com.atproto.server.createSession') && up.statusCode === 200)
+            answer = Buffer.from(JSON.stringify({ ...JSON.parse(answer.toString()), didDoc }))
+          res.writeHead(up.statusCode!, { 'content-type': up.headers['content-type'] ?? 'application/json', 'content-length': answer.length }).end(answer)
+        },
+      )
       upstream.end(body)
     })
     try {

@@ -12,17 +12,30 @@ import { startCli } from './support/children.js'
 /** Tables and their columns, and index names, as each engine reports them. */
 async function schemaOf(db: IndexDb, backend: Backend): Promise<{ columns: Record<string, string[]>; indexes: string[] }> {
   if (backend === 'sqlite') {
-    const tables = (await sql<{ name: string }>`select name from sqlite_master where type = 'table' and name not like 'sqlite_%' and name not like 'kysely_%'`.execute(db)).rows.map((r) => r.name)
+    const tables = (
+      await sql<{ name: string }>`select name from sqlite_master where type = 'table' and name not like 'sqlite_%' and name not like 'kysely_%'`.execute(db)
+    ).rows.map((r) => r.name)
     const columns: Record<string, string[]> = {}
     for (const t of tables) columns[t] = (await sql<{ name: string }>`select name from pragma_table_info(${t})`.execute(db)).rows.map((r) => r.name).sort()
     const indexes = (await sql<{ name: string }>`select name from sqlite_master where type = 'index' and sql is not null`.execute(db)).rows.map((r) => r.name)
     return { columns, indexes: indexes.sort() }
   }
-  const rows = (await sql<{ table_name: string; column_name: string }>`select table_name, column_name from information_schema.columns where table_schema = 'public' and table_name not like 'kysely_%'`.execute(db)).rows
+  const rows = (
+    await sql<{
+      table_name: string
+      column_name: string
+    }>`select table_name, column_name from information_schema.columns where table_schema = 'public' and table_name not like 'kysely_%'`.execute(db)
+  ).rows
   const columns: Record<string, string[]> = {}
   for (const r of rows) (columns[r.table_name] ??= []).push(r.column_name)
   for (const t of Object.keys(columns)) columns[t].sort()
-  const indexes = (await sql<{ indexname: string }>`select indexname from pg_indexes where schemaname = 'public' and indexname not like 'kysely_%' and indexname not in (select conname from pg_constraint where contype = 'p')`.execute(db)).rows.map((r) => r.indexname)
+  const indexes = (
+    await sql<{
+      indexname: string
+    }>`select indexname from pg_indexes where schemaname = 'public' and indexname not like 'kysely_%' and indexname not in (select conname from pg_constraint where contype = 'p')`.execute(
+      db,
+    )
+  ).rows.map((r) => r.indexname)
   return { columns, indexes: indexes.sort() }
 }
 
@@ -69,16 +82,43 @@ describe('the index on SQLite and PostgreSQL', () => {
   })
 
   it('sorts text byte by byte on both engines, whatever the locale', async () => {
-    const uris = ['at://did:plc:b/x/a', 'at://did:plc:B/x/a', 'at://did:plc:a-b/x/a', 'at://did:plc:ab/x/a', 'at://did:plc:a_b/x/a', 'at://did:plc:a.b/x/a', 'at://did:plc:é/x/a', 'at://did:plc:Z/x/a']
+    const uris = [
+      'at://did:plc:b/x/a',
+      'at://did:plc:B/x/a',
+      'at://did:plc:a-b/x/a',
+      'at://did:plc:ab/x/a',
+      'at://did:plc:a_b/x/a',
+      'at://did:plc:a.b/x/a',
+      'at://did:plc:é/x/a',
+      'at://did:plc:Z/x/a',
+    ]
     const order = async (db: IndexDb) => {
       await db.deleteFrom('quarantine').execute()
-      await db.insertInto('quarantine').values(uris.map((uri) => ({ uri, cid: 'c', did: 'd', collection: 'x', reason: 'r', record: '{}', firstSeen: '', lastSeen: '', rev: null, lexiconHash: null }))).execute()
+      await db
+        .insertInto('quarantine')
+        .values(
+          uris.map((uri) => ({
+            uri,
+            cid: 'c',
+            did: 'd',
+            collection: 'x',
+            reason: 'r',
+            record: '{}',
+            firstSeen: '',
+            lastSeen: '',
+            rev: null,
+            lexiconHash: null,
+          })),
+        )
+        .execute()
       return (await db.selectFrom('quarantine').select('uri').orderBy('uri').execute()).map((r) => r.uri)
     }
     const bytewise = [...uris].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
     expect(await order(dbs.sqlite)).toEqual(bytewise)
     expect(await order(dbs.postgres)).toEqual(bytewise)
-    const collation = await sql<{ collation_name: string }>`select collation_name from information_schema.columns where table_name = 'item' and column_name = 'uri'`.execute(dbs.postgres)
+    const collation = await sql<{
+      collation_name: string
+    }>`select collation_name from information_schema.columns where table_name = 'item' and column_name = 'uri'`.execute(dbs.postgres)
     expect(collation.rows[0].collation_name).toBe('C')
   })
 

@@ -38,10 +38,19 @@ describe.each(BACKENDS)('ingest backfill and hosts (%s)', (backend) => {
 
   const start = async (opts: { backfill?: boolean } = {}) => {
     const identity = new Identity({ plcUrl: net.plcUrl, handleResolverUrl: net.pdsUrl, allowPrivateNetwork: true, log })
-    ingest = await startIngest({ db, identity, services: [net.pdsUrl, pds2.url], trustedPds: [new URL(net.pdsUrl).origin], log, backfill: opts.backfill, heartbeatMs: 500 })
+    ingest = await startIngest({
+      db,
+      identity,
+      services: [net.pdsUrl, pds2.url],
+      trustedPds: [new URL(net.pdsUrl).origin],
+      log,
+      backfill: opts.backfill,
+      heartbeatMs: 500,
+    })
   }
   const write = async (i: number, collection: string, record: Record<string, unknown>) =>
-    (await accounts[i].agent.com.atproto.repo.createRecord({ repo: accounts[i].did, collection, record: { $type: collection, ...record }, validate: false })).data
+    (await accounts[i].agent.com.atproto.repo.createRecord({ repo: accounts[i].did, collection, record: { $type: collection, ...record }, validate: false }))
+      .data
   const truth = async () => {
     const all = new Map<string, string>()
     for (const a of accounts) for (const [uri, cid] of await groundTruth(a.pdsUrl, [a.did])) all.set(uri, cid)
@@ -49,13 +58,22 @@ describe.each(BACKENDS)('ingest backfill and hosts (%s)', (backend) => {
   }
   const expectIndexEqualsTruth = async () => expect(Object.fromEntries(await indexedVersions(indexFile))).toEqual(Object.fromEntries(await truth()))
   const isIndexed = async (uri: string) => (await indexedVersions(indexFile)).has(uri)
-  const painting = (code: string, when: string) => ({ slug: `slug-${code}`, code, imageUrl: `https://aesthetic.computer/media/paintings/${code}.png`, when, ref: '65a1b2c3d4e5f60718293a4b' })
+  const painting = (code: string, when: string) => ({
+    slug: `slug-${code}`,
+    code,
+    imageUrl: `https://aesthetic.computer/media/paintings/${code}.png`,
+    when,
+    ref: '65a1b2c3d4e5f60718293a4b',
+  })
 
   beforeAll(async () => {
     work = await fs.mkdtemp(path.join(os.tmpdir(), 'ac-ingest-backfill-'))
     net = await startNetwork()
     pds2 = await TestPds.create({ didPlcUrl: net.plcUrl, repoBackfillLimitMs: 1 })
-    for (const [pds, name] of [[net.network.pds, 'alice'], [pds2, 'bob']] as const) {
+    for (const [pds, name] of [
+      [net.network.pds, 'alice'],
+      [pds2, 'bob'],
+    ] as const) {
       const agent = new AtpAgent({ service: pds.url })
       const password = `pw-${crypto.randomUUID()}`
       const res = await agent.com.atproto.server.createAccount({ handle: `${name}.test`, password, email: `${name}@example.com` })
@@ -74,7 +92,15 @@ describe.each(BACKENDS)('ingest backfill and hosts (%s)', (backend) => {
     db = openIndex(indexFile)
     await migrateIndex(db)
     await start()
-    const cfg = loadConfig({ PDS_URL: net.pdsUrl, ...idx.env, HOST: '127.0.0.1', PORT: '0', ALLOW_PRIVATE_NETWORK: 'true', DASHBOARD: 'false', LOG_LEVEL: 'silent' })
+    const cfg = loadConfig({
+      PDS_URL: net.pdsUrl,
+      ...idx.env,
+      HOST: '127.0.0.1',
+      PORT: '0',
+      ALLOW_PRIVATE_NETWORK: 'true',
+      DASHBOARD: 'false',
+      LOG_LEVEL: 'silent',
+    })
     const app = await runAppView(cfg, log)
     appUrl = app.url
     closeApp = () => app.app.close()
@@ -108,7 +134,10 @@ describe.each(BACKENDS)('ingest backfill and hosts (%s)', (backend) => {
   })
 
   it('follows both live streams', async () => {
-    const [a, b] = [await write(0, 'computer.aesthetic.mood', { mood: 'live 1', when: new Date().toISOString(), ref: 'c' }), await write(1, 'computer.aesthetic.mood', { mood: 'live 2', when: new Date().toISOString(), ref: 'd' })]
+    const [a, b] = [
+      await write(0, 'computer.aesthetic.mood', { mood: 'live 1', when: new Date().toISOString(), ref: 'c' }),
+      await write(1, 'computer.aesthetic.mood', { mood: 'live 2', when: new Date().toISOString(), ref: 'd' }),
+    ]
     await waitFor('both live moods', async () => (await isIndexed(a.uri)) && (await isIndexed(b.uri)), 30_000)
   })
 
@@ -117,7 +146,10 @@ describe.each(BACKENDS)('ingest backfill and hosts (%s)', (backend) => {
     const rows = await db.selectFrom('item').selectAll().where('did', '=', accounts[0].did).execute()
     await db.deleteFrom('item').where('uri', '=', rows[0].uri).execute()
     await db.updateTable('item').set({ cid: 'bafyreibogusbogusbogusbogusbogusbogusbogusbogusbogusbogusbo' }).where('uri', '=', rows[1].uri).execute()
-    await db.insertInto('item').values({ ...rows[1], uri: `at://${accounts[0].did}/computer.aesthetic.mood/3kgonegonegon` }).execute()
+    await db
+      .insertInto('item')
+      .values({ ...rows[1], uri: `at://${accounts[0].did}/computer.aesthetic.mood/3kgonegonegon` })
+      .execute()
     await db.updateTable('repo').set({ rev: '2222222222222' }).execute() // as if older snapshots were indexed
     await start({ backfill: true })
     await ingest.backfillsSettled()
@@ -128,7 +160,12 @@ describe.each(BACKENDS)('ingest backfill and hosts (%s)', (backend) => {
     await ingest.stop()
     const { uri } = await write(1, 'computer.aesthetic.mood', { mood: 'while the ingest was down', when: new Date().toISOString(), ref: 'e' })
     await start()
-    await waitFor('the outdated-cursor backfill', async () => (await db.selectFrom('backfill').selectAll().where('source', '=', pds2.url.replace('http', 'ws')).executeTakeFirst())?.reason === 'outdated cursor', 30_000)
+    await waitFor(
+      'the outdated-cursor backfill',
+      async () =>
+        (await db.selectFrom('backfill').selectAll().where('source', '=', pds2.url.replace('http', 'ws')).executeTakeFirst())?.reason === 'outdated cursor',
+      30_000,
+    )
     await ingest.backfillsSettled()
     expect(await isIndexed(uri)).toBe(true)
     await expectIndexEqualsTruth()
@@ -140,7 +177,11 @@ describe.each(BACKENDS)('ingest backfill and hosts (%s)', (backend) => {
     await db.updateTable('cursor').set({ seq: 1_000_000_000 }).where('service', '=', service).execute()
     const { uri } = await write(0, 'computer.aesthetic.mood', { mood: 'after a host reset', when: new Date().toISOString(), ref: 'f' })
     await start()
-    await waitFor('the future-cursor backfill', async () => (await db.selectFrom('backfill').selectAll().where('source', '=', service).executeTakeFirst())?.reason === 'future cursor', 30_000)
+    await waitFor(
+      'the future-cursor backfill',
+      async () => (await db.selectFrom('backfill').selectAll().where('source', '=', service).executeTakeFirst())?.reason === 'future cursor',
+      30_000,
+    )
     await ingest.backfillsSettled()
     expect(await isIndexed(uri)).toBe(true)
     const later = await write(0, 'computer.aesthetic.mood', { mood: 'live again', when: new Date().toISOString(), ref: 'g' })

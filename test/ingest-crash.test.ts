@@ -46,7 +46,8 @@ describe.each(BACKENDS)('ingest under SIGKILL (%s)', (backend) => {
       accounts.map(async (a) => {
         const writes: unknown[] = []
         const live = [...a.live.entries()].sort(() => Math.random() - 0.5)
-        for (const [key, collection] of live.slice(0, 4)) writes.push({ $type: 'com.atproto.repo.applyWrites#update', collection, rkey: key.split('/')[1], value: record(collection) })
+        for (const [key, collection] of live.slice(0, 4))
+          writes.push({ $type: 'com.atproto.repo.applyWrites#update', collection, rkey: key.split('/')[1], value: record(collection) })
         for (const [key, collection] of live.slice(4, 7)) {
           writes.push({ $type: 'com.atproto.repo.applyWrites#delete', collection, rkey: key.split('/')[1] })
           a.live.delete(key)
@@ -54,7 +55,12 @@ describe.each(BACKENDS)('ingest under SIGKILL (%s)', (backend) => {
         for (let i = 0; i < 12; i++) {
           const collection = i % 2 ? 'app.bsky.feed.post' : AC[i % AC.length]
           const rkey = TID.nextStr()
-          writes.push({ $type: 'com.atproto.repo.applyWrites#create', collection, rkey, value: collection === 'app.bsky.feed.post' ? { $type: collection, text: 'post', createdAt: new Date().toISOString() } : record(collection) })
+          writes.push({
+            $type: 'com.atproto.repo.applyWrites#create',
+            collection,
+            rkey,
+            value: collection === 'app.bsky.feed.post' ? { $type: collection, text: 'post', createdAt: new Date().toISOString() } : record(collection),
+          })
           if (collection !== 'app.bsky.feed.post') a.live.set(`${collection}/${rkey}`, collection)
         }
         await a.agent.com.atproto.repo.applyWrites({ repo: a.did, writes: writes as never, validate: false })
@@ -83,7 +89,10 @@ describe.each(BACKENDS)('ingest under SIGKILL (%s)', (backend) => {
   }
 
   async function expectExact(): Promise<void> {
-    const truth = await groundTruth(net.pdsUrl, accounts.map((a) => a.did))
+    const truth = await groundTruth(
+      net.pdsUrl,
+      accounts.map((a) => a.did),
+    )
     expect(Object.fromEntries(await indexedVersions(indexFile))).toEqual(Object.fromEntries(truth))
   }
 
@@ -112,11 +121,24 @@ describe.each(BACKENDS)('ingest under SIGKILL (%s)', (backend) => {
       accounts.push({ did: acc.did, agent, live: new Map() })
       // bulk of other collections, so a backfill (getRepo + verify) takes a while
       for (let b = 0; b < 3; b++) {
-        const writes = Array.from({ length: 200 }, () => ({ $type: 'com.atproto.repo.applyWrites#create', collection: 'app.bsky.feed.post', rkey: TID.nextStr(), value: { $type: 'app.bsky.feed.post', text: 'filler', createdAt: new Date().toISOString() } }))
+        const writes = Array.from({ length: 200 }, () => ({
+          $type: 'com.atproto.repo.applyWrites#create',
+          collection: 'app.bsky.feed.post',
+          rkey: TID.nextStr(),
+          value: { $type: 'app.bsky.feed.post', text: 'filler', createdAt: new Date().toISOString() },
+        }))
         await agent.com.atproto.repo.applyWrites({ repo: acc.did, writes: writes as never, validate: false })
       }
     }
-    env = { PDS_URL: net.pdsUrl, PLC_URL: net.plcUrl, HANDLE_RESOLVER_URL: net.pdsUrl, ALLOW_PRIVATE_NETWORK: 'true', ...idx.env, INGEST_BACKFILL_CONCURRENCY: '1', INGEST_BATCH_SIZE: '20' }
+    env = {
+      PDS_URL: net.pdsUrl,
+      PLC_URL: net.plcUrl,
+      HANDLE_RESOLVER_URL: net.pdsUrl,
+      ALLOW_PRIVATE_NETWORK: 'true',
+      ...idx.env,
+      INGEST_BACKFILL_CONCURRENCY: '1',
+      INGEST_BATCH_SIZE: '20',
+    }
     await burst()
   })
 
@@ -126,45 +148,53 @@ describe.each(BACKENDS)('ingest under SIGKILL (%s)', (backend) => {
     await fs.rm(work, { recursive: true, force: true })
   })
 
-  it(`restarts to an exact index after ${KILLS} SIGKILLs during the live stream`, async () => {
-    let p = spawnIngest(env) // the CLI first; restarts use the same ingest without the rest of the CLI (faster)
-    for (let k = 0; k < KILLS; k++) {
+  it(
+    `restarts to an exact index after ${KILLS} SIGKILLs during the live stream`,
+    async () => {
+      let p = spawnIngest(env) // the CLI first; restarts use the same ingest without the rest of the CLI (faster)
+      for (let k = 0; k < KILLS; k++) {
+        await caughtUp(p)
+        await expectExact()
+        const writing = burst()
+        await sleep(Math.random() * 800)
+        await kill(p)
+        await writing
+        p = spawnIngest(env, [], true)
+      }
       await caughtUp(p)
       await expectExact()
-      const writing = burst()
-      await sleep(Math.random() * 800)
-      await kill(p)
-      await writing
-      p = spawnIngest(env, [], true)
-    }
-    await caughtUp(p)
-    await expectExact()
-    await stop(p)
-  }, ROUNDS_TIMEOUT_MS)
+      await stop(p)
+    },
+    ROUNDS_TIMEOUT_MS,
+  )
 
-  it(`restarts to an exact index after ${KILLS} SIGKILLs during backfills`, async () => {
-    let midBackfill = 0
-    // a kill that lands after the backfill finished does not count: the round is repeated
-    for (let round = 0; midBackfill < KILLS && round < KILLS * 3; round++) {
-      if (round === 0) {
-        // first start on an empty index: no cursor, a fresh backfill
-        const fresh = await idx.another('backfills')
-        indexFile = fresh.target
-        env = { ...env, ...fresh.env }
+  it(
+    `restarts to an exact index after ${KILLS} SIGKILLs during backfills`,
+    async () => {
+      let midBackfill = 0
+      // a kill that lands after the backfill finished does not count: the round is repeated
+      for (let round = 0; midBackfill < KILLS && round < KILLS * 3; round++) {
+        if (round === 0) {
+          // first start on an empty index: no cursor, a fresh backfill
+          const fresh = await idx.another('backfills')
+          indexFile = fresh.target
+          env = { ...env, ...fresh.env }
+        }
+        const p = spawnIngest(env, round === 0 ? [] : ['--backfill'], true)
+        await untilLog(p, 'backfill starting')
+        const writing = burst()
+        await sleep(Math.random() * 250) // backfills here take 0.4-1.3 s
+        const running = (await backfillStatus()) === 'running'
+        await kill(p)
+        if (running) midBackfill++
+        await writing
+        const resumed = spawnIngest(env, [], true) // resumes the interrupted backfill
+        await caughtUp(resumed)
+        await expectExact()
+        await stop(resumed)
       }
-      const p = spawnIngest(env, round === 0 ? [] : ['--backfill'], true)
-      await untilLog(p, 'backfill starting')
-      const writing = burst()
-      await sleep(Math.random() * 250) // backfills here take 0.4-1.3 s
-      const running = (await backfillStatus()) === 'running'
-      await kill(p)
-      if (running) midBackfill++
-      await writing
-      const resumed = spawnIngest(env, [], true) // resumes the interrupted backfill
-      await caughtUp(resumed)
-      await expectExact()
-      await stop(resumed)
-    }
-    expect(midBackfill).toBe(KILLS)
-  }, ROUNDS_TIMEOUT_MS)
+      expect(midBackfill).toBe(KILLS)
+    },
+    ROUNDS_TIMEOUT_MS,
+  )
 })

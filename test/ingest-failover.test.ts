@@ -49,7 +49,8 @@ describe('ingest failover on PostgreSQL', () => {
       accounts.map(async (a) => {
         const writes: unknown[] = []
         const live = [...a.live.entries()].sort(() => Math.random() - 0.5)
-        for (const [key, collection] of live.slice(0, 3)) writes.push({ $type: 'com.atproto.repo.applyWrites#update', collection, rkey: key.split('/')[1], value: record(collection) })
+        for (const [key, collection] of live.slice(0, 3))
+          writes.push({ $type: 'com.atproto.repo.applyWrites#update', collection, rkey: key.split('/')[1], value: record(collection) })
         for (const [key, collection] of live.slice(3, 5)) {
           writes.push({ $type: 'com.atproto.repo.applyWrites#delete', collection, rkey: key.split('/')[1] })
           a.live.delete(key)
@@ -57,7 +58,12 @@ describe('ingest failover on PostgreSQL', () => {
         for (let i = 0; i < 8; i++) {
           const collection = i % 4 === 3 ? 'app.bsky.feed.post' : AC[i % AC.length]
           const rkey = TID.nextStr()
-          writes.push({ $type: 'com.atproto.repo.applyWrites#create', collection, rkey, value: collection === 'app.bsky.feed.post' ? { $type: collection, text: 'post', createdAt: new Date().toISOString() } : record(collection) })
+          writes.push({
+            $type: 'com.atproto.repo.applyWrites#create',
+            collection,
+            rkey,
+            value: collection === 'app.bsky.feed.post' ? { $type: collection, text: 'post', createdAt: new Date().toISOString() } : record(collection),
+          })
           if (collection !== 'app.bsky.feed.post') a.live.set(`${collection}/${rkey}`, collection)
         }
         await a.agent.com.atproto.repo.applyWrites({ repo: a.did, writes: writes as never, validate: false })
@@ -104,7 +110,10 @@ describe('ingest failover on PostgreSQL', () => {
   }
 
   async function expectExact(): Promise<void> {
-    const truth = await groundTruth(net.pdsUrl, accounts.map((a) => a.did))
+    const truth = await groundTruth(
+      net.pdsUrl,
+      accounts.map((a) => a.did),
+    )
     expect(Object.fromEntries(await indexedVersions(idx.target))).toEqual(Object.fromEntries(truth))
   }
 
@@ -118,7 +127,15 @@ describe('ingest failover on PostgreSQL', () => {
       await agent.login({ identifier: acc.did, password: acc.password })
       accounts.push({ did: acc.did, agent, live: new Map() })
     }
-    env = { PDS_URL: net.pdsUrl, PLC_URL: net.plcUrl, HANDLE_RESOLVER_URL: net.pdsUrl, ALLOW_PRIVATE_NETWORK: 'true', ...idx.env, INGEST_FAILOVER_SECONDS: String(FAILOVER_SECONDS), INGEST_BATCH_SIZE: '20' }
+    env = {
+      PDS_URL: net.pdsUrl,
+      PLC_URL: net.plcUrl,
+      HANDLE_RESOLVER_URL: net.pdsUrl,
+      ALLOW_PRIVATE_NETWORK: 'true',
+      ...idx.env,
+      INGEST_FAILOVER_SECONDS: String(FAILOVER_SECONDS),
+      INGEST_BATCH_SIZE: '20',
+    }
     await burst()
   })
 
@@ -135,7 +152,11 @@ describe('ingest failover on PostgreSQL', () => {
     await waitFor('the first leader', () => leading(leader), 60_000)
     let standby = spawn()
     await waitFor('the standby', () => standby.stderr().includes('ingest standing by'), 60_000)
-    await waitFor('the first backfill', async () => (await withIndex(idx.target, (db) => db.selectFrom('backfill').select('status').executeTakeFirst()))?.status === 'done', 60_000)
+    await waitFor(
+      'the first backfill',
+      async () => (await withIndex(idx.target, (db) => db.selectFrom('backfill').select('status').executeTakeFirst()))?.status === 'done',
+      60_000,
+    )
     await burst() // the first start follows the live tail: an event gives it a cursor to resume from
     await caughtUp()
     await expectExact()
@@ -183,7 +204,11 @@ describe('ingest failover on PostgreSQL', () => {
       const seconds = await takenOver
       expect(seconds).toBeLessThan(FAILOVER_SECONDS)
       await waitFor('the standby to say it leads', () => leading(standby), 10_000)
-      await waitFor('the old leader to stand by', () => (leader.stderr().match(/ingest standing by/g) ?? []).length >= 1 && /leadership ended/.test(leader.stderr()), 60_000)
+      await waitFor(
+        'the old leader to stand by',
+        () => (leader.stderr().match(/ingest standing by/g) ?? []).length >= 1 && /leadership ended/.test(leader.stderr()),
+        60_000,
+      )
       await caughtUp()
       await expectExact()
       process.stdout.write(`failover after a lost connection: ${seconds.toFixed(2)} s\n`)

@@ -19,7 +19,14 @@ const MOOD = 'computer.aesthetic.mood'
 const ROOT = path.resolve(import.meta.dirname, '..')
 
 const mood = (i: number) => ({ $type: MOOD, mood: `mood ${i}`, when: new Date(Date.UTC(2025, 0, 1, 0, i)).toISOString(), ref: `ref${i}` })
-const painting = (code: string) => ({ $type: PAINTING, slug: `s-${code}`, code, imageUrl: `https://aesthetic.computer/media/paintings/${code}.png`, when: '2025-02-01T00:00:00.000Z', ref: '65a1b2c3d4e5f60718293a4b' })
+const painting = (code: string) => ({
+  $type: PAINTING,
+  slug: `s-${code}`,
+  code,
+  imageUrl: `https://aesthetic.computer/media/paintings/${code}.png`,
+  when: '2025-02-01T00:00:00.000Z',
+  ref: '65a1b2c3d4e5f60718293a4b',
+})
 const uriOf = (body: Record<string, unknown>) => `at://${body.repo}/${(body.ops as Array<{ path: string }>)[0].path}`
 
 /**
@@ -45,7 +52,10 @@ describe('verify pool', () => {
     const inline = createVerifyPool(0)
     try {
       await Promise.all([pool.ready(), inline.ready()]) // every worker loaded
-      const [pooled, onMain] = await Promise.all([Promise.all(bodies.map((b) => pool.decode(b, key, [MOOD]))), Promise.all(bodies.map((b) => inline.decode(b, key, [MOOD])))])
+      const [pooled, onMain] = await Promise.all([
+        Promise.all(bodies.map((b) => pool.decode(b, key, [MOOD]))),
+        Promise.all(bodies.map((b) => inline.decode(b, key, [MOOD]))),
+      ])
       expect(pooled).toEqual(onMain)
       expect(pooled.map((ops) => ops[0].record?.mood)).toEqual(bodies.map((_, i) => `mood ${i}`))
       expect(pooled[0][0]).toMatchObject({ action: 'create', collection: MOOD, cid: String(bodies[0].ops[0].cid) })
@@ -72,7 +82,10 @@ describe('verify pool', () => {
         await expect(pool.decode(valid, (await Secp256k1Keypair.create()).did(), [MOOD])).rejects.toThrow(/Invalid signature/)
         await expect(pool.decode({ ...valid, repo: 'did:plc:someoneelse0000000000000' }, key, [MOOD])).rejects.toThrow(/Invalid repo did/)
         for (const bad of [malformed, garbage]) {
-          const err = await pool.decode(bad, key, [MOOD]).then(() => null, (e: Error) => e)
+          const err = await pool.decode(bad, key, [MOOD]).then(
+            () => null,
+            (e: Error) => e,
+          )
           expect(err, `threads ${threads}`).toBeInstanceOf(Error)
           expect(err).not.toBeInstanceOf(RepoVerificationError)
         }
@@ -132,7 +145,11 @@ describe.each(BACKENDS)('ingest with the verify pool (%s)', (backend) => {
   it('applies valid commits in order and refuses a forged signature and a malformed CAR without stopping', async () => {
     await waitFor('the ingest started with 2 verify threads', () => lines.some((l) => l.includes('"verifyThreads":2')), 30_000) // on PostgreSQL, once it leads
     // at the live tail the host sends only what comes after the connection
-    await waitFor('the ingest connected to our host', () => lines.some((l) => l.includes('"msg":"firehose connected"') && l.includes(`"service":"${rogue.url}"`)), 30_000)
+    await waitFor(
+      'the ingest connected to our host',
+      () => lines.some((l) => l.includes('"msg":"firehose connected"') && l.includes(`"service":"${rogue.url}"`)),
+      30_000,
+    )
     const sent: Array<{ uri: string; kept: boolean }> = []
     const send = (body: Record<string, unknown>, kept: boolean) => {
       rogue.send('#commit', body)

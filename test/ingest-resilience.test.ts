@@ -57,7 +57,16 @@ describe.each(BACKENDS)('ingest resilience (%s)', (backend) => {
     const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent')
     read = ReadModel.open(idx.target, { log })
     const identity = new Identity({ plcUrl: net.plcUrl, handleResolverUrl: net.pdsUrl, allowPrivateNetwork: true, log })
-    ingest = await startIngest({ db, identity, services: [proxy.url], trustedPds: [new URL(net.pdsUrl).origin], log, heartbeatMs: 300, watchdogMs: WATCHDOG * 1000, maxReconnectSeconds: 2 })
+    ingest = await startIngest({
+      db,
+      identity,
+      services: [proxy.url],
+      trustedPds: [new URL(net.pdsUrl).origin],
+      log,
+      heartbeatMs: 300,
+      watchdogMs: WATCHDOG * 1000,
+      maxReconnectSeconds: 2,
+    })
     const uri = await writeMood()
     await waitFor('the first mood', () => indexed(uri), 30_000)
   })
@@ -103,9 +112,19 @@ describe.each(BACKENDS)('ingest resilience (%s)', (backend) => {
       await tail.backfillsSettled()
       expect((await tailDb.selectFrom('cursor').select('seq').executeTakeFirstOrThrow()).seq).toBe(-1)
       proxy.drop()
-      await waitFor('a new backfill', async () => (await tailDb.selectFrom('backfill').select('reason').executeTakeFirst())?.reason === 'reconnected at the live tail', 30_000)
+      await waitFor(
+        'a new backfill',
+        async () => (await tailDb.selectFrom('backfill').select('reason').executeTakeFirst())?.reason === 'reconnected at the live tail',
+        30_000,
+      )
       await tail.backfillsSettled()
-      expect((await tailDb.selectFrom('item').select('uri').execute()).length).toBe(await db.selectFrom('item').select('uri').execute().then((r) => r.length))
+      expect((await tailDb.selectFrom('item').select('uri').execute()).length).toBe(
+        await db
+          .selectFrom('item')
+          .select('uri')
+          .execute()
+          .then((r) => r.length),
+      )
     } finally {
       await tail.stop()
       await tailDb.destroy()

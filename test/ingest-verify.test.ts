@@ -7,13 +7,29 @@ import { verifySig } from '../src/signature.js'
 /** Signs a one-record commit on a fresh in-memory repo; returns its #commit body and the key. */
 async function signedCommit(keypair: Secp256k1Keypair | P256Keypair, did = 'did:plc:verifytest000000000000') {
   const repo = await Repo.create(new MemoryBlockstore(), did, keypair)
-  const commit = await repo.formatCommit({ action: WriteOpAction.Create, collection: 'computer.aesthetic.mood', rkey: '3kabcdefghij2', record: { $type: 'computer.aesthetic.mood', mood: 'hi', when: '2025-01-01T00:00:00.000Z', ref: 'r' } }, keypair)
+  const commit = await repo.formatCommit(
+    {
+      action: WriteOpAction.Create,
+      collection: 'computer.aesthetic.mood',
+      rkey: '3kabcdefghij2',
+      record: { $type: 'computer.aesthetic.mood', mood: 'hi', when: '2025-01-01T00:00:00.000Z', ref: 'r' },
+    },
+    keypair,
+  )
   const next = await repo.applyCommit(commit)
   const cid = (await next.data.get('computer.aesthetic.mood/3kabcdefghij2'))!
   const blocks = new BlockMap()
   blocks.addMap(commit.newBlocks)
   blocks.addMap(commit.relevantBlocks)
-  return { body: { repo: did, rev: commit.rev, blocks: await blocksToCarFile(commit.cid, blocks), ops: [{ action: 'create', path: 'computer.aesthetic.mood/3kabcdefghij2', cid }] }, key: keypair.did() }
+  return {
+    body: {
+      repo: did,
+      rev: commit.rev,
+      blocks: await blocksToCarFile(commit.cid, blocks),
+      ops: [{ action: 'create', path: 'computer.aesthetic.mood/3kabcdefghij2', cid }],
+    },
+    key: keypair.did(),
+  }
 }
 
 const all = () => true
@@ -54,7 +70,10 @@ describe('commit verification (native crypto)', () => {
       tampered[10] ^= 1
       expect(await verifySig(keypair.did(), data, tampered)).toBe(false)
       // high-S twin of a valid signature: valid ECDSA, forbidden by the ATProto spec
-      const n = keypair instanceof Secp256k1Keypair ? 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n : 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n
+      const n =
+        keypair instanceof Secp256k1Keypair
+          ? 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n
+          : 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n
       const s = BigInt('0x' + Buffer.from(sig.subarray(32)).toString('hex'))
       const high = Uint8Array.from([...sig.subarray(0, 32), ...Buffer.from((n - s).toString(16).padStart(64, '0'), 'hex')])
       expect(await verifySig(keypair.did(), data, high)).toBe(false)

@@ -37,7 +37,8 @@ describe('PostgreSQL harness', () => {
   })
 
   it('dies with its test process, even one killed outright', async () => {
-    const script = "import { startPostgres } from './test/support/postgres.ts'; const pg = await startPostgres(); process.stdout.write(JSON.stringify(pg) + '\\n'); setInterval(() => {}, 1000)"
+    const script =
+      "import { startPostgres } from './test/support/postgres.ts'; const pg = await startPostgres(); process.stdout.write(JSON.stringify(pg) + '\\n'); setInterval(() => {}, 1000)"
     const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
     const { port, dir } = await new Promise<Postgres>((resolve, reject) => {
       child.stdout!.once('data', (d: Buffer) => resolve(JSON.parse(d.toString())))

@@ -65,7 +65,10 @@ describe('writer share', () => {
 
     expect(await share('#sh1', 'owner', opts)).toMatchObject({ action: 'unchanged', uri: post.uri, cid: post.cid })
     expect(await share('#sh1', 'account', opts)).toMatchObject({ action: 'unchanged', uri: post.uri }) // shared already, from the owner
-    const { stdout } = await promisify(execFile)(process.execPath, [path.join(ROOT, 'bin/ac-appview.js'), 'writer', 'share', '#sh1', '--json'], { cwd: ROOT, env: { ...process.env, ...envOf(stack), LOG_LEVEL: 'silent' } })
+    const { stdout } = await promisify(execFile)(process.execPath, [path.join(ROOT, 'bin/ac-appview.js'), 'writer', 'share', '#sh1', '--json'], {
+      cwd: ROOT,
+      env: { ...process.env, ...envOf(stack), LOG_LEVEL: 'silent' },
+    })
     expect(JSON.parse(stdout)).toMatchObject({ action: 'unchanged', uri: post.uri })
     expect(await posts(artist.did)).toHaveLength(1)
     expect(await posts(acAccount.did)).toHaveLength(0)
@@ -80,7 +83,9 @@ describe('writer share', () => {
     expect(await share('#sh2', 'account', opts)).toMatchObject({ action: 'adopted', uri: first.uri, cid: first.cid })
     expect(await backref('paintings', 'sh2')).toEqual({ uri: first.uri, cid: first.cid, rkey })
     // crash after the intent was recorded, before the post: the rerun posts at the recorded key
-    await stack.net.network.pds.getAgent().com.atproto.repo.deleteRecord({ repo: artist.did, collection: POST, rkey }, { headers: await loginHeaders(stack, artist) })
+    await stack.net.network.pds
+      .getAgent()
+      .com.atproto.repo.deleteRecord({ repo: artist.did, collection: POST, rkey }, { headers: await loginHeaders(stack, artist) })
     await stack.mongo.collection('paintings').updateOne({ code: 'sh2' }, { $unset: { 'bluesky.cid': '' } })
     const again = await share('#sh2', 'account', opts)
     expect(again).toMatchObject({ action: 'created', uri: first.uri })
@@ -91,7 +96,9 @@ describe('writer share', () => {
     await addPainting(stack, artist, { code: 'sh3', png: await pixelArt(16, 3) })
     const { uri } = await share('#sh3', 'owner', opts)
     const rkey = uri!.split('/').pop()!
-    await stack.net.network.pds.getAgent().com.atproto.repo.deleteRecord({ repo: artist.did, collection: POST, rkey }, { headers: await loginHeaders(stack, artist) })
+    await stack.net.network.pds
+      .getAgent()
+      .com.atproto.repo.deleteRecord({ repo: artist.did, collection: POST, rkey }, { headers: await loginHeaders(stack, artist) })
     await expect(share('#sh3', 'owner', opts)).rejects.toThrow(/no longer exists.*unshare/)
     expect(await unshare('#sh3', opts)).toMatchObject({ action: 'deleted', uri })
     expect(await backref('paintings', 'sh3')).toBeUndefined()
@@ -112,7 +119,16 @@ describe('writer share', () => {
   it('shares a tape with its video and a KidLisp program as text and link', async () => {
     const mp4 = (await convertTape(await tapeZip({ width: 24, height: 24, frames: 4 }))).mp4
     await putMedia(stack, 'at-blobs-aesthetic-computer', 'tapes/shT.mp4', mp4)
-    await stack.mongo.collection('tapes').insertOne({ code: 'shT', slug: 'shTslug', when: new Date('2025-01-01'), user: artist.sub, bucket: 'user-aesthetic-computer', nuked: false, mp4Status: 'complete', mp4Url: `${stack.storageUrl('at-blobs-aesthetic-computer')}/tapes/shT.mp4` })
+    await stack.mongo.collection('tapes').insertOne({
+      code: 'shT',
+      slug: 'shTslug',
+      when: new Date('2025-01-01'),
+      user: artist.sub,
+      bucket: 'user-aesthetic-computer',
+      nuked: false,
+      mp4Status: 'complete',
+      mp4Url: `${stack.storageUrl('at-blobs-aesthetic-computer')}/tapes/shT.mp4`,
+    })
     const source = `(wipe navy)\n${'(ink rainbow) (line 0 0 w h)\n'.repeat(20)}`
     await stack.mongo.collection('kidlisp').insertOne({ code: 'shK', source, hash: 'x', when: new Date('2025-01-02'), user: artist.sub })
     const tape = await share('!shT', 'account', opts)
@@ -130,7 +146,9 @@ describe('writer share', () => {
   })
 
   it('scales a painting larger than the image embed allows', async () => {
-    const noise = await sharp(randomBytes(900 * 900 * 3), { raw: { width: 900, height: 900, channels: 3 } }).png().toBuffer()
+    const noise = await sharp(randomBytes(900 * 900 * 3), { raw: { width: 900, height: 900, channels: 3 } })
+      .png()
+      .toBuffer()
     expect(noise.length).toBeGreaterThan(1_000_000)
     await addPainting(stack, artist, { code: 'shB', png: noise })
     const { uri } = await share('#shB', 'owner', opts)
@@ -146,7 +164,10 @@ describe('writer share', () => {
     await expect(share('#shN', 'owner', opts)).rejects.toThrow('#shN: its owner auth0|nobody has no PDS account (share it --as account)')
     await expect(share('#shN', 'account', { ...opts, account: undefined })).rejects.toThrow(/AC_BSKY_DID and AC_BSKY_PASSWORD/)
     expect(await backref('paintings', 'shN')).toBeUndefined()
-    const cli = promisify(execFile)(process.execPath, [path.join(ROOT, 'bin/ac-appview.js'), 'writer', 'share', '#nope'], { cwd: ROOT, env: { ...process.env, ...envOf(stack), LOG_LEVEL: 'silent' } })
+    const cli = promisify(execFile)(process.execPath, [path.join(ROOT, 'bin/ac-appview.js'), 'writer', 'share', '#nope'], {
+      cwd: ROOT,
+      env: { ...process.env, ...envOf(stack), LOG_LEVEL: 'silent' },
+    })
     await expect(cli).rejects.toMatchObject({ code: 2, stderr: 'ac-appview: no painting has the code #nope\n' })
   })
 })
@@ -154,7 +175,15 @@ describe('writer share', () => {
 /** The environment the CLI needs to reach the stack. */
 function envOf(stack: Stack): Record<string, string> {
   const c = stack.cfg
-  return { MONGODB_URI: c.MONGODB_URI!, MONGODB_DB: c.MONGODB_DB, PDS_URL: c.PDS_URL!, PLC_URL: c.PLC_URL, AC_STORAGE_URL: c.AC_STORAGE_URL, ALLOW_PRIVATE_NETWORK: 'true', DATA_DIR: c.DATA_DIR }
+  return {
+    MONGODB_URI: c.MONGODB_URI!,
+    MONGODB_DB: c.MONGODB_DB,
+    PDS_URL: c.PDS_URL!,
+    PLC_URL: c.PLC_URL,
+    AC_STORAGE_URL: c.AC_STORAGE_URL,
+    ALLOW_PRIVATE_NETWORK: 'true',
+    DATA_DIR: c.DATA_DIR,
+  }
 }
 
 /** Authorization headers of a session of `user` (to delete a record outside ac-appview). */

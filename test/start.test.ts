@@ -34,7 +34,15 @@ describe('ac-appview start', () => {
 
   beforeAll(async () => {
     stack = await startStack()
-    await seedSample({ db: stack.mongo, mediaDir: stack.mediaDir, storageUrl: stack.storageUrl, pdsUrl: stack.net.pdsUrl, createAccount: stack.net.createAccount, scale: 'small', seed: 5 })
+    await seedSample({
+      db: stack.mongo,
+      mediaDir: stack.mediaDir,
+      storageUrl: stack.storageUrl,
+      pdsUrl: stack.net.pdsUrl,
+      createAccount: stack.net.createAccount,
+      scale: 'small',
+      seed: 5,
+    })
     for (let i = 0; i < 5; i++) {
       const sub = `auth0|private${i}${new ObjectId().toHexString().slice(0, 8)}`
       const _id = new ObjectId()
@@ -94,7 +102,11 @@ describe('ac-appview start', () => {
     const owner = (await stack.mongo.collection('users').findOne({ 'atproto.did': { $exists: true }, _id: { $ne: 'art-guest' as never } }))!
     const _id = new ObjectId()
     await stack.mongo.collection('moods').insertOne({ _id, mood: 'through every part', when: new Date(), user: owner._id })
-    await waitFor('the mood through the AppView', async () => (await get(`/xrpc/${M}.getAuthorFeed?actor=${owner.atproto.did}&kind=mood`)).text.includes('through every part'), 60_000)
+    await waitFor(
+      'the mood through the AppView',
+      async () => (await get(`/xrpc/${M}.getAuthorFeed?actor=${owner.atproto.did}&kind=mood`)).text.includes('through every part'),
+      60_000,
+    )
     await waitFor('health ok', async () => (await health()).status === 'ok', 30_000)
   })
 
@@ -112,8 +124,10 @@ describe('ac-appview start', () => {
       const page = JSON.parse((await get(`/xrpc/${M}.getFeed?limit=100${cursor ? `&cursor=${cursor}` : ''}`)).text)
       pages.push({ path: 'getFeed page', text: JSON.stringify(page) })
       for (const item of page.items) {
-        for (const p of [`/xrpc/${M}.getAuthorFeed?actor=${item.author.did}`, `/xrpc/computer.aesthetic.actor.getProfile?actor=${item.author.did}`]) if (!pages.some((x) => x.path === p)) await visit(p)
-        if (item.code) await visit(`/xrpc/${M}.resolveCode?code=${encodeURIComponent({ painting: '#', kidlisp: '$', tape: '!' }[item.kind as string] + item.code)}`)
+        for (const p of [`/xrpc/${M}.getAuthorFeed?actor=${item.author.did}`, `/xrpc/computer.aesthetic.actor.getProfile?actor=${item.author.did}`])
+          if (!pages.some((x) => x.path === p)) await visit(p)
+        if (item.code)
+          await visit(`/xrpc/${M}.resolveCode?code=${encodeURIComponent({ painting: '#', kidlisp: '$', tape: '!' }[item.kind as string] + item.code)}`)
       }
       cursor = page.cursor
     } while (cursor)

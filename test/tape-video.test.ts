@@ -101,7 +101,10 @@ describe('convertTape', () => {
 
     it('a ZIP bomb: a high compression ratio, caught while inflating', async () => {
       const zeros = Buffer.alloc(16 * 1024 * 1024)
-      const bomb = makeZip([{ name: 'frame-00000.png', data: await frame() }, { name: 'soundtrack.wav', data: zeros }])
+      const bomb = makeZip([
+        { name: 'frame-00000.png', data: await frame() },
+        { name: 'soundtrack.wav', data: zeros },
+      ])
       expect(bomb.length).toBeLessThan(64 * 1024) // ~16 MB from under 64 KB
       await refused(bomb, ZipError, /^ZIP entry "soundtrack.wav": compression ratio over 200:1 .* refused as a ZIP bomb$/)
     })
@@ -132,26 +135,74 @@ describe('convertTape', () => {
         ['frames/frame-00000.png', /folders are not allowed; entries must be flat/],
       ]
       for (const [name, message] of cases) {
-        await refused(makeZip([{ name: 'frame-00000.png', data: await frame() }, { name, data: await frame() }]), ZipError, message)
+        await refused(
+          makeZip([
+            { name: 'frame-00000.png', data: await frame() },
+            { name, data: await frame() },
+          ]),
+          ZipError,
+          message,
+        )
       }
     })
 
     it('unexpected and duplicate files', async () => {
       for (const name of ['notes.txt', 'frame-1.png', 'frame-00000.PNG', 'evil.sh', '.hidden']) {
-        await refused(await tapeZip({ width: 12, height: 12, frames: 2, extra: [[name, Buffer.from('x')]] }), ZipError, new RegExp(`^ZIP entry "${name.replace(/\./g, '\\.')}": unexpected file; only frame-NNNNN.png, timing.json, metadata.json and soundtrack.wav are allowed$`))
+        await refused(
+          await tapeZip({ width: 12, height: 12, frames: 2, extra: [[name, Buffer.from('x')]] }),
+          ZipError,
+          new RegExp(
+            `^ZIP entry "${name.replace(/\./g, '\\.')}": unexpected file; only frame-NNNNN.png, timing.json, metadata.json and soundtrack.wav are allowed$`,
+          ),
+        )
       }
-      await refused(makeZip([{ name: 'frame-00000.png', data: await frame() }, { name: 'frame-00000.png', data: await frame() }]), ZipError, /"frame-00000.png": appears twice/)
+      await refused(
+        makeZip([
+          { name: 'frame-00000.png', data: await frame() },
+          { name: 'frame-00000.png', data: await frame() },
+        ]),
+        ZipError,
+        /"frame-00000.png": appears twice/,
+      )
     })
 
     it('tapes whose content is unusable', async () => {
       await refused(makeZip([{ name: 'timing.json', data: Buffer.from('[]') }]), TapeError, /^tape has no frames/)
-      await refused(makeZip([{ name: 'frame-00000.png', data: await frame() }, { name: 'frame-00002.png', data: await frame() }]), TapeError, /frame-00001.png is missing/)
-      await refused(makeZip([{ name: 'frame-00000.png', data: await frame() }, { name: 'frame-00001.png', data: await framePng(14, 12, 1) }]), TapeError, /frame-00001.png is 14×12 but frame-00000.png is 12×12; all frames must be the same size/)
+      await refused(
+        makeZip([
+          { name: 'frame-00000.png', data: await frame() },
+          { name: 'frame-00002.png', data: await frame() },
+        ]),
+        TapeError,
+        /frame-00001.png is missing/,
+      )
+      await refused(
+        makeZip([
+          { name: 'frame-00000.png', data: await frame() },
+          { name: 'frame-00001.png', data: await framePng(14, 12, 1) },
+        ]),
+        TapeError,
+        /frame-00001.png is 14×12 but frame-00000.png is 12×12; all frames must be the same size/,
+      )
       await refused(makeZip([{ name: 'frame-00000.png', data: Buffer.from('GIF89a not a png at all, really') }]), TapeError, /^frame-00000.png is not a PNG$/)
       await refused(makeZip([{ name: 'frame-00000.png', data: await framePng(1, 12, 0) }]), TapeError, /frames must be at least 2×2/)
       await refused(makeZip([{ name: 'frame-00000.png', data: await framePng(4100, 2, 0) }]), TapeError, /at most 4096 pixels on a side/)
-      await refused(makeZip([{ name: 'frame-00000.png', data: await frame() }, { name: 'soundtrack.wav', data: Buffer.from('RIFF....WAVE') }]), TapeError, /^soundtrack.wav: no data chunk$/)
-      await refused(makeZip([{ name: 'frame-00000.png', data: await frame() }, { name: 'soundtrack.wav', data: sineWav(1).subarray(0, 44) }]), TapeError, /^soundtrack.wav: the data chunk is empty$/)
+      await refused(
+        makeZip([
+          { name: 'frame-00000.png', data: await frame() },
+          { name: 'soundtrack.wav', data: Buffer.from('RIFF....WAVE') },
+        ]),
+        TapeError,
+        /^soundtrack.wav: no data chunk$/,
+      )
+      await refused(
+        makeZip([
+          { name: 'frame-00000.png', data: await frame() },
+          { name: 'soundtrack.wav', data: sineWav(1).subarray(0, 44) },
+        ]),
+        TapeError,
+        /^soundtrack.wav: the data chunk is empty$/,
+      )
     })
 
     it('an MP4 over the size limit, and an ffmpeg run over its time limit', async () => {
@@ -166,7 +217,9 @@ describe('convertTape', () => {
     const started = performance.now()
     const video: TapeVideo = await convertTape(zip, opts())
     const ms = performance.now() - started
-    console.log(`typical tape: ${zip.length} B ZIP, 90 frames ${video.width}×${video.height}, 3 s with sound → ${video.mp4.length} B MP4 in ${Math.round(ms)} ms`)
+    console.log(
+      `typical tape: ${zip.length} B ZIP, 90 frames ${video.width}×${video.height}, 3 s with sound → ${video.mp4.length} B MP4 in ${Math.round(ms)} ms`,
+    )
     expect(video).toMatchObject({ fps: 30, frames: 90, hasAudio: true })
     expect(ms).toBeLessThan(20_000)
   })

@@ -39,7 +39,9 @@ describe('writer: tapes become videos', () => {
   async function record(id: ObjectId) {
     const doc = await stack.mongo.collection('tapes').findOne({ _id: id })
     const uri = doc?.atproto?.uri as string
-    const res = await stack.net.network.pds.getAgent().com.atproto.repo.getRecord({ repo: guestDid, collection: 'computer.aesthetic.tape', rkey: uri.split('/').pop()! })
+    const res = await stack.net.network.pds
+      .getAgent()
+      .com.atproto.repo.getRecord({ repo: guestDid, collection: 'computer.aesthetic.tape', rkey: uri.split('/').pop()! })
     return res.data.value as Record<string, any>
   }
 
@@ -53,11 +55,20 @@ describe('writer: tapes become videos', () => {
     stack = await startStack()
     const guest = await stack.net.createAccount('art')
     guestDid = guest.did
-    await stack.mongo.collection('users').insertOne({ _id: 'art-guest' as never, code: 'ac21artg', when: new Date('2021-01-01'), atproto: { ...guest, createdAt: new Date() } })
+    await stack.mongo
+      .collection('users')
+      .insertOne({ _id: 'art-guest' as never, code: 'ac21artg', when: new Date('2021-01-01'), atproto: { ...guest, createdAt: new Date() } })
 
     await put(GUEST_BUCKET, 'tpendslug.zip', await tapeZip({ width: 96, height: 54, frames: 12, soundSeconds: 1.5 }))
     const frame = await framePng(12, 12, 0)
-    await put(GUEST_BUCKET, 'ttravslug.zip', makeZip([{ name: 'frame-00000.png', data: frame }, { name: '../evil.png', data: frame }]))
+    await put(
+      GUEST_BUCKET,
+      'ttravslug.zip',
+      makeZip([
+        { name: 'frame-00000.png', data: frame },
+        { name: '../evil.png', data: frame },
+      ]),
+    )
     const done = await convertTape(await tapeZip({ width: 48, height: 48, frames: 5 }))
     acMp4 = done.mp4
     acThumb = done.thumbnail
@@ -86,8 +97,16 @@ describe('writer: tapes become videos', () => {
     const failed = first.problems.filter((p) => p.action === 'failed')
     expect(failed).toEqual(
       expect.arrayContaining([
-        expect.objectContaining({ kind: 'tape', id: ids.traversal.toHexString(), reason: expect.stringMatching(/^video: tape ZIP http:\/\/.*\/ttravslug\.zip: ZIP entry "\.\.\/evil\.png": path traversal \(\.\.\) is not allowed$/) }),
-        expect.objectContaining({ kind: 'tape', id: ids.missing.toHexString(), reason: expect.stringMatching(/^video: GET http:\/\/.*\/tgoneslug\.zip: HTTP 404$/) }),
+        expect.objectContaining({
+          kind: 'tape',
+          id: ids.traversal.toHexString(),
+          reason: expect.stringMatching(/^video: tape ZIP http:\/\/.*\/ttravslug\.zip: ZIP entry "\.\.\/evil\.png": path traversal \(\.\.\) is not allowed$/),
+        }),
+        expect.objectContaining({
+          kind: 'tape',
+          id: ids.missing.toHexString(),
+          reason: expect.stringMatching(/^video: GET http:\/\/.*\/tgoneslug\.zip: HTTP 404$/),
+        }),
       ]),
     )
     expect(failed).toHaveLength(2)
@@ -140,6 +159,11 @@ describe('writer: tapes become videos', () => {
     await stack.mongo.collection('tapes').insertOne(tapeDoc(ids.big, 'tbig'))
     const report = await runBackfill(stack.cfg, stack.log)
     const big = report.problems.filter((p) => p.id === ids.big.toHexString())
-    expect(big).toEqual([expect.objectContaining({ action: 'failed', reason: expect.stringMatching(/^video: video\/mp4 blob of \d+ bytes is over the PDS's upload limit \(HTTP 413\)$/) })])
+    expect(big).toEqual([
+      expect.objectContaining({
+        action: 'failed',
+        reason: expect.stringMatching(/^video: video\/mp4 blob of \d+ bytes is over the PDS's upload limit \(HTTP 413\)$/),
+      }),
+    ])
   })
 })

@@ -20,7 +20,16 @@ describe('writer CLI', () => {
   const cli = (args: string[], env: Record<string, string> = {}) =>
     new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
       const child = spawnCli(args, {
-        env: { ...process.env, MONGODB_URI: stack.cfg.MONGODB_URI, MONGODB_DB: stack.cfg.MONGODB_DB, PDS_URL: stack.cfg.PDS_URL, AC_STORAGE_URL: stack.cfg.AC_STORAGE_URL, DATA_DIR: path.join(stack.work, 'writer'), LOG_LEVEL: 'warn', ...env },
+        env: {
+          ...process.env,
+          MONGODB_URI: stack.cfg.MONGODB_URI,
+          MONGODB_DB: stack.cfg.MONGODB_DB,
+          PDS_URL: stack.cfg.PDS_URL,
+          AC_STORAGE_URL: stack.cfg.AC_STORAGE_URL,
+          DATA_DIR: path.join(stack.work, 'writer'),
+          LOG_LEVEL: 'warn',
+          ...env,
+        },
         stdio: ['ignore', 'pipe', 'pipe'],
       })
       let stdout = ''
@@ -39,7 +48,8 @@ describe('writer CLI', () => {
     for (const [i, sub] of accountless.entries()) {
       await stack.mongo.collection('moods').insertOne({ _id: new ObjectId(), mood: `mood ${i}`, when: new Date(Date.UTC(2022, 0, 1 + i)), user: sub })
     }
-    for (let i = 0; i < 4; i++) await stack.mongo.collection('moods').insertOne({ _id: new ObjectId(), mood: `ana ${i}`, when: new Date(Date.UTC(2023, 0, 1 + i)), user: ana.sub })
+    for (let i = 0; i < 4; i++)
+      await stack.mongo.collection('moods').insertOne({ _id: new ObjectId(), mood: `ana ${i}`, when: new Date(Date.UTC(2023, 0, 1 + i)), user: ana.sub })
     await addPainting(stack, ana, { code: 'Ok1', png: await pixelArt(64) })
     await addPainting(stack, ana, { code: 'Ms1' }) // its PNG is missing from storage
   })
@@ -93,7 +103,19 @@ describe('writer CLI', () => {
   it('finds an orphan in a repo whose owner has no items, and --fix removes it', async () => {
     const agent = stack.net.network.pds.getAgent()
     await agent.login({ identifier: empty.did, password: empty.password })
-    await agent.com.atproto.repo.createRecord({ repo: empty.did, collection: PAINTING, record: { $type: PAINTING, slug: 'x', code: 'Orp', imageUrl: 'https://aesthetic.computer/media/paintings/Orp.png', when: new Date().toISOString(), ref: new ObjectId().toHexString() }, validate: false })
+    await agent.com.atproto.repo.createRecord({
+      repo: empty.did,
+      collection: PAINTING,
+      record: {
+        $type: PAINTING,
+        slug: 'x',
+        code: 'Orp',
+        imageUrl: 'https://aesthetic.computer/media/paintings/Orp.png',
+        when: new Date().toISOString(),
+        ref: new ObjectId().toHexString(),
+      },
+      validate: false,
+    })
     const audit = await cli(['writer', 'audit', '--user', 'idle'])
     expect(audit.code).toBe(1)
     expect(audit.stdout).toMatch(/^\s+1\s+orphan: no live item has ref <id>$/m)
@@ -105,7 +127,10 @@ describe('writer CLI', () => {
 
   it('names a bad argument in one line and exits 2', async () => {
     for (const [args, pattern] of [
-      [['writer', 'backfill', '--only', 'paintings'], /--only.*unknown kind paintings; expected a comma-separated list of painting, mood, piece, kidlisp, tape/],
+      [
+        ['writer', 'backfill', '--only', 'paintings'],
+        /--only.*unknown kind paintings; expected a comma-separated list of painting, mood, piece, kidlisp, tape/,
+      ],
       [['writer', 'audit', '--user', '@nobody'], /--user: no AC user is @nobody/],
       [['writer', 'backfill', '--limit', 'many'], /--limit.*not a positive integer: many/],
       [['writer', 'backfil'], /unknown command 'backfil'/],

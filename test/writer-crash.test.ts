@@ -7,7 +7,6 @@ import { listRepo } from './support/ac.js'
 import { spawnCli } from './support/children.js'
 import { startStack, waitFor, type Stack } from './support/stack.js'
 
-
 function writerEnv(stack: Stack) {
   return {
     ...process.env,
@@ -42,7 +41,15 @@ describe('writer crash safety', () => {
 
   beforeAll(async () => {
     stack = await startStack()
-    await seedSample({ db: stack.mongo, mediaDir: stack.mediaDir, storageUrl: stack.storageUrl, pdsUrl: stack.net.pdsUrl, createAccount: stack.net.createAccount, scale: 'small', seed: 11 })
+    await seedSample({
+      db: stack.mongo,
+      mediaDir: stack.mediaDir,
+      storageUrl: stack.storageUrl,
+      pdsUrl: stack.net.pdsUrl,
+      createAccount: stack.net.createAccount,
+      scale: 'small',
+      seed: 11,
+    })
   })
 
   afterAll(async () => {
@@ -95,7 +102,14 @@ describe('writer crash safety', () => {
       await waitFor('every change mirrored exactly once', mirrored, 60_000)
       for (const id of ids) {
         const doc = (await stack.mongo.collection('moods').findOne({ _id: id }))!
-        await waitFor(`the latest text of ${id}`, async () => [...(await listRepo(stack, user.atproto.did, 'computer.aesthetic.mood')).values()].some((r) => r.value.ref === id.toHexString() && r.value.mood === doc.mood), 30_000)
+        await waitFor(
+          `the latest text of ${id}`,
+          async () =>
+            [...(await listRepo(stack, user.atproto.did, 'computer.aesthetic.mood')).values()].some(
+              (r) => r.value.ref === id.toHexString() && r.value.mood === doc.mood,
+            ),
+          30_000,
+        )
       }
       // The restarted writer may still be replaying changes from before the kills: it must
       // converge on MongoDB's state (every record, text and back-reference right) by itself.

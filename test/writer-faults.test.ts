@@ -30,7 +30,11 @@ describe('writer live under faults', () => {
   /** Each id has exactly one record in the repo. */
   const expectMirroredOnce = async (ids: ObjectId[]) => {
     const refs = [...(await listRepo(stack, user.did, MOOD)).values()].map((r) => r.value.ref)
-    for (const id of ids) expect(refs.filter((r) => r === id.toHexString()), id.toHexString()).toHaveLength(1)
+    for (const id of ids)
+      expect(
+        refs.filter((r) => r === id.toHexString()),
+        id.toHexString(),
+      ).toHaveLength(1)
   }
 
   beforeAll(async () => {
@@ -38,7 +42,11 @@ describe('writer live under faults', () => {
     user = await addUser(stack, 'faulty')
     const target = new URL(stack.cfg.MONGODB_URI!.replace('mongodb://', 'http://'))
     proxy = await startCutProxy({ host: target.hostname, port: Number(target.port) })
-    const cfg = { ...stack.cfg, MONGODB_URI: `mongodb://127.0.0.1:${proxy.port}/?directConnection=true&serverSelectionTimeoutMS=2000`, WRITER_RECONCILE_SECONDS: 0 }
+    const cfg = {
+      ...stack.cfg,
+      MONGODB_URI: `mongodb://127.0.0.1:${proxy.port}/?directConnection=true&serverSelectionTimeoutMS=2000`,
+      WRITER_RECONCILE_SECONDS: 0,
+    }
     live = await runLive(cfg, stack.log)
   })
 

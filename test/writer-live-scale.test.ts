@@ -14,7 +14,17 @@ const MOOD = 'computer.aesthetic.mood'
 /** Log lines of a test logger, parsed. */
 function captureLog() {
   const lines: Array<Record<string, any>> = []
-  const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(...String(chunk).trim().split('\n').map((l) => JSON.parse(l))), done()) })
+  const sink = new Writable({
+    write: (chunk, _enc, done) => (
+      lines.push(
+        ...String(chunk)
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l)),
+      ),
+      done()
+    ),
+  })
   return { log: pino({ level: 'info' }, sink), lines }
 }
 
@@ -23,7 +33,12 @@ async function moodLatency(stack: Stack, user: AcUser, text: string): Promise<nu
   const _id = new ObjectId()
   const started = Date.now()
   await stack.mongo.collection('moods').insertOne({ _id, mood: text, when: new Date(), user: user.sub })
-  await waitFor(`the mood ${text}`, async () => [...(await listRepo(stack, user.did, MOOD)).values()].some((r) => r.value.ref === _id.toHexString()), 30_000, 25)
+  await waitFor(
+    `the mood ${text}`,
+    async () => [...(await listRepo(stack, user.did, MOOD)).values()].some((r) => r.value.ref === _id.toHexString()),
+    30_000,
+    25,
+  )
   return Date.now() - started
 }
 
@@ -40,11 +55,22 @@ describe('writer live at scale: never waits for a reconcile pass, nor for one us
     const queue = new PQueue({ concurrency: 4 })
     users = await Promise.all(Array.from({ length: REPOS }, (_, i) => queue.add(() => addUser(stack, `user${i}`)) as Promise<AcUser>))
     const when = (j: number) => new Date(Date.UTC(2024, 0, 1, 0, j))
-    await stack.mongo.collection('moods').insertMany(users.flatMap((u, i) => Array.from({ length: 20 }, (_, j) => ({ _id: new ObjectId(), mood: `mood ${i}.${j}`, when: when(j), user: u.sub }))))
+    await stack.mongo
+      .collection('moods')
+      .insertMany(users.flatMap((u, i) => Array.from({ length: 20 }, (_, j) => ({ _id: new ObjectId(), mood: `mood ${i}.${j}`, when: when(j), user: u.sub }))))
     const png = await pixelArt(32)
     for (const [i, u] of users.entries()) {
       for (let j = 0; j < 12; j++) await putMedia(stack, 'user-aesthetic-computer', `${u.sub}/painting/p${i}-${j}.png`, png)
-      await stack.mongo.collection('paintings').insertMany(Array.from({ length: 12 }, (_, j) => ({ _id: new ObjectId(), code: `s${i}x${j}`, slug: `p${i}-${j}:r${i}-${j}`, when: when(j), bucket: 'user-aesthetic-computer', user: u.sub })))
+      await stack.mongo.collection('paintings').insertMany(
+        Array.from({ length: 12 }, (_, j) => ({
+          _id: new ObjectId(),
+          code: `s${i}x${j}`,
+          slug: `p${i}-${j}:r${i}-${j}`,
+          when: when(j),
+          bucket: 'user-aesthetic-computer',
+          user: u.sub,
+        })),
+      )
     }
     live = await runLive({ ...stack.cfg, WRITER_CONCURRENCY: 1, WRITER_RECONCILE_SECONDS: 1 }, stack.log)
     await live.reconciled()
@@ -69,7 +95,9 @@ describe('writer live at scale: never waits for a reconcile pass, nor for one us
 
   it("records one user's taken handle and another's wrong password as failures, and a third user's edit still shows within 1 s", async () => {
     const [taken, renamed, locked, third] = [users[5], users[6], users[7], users[8]]
-    await stack.mongo.collection('@handles').updateOne({ _id: renamed.sub as never }, { $set: { handle: taken.pdsHandle.split('.')[0], updatedAt: new Date() } })
+    await stack.mongo
+      .collection('@handles')
+      .updateOne({ _id: renamed.sub as never }, { $set: { handle: taken.pdsHandle.split('.')[0], updatedAt: new Date() } })
     await stack.mongo.collection('users').updateOne({ _id: locked.sub as never }, { $set: { 'atproto.password': 'not-the-password' } })
     const lockedMood = new ObjectId()
     await stack.mongo.collection('moods').insertOne({ _id: lockedMood, mood: 'behind a wrong password', when: new Date(), user: locked.sub })
@@ -77,10 +105,20 @@ describe('writer live at scale: never waits for a reconcile pass, nor for one us
 
     const ledger = new Ledger(stack.cfg.DATA_DIR)
     try {
-      await waitFor('both failures recorded', () => ledger.problems().filter((p) => p.action === 'failed' && (p.id === renamed.did || p.id === lockedMood.toHexString())).length === 2, 20_000)
+      await waitFor(
+        'both failures recorded',
+        () => ledger.problems().filter((p) => p.action === 'failed' && (p.id === renamed.did || p.id === lockedMood.toHexString())).length === 2,
+        20_000,
+      )
       const problems = ledger.problems()
-      expect(problems.find((p) => p.id === renamed.did)).toMatchObject({ kind: 'handle', reason: expect.stringMatching(/^PDS refused the handle: Handle already taken/) })
-      expect(problems.find((p) => p.id === lockedMood.toHexString())).toMatchObject({ kind: 'mood', reason: expect.stringMatching(/^login as did:.* failed: /) })
+      expect(problems.find((p) => p.id === renamed.did)).toMatchObject({
+        kind: 'handle',
+        reason: expect.stringMatching(/^PDS refused the handle: Handle already taken/),
+      })
+      expect(problems.find((p) => p.id === lockedMood.toHexString())).toMatchObject({
+        kind: 'mood',
+        reason: expect.stringMatching(/^login as did:.* failed: /),
+      })
     } finally {
       ledger.close()
     }
@@ -96,7 +134,12 @@ describe('writer live problems over many reconcile passes', () => {
   beforeAll(async () => {
     stack = await startStack()
     await addUser(stack, 'only')
-    const moods = Array.from({ length: 3000 }, (_, i) => ({ _id: new ObjectId(), mood: `accountless ${i}`, when: new Date(Date.UTC(2023, 0, 1, 0, i % 1000)), user: `auth0|gone${i % 300}` }))
+    const moods = Array.from({ length: 3000 }, (_, i) => ({
+      _id: new ObjectId(),
+      mood: `accountless ${i}`,
+      when: new Date(Date.UTC(2023, 0, 1, 0, i % 1000)),
+      user: `auth0|gone${i % 300}`,
+    }))
     await stack.mongo.collection('moods').insertMany(moods)
     live = await runLive({ ...stack.cfg, WRITER_RECONCILE_SECONDS: 1 }, captured.log)
   }, 300_000)
@@ -125,7 +168,9 @@ describe('writer live problems over many reconcile passes', () => {
       await waitFor('the bad document recorded', () => ledger.problems().some((p) => p.id === bad.toHexString()), 20_000)
       expect(ledger.problems().find((p) => p.id === bad.toHexString())).toMatchObject({ action: 'invalid', reason: 'mood: is longer than 5,000 characters' })
       await waitFor('a second pass over it', () => (ledger.problems().find((p) => p.id === bad.toHexString())?.count ?? 0) >= 2, 20_000)
-      expect(captured.lines.filter((l) => l.msg === 'writer problem' && l.id === bad.toHexString())).toEqual([expect.objectContaining({ level: 40, action: 'invalid', reason: 'mood: is longer than 5,000 characters' })])
+      expect(captured.lines.filter((l) => l.msg === 'writer problem' && l.id === bad.toHexString())).toEqual([
+        expect.objectContaining({ level: 40, action: 'invalid', reason: 'mood: is longer than 5,000 characters' }),
+      ])
     } finally {
       ledger.close()
     }

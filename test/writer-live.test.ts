@@ -14,7 +14,8 @@ describe('writer live', () => {
   let bo: AcUser
   let live: Live
 
-  const byRef = async (did: string, collection: string, id: ObjectId) => [...(await listRepo(stack, did, collection)).entries()].find(([, r]) => r.value.ref === id.toHexString())
+  const byRef = async (did: string, collection: string, id: ObjectId) =>
+    [...(await listRepo(stack, did, collection)).entries()].find(([, r]) => r.value.ref === id.toHexString())
 
   beforeAll(async () => {
     stack = await startStack()
@@ -73,7 +74,10 @@ describe('writer live', () => {
     await stack.mongo.collection('@handles').updateOne({ _id: bo.sub as never }, { $set: { handle: 'bo_renamed', updatedAt: new Date() } })
     const agent = stack.net.network.pds.getAgent()
     await waitFor('the new PDS handle', async () => (await agent.com.atproto.repo.describeRepo({ repo: bo.did })).data.handle === 'bo-renamed.test', 20_000)
-    await waitFor('users.atproto.handle', async () => (await stack.mongo.collection('users').findOne({ _id: bo.sub as never }))!.atproto.handle === 'bo-renamed.test')
+    await waitFor(
+      'users.atproto.handle',
+      async () => (await stack.mongo.collection('users').findOne({ _id: bo.sub as never }))!.atproto.handle === 'bo-renamed.test',
+    )
   })
 
   it('leaves MongoDB and the repos in agreement (audit clean)', async () => {

@@ -58,9 +58,11 @@ describe('writer under PDS rate limits', () => {
 
   it('finishes a backfill larger than the write budget without a failed item, waiting and saying why', async () => {
     const moods = 450 // 1,350 points: more than two windows' budget
-    await stack.mongo.collection('moods').insertMany(
-      Array.from({ length: moods }, (_, i) => ({ _id: new ObjectId(), mood: `mood ${i}`, when: new Date(Date.UTC(2024, 0, 1, 0, 0, i)), user: user.sub })),
-    )
+    await stack.mongo
+      .collection('moods')
+      .insertMany(
+        Array.from({ length: moods }, (_, i) => ({ _id: new ObjectId(), mood: `mood ${i}`, when: new Date(Date.UTC(2024, 0, 1, 0, 0, i)), user: user.sub })),
+      )
     const started = Date.now()
     const report = await runBackfill(stack.cfg, stack.log)
     expect(report.problems).toEqual([])

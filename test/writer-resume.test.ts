@@ -16,7 +16,16 @@ describe('writer backfill under a crash loop', () => {
   let big: AcUser
   let proxy: Awaited<ReturnType<typeof startCountingProxy>>
 
-  const env = () => ({ ...process.env, MONGODB_URI: stack.cfg.MONGODB_URI, MONGODB_DB: stack.cfg.MONGODB_DB, PDS_URL: proxy.url, AC_STORAGE_URL: stack.cfg.AC_STORAGE_URL, DATA_DIR: path.join(stack.work, 'writer'), LOG_LEVEL: 'info', WRITER_CONCURRENCY: '2' })
+  const env = () => ({
+    ...process.env,
+    MONGODB_URI: stack.cfg.MONGODB_URI,
+    MONGODB_DB: stack.cfg.MONGODB_DB,
+    PDS_URL: proxy.url,
+    AC_STORAGE_URL: stack.cfg.AC_STORAGE_URL,
+    DATA_DIR: path.join(stack.work, 'writer'),
+    LOG_LEVEL: 'info',
+    WRITER_CONCURRENCY: '2',
+  })
 
   /**
    * Runs the CLI; with `killAfterMs`, kills it with SIGKILL that long after it starts comparing
@@ -44,7 +53,9 @@ describe('writer backfill under a crash loop', () => {
     proxy = await startCountingProxy(stack.net.pdsUrl)
     big = await addUser(stack, 'big')
     const when = (i: number) => new Date(Date.UTC(2024, 0, 1) + i * 60_000)
-    await stack.mongo.collection('moods').insertMany(Array.from({ length: MOODS }, (_, i) => ({ _id: new ObjectId(), mood: `mood ${i}`, when: when(i), user: big.sub })))
+    await stack.mongo
+      .collection('moods')
+      .insertMany(Array.from({ length: MOODS }, (_, i) => ({ _id: new ObjectId(), mood: `mood ${i}`, when: when(i), user: big.sub })))
     const paintings = []
     for (let i = 0; i < PAINTINGS; i++) {
       const slug = `2024.1.1.0.0.0.${i}`
@@ -60,7 +71,8 @@ describe('writer backfill under a crash loop', () => {
   })
 
   it('progresses through the largest repo under SIGKILLs every 1.5-3 s of work, shows killed runs as interrupted, and uploads no blob twice', async () => {
-    const records = async () => (await listRepo(stack, big.did, 'computer.aesthetic.mood')).size + (await listRepo(stack, big.did, 'computer.aesthetic.painting')).size
+    const records = async () =>
+      (await listRepo(stack, big.did, 'computer.aesthetic.mood')).size + (await listRepo(stack, big.did, 'computer.aesthetic.painting')).size
     let kills = 0
     let finished
     let before = 0

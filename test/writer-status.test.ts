@@ -19,7 +19,11 @@ describe('writer status across processes', () => {
   let statusUrl: string
   let appview: string
 
-  const dashboard = async () => (await (await fetch(`${appview}/dashboard/api/status`, { headers: OPERATOR })).json()) as { writer: { mode: string; status: string; startedAt: string } | null; writerUnreachable?: string }
+  const dashboard = async () =>
+    (await (await fetch(`${appview}/dashboard/api/status`, { headers: OPERATOR })).json()) as {
+      writer: { mode: string; status: string; startedAt: string } | null
+      writerUnreachable?: string
+    }
 
   beforeAll(async () => {
     stack = await startStack()
@@ -28,8 +32,24 @@ describe('writer status across processes', () => {
     appview = `http://127.0.0.1:${port}`
     writer = startCli(['writer', 'live'], { ...stack.env, METRICS_PORT: String(metricsPort), ADMIN_PASSWORD: ADMIN })
     serve = startCli(['serve'], { ...stack.env, PORT: String(port), ADMIN_PASSWORD: ADMIN, WRITER_STATUS_URL: statusUrl })
-    await waitFor('the writer status endpoint', async () => (await fetch(statusUrl, { headers: OPERATOR }).then((r) => r.ok, () => false)) || writer.child.exitCode !== null, 60_000)
-    await waitFor('the AppView', async () => (await fetch(`${appview}/xrpc/_health`).then(() => true, () => false)) || serve.child.exitCode !== null, 60_000)
+    await waitFor(
+      'the writer status endpoint',
+      async () =>
+        (await fetch(statusUrl, { headers: OPERATOR }).then(
+          (r) => r.ok,
+          () => false,
+        )) || writer.child.exitCode !== null,
+      60_000,
+    )
+    await waitFor(
+      'the AppView',
+      async () =>
+        (await fetch(`${appview}/xrpc/_health`).then(
+          () => true,
+          () => false,
+        )) || serve.child.exitCode !== null,
+      60_000,
+    )
     expect(writer.child.exitCode, writer.stderr()).toBeNull()
     expect(serve.child.exitCode, serve.stderr()).toBeNull()
   })

@@ -37,7 +37,13 @@ describe('writer', () => {
 
   it('adopts the records AC made earlier, through each back-reference shape or ref, and never duplicates', async () => {
     const byBackref = await addPainting(stack, ana, { code: 'Ad1', png: await pixelArt(64) })
-    const legacy = await legacyRecord(PAINTING, { slug: byBackref.slug, code: 'Ad1', imageUrl: 'https://aesthetic.computer/media/paintings/Ad1.png', when: byBackref.when.toISOString(), ref: byBackref._id.toHexString() })
+    const legacy = await legacyRecord(PAINTING, {
+      slug: byBackref.slug,
+      code: 'Ad1',
+      imageUrl: 'https://aesthetic.computer/media/paintings/Ad1.png',
+      when: byBackref.when.toISOString(),
+      ref: byBackref._id.toHexString(),
+    })
     const rkey = legacy.uri.split('/').pop()!
     await stack.mongo.collection('paintings').updateOne({ _id: byBackref._id }, { $set: { atproto: { rkey, uri: legacy.uri, syncedBy: 'ac' } } })
 
@@ -125,11 +131,19 @@ describe('writer', () => {
     const bad: Record<string, { collection: string; doc: Record<string, unknown>; reason: RegExp }> = {
       wrongType: { collection: 'paintings', doc: { code: 42, slug: 's', when: new Date(), user: ana.sub }, reason: /^code: / },
       oversized: { collection: 'paintings', doc: { code: 'Ov1', slug: 'x'.repeat(200), when: new Date(), user: ana.sub }, reason: /^slug: / },
-      badDate: { collection: 'kidlisp', doc: { code: 'bd1', source: '(wipe)', when: new Date('nope'), user: ana.sub }, reason: /^when: is (not a valid date|out of range)/ },
+      badDate: {
+        collection: 'kidlisp',
+        doc: { code: 'bd1', source: '(wipe)', when: new Date('nope'), user: ana.sub },
+        reason: /^when: is (not a valid date|out of range)/,
+      },
       stringDate: { collection: 'kidlisp', doc: { code: 'bd2', source: '(wipe)', when: 'yesterday', user: ana.sub }, reason: /^when: is not a valid date/ },
       noOwner: { collection: 'moods', doc: { mood: 'who?', when: new Date() }, reason: /^user: is missing/ },
       longMood: { collection: 'moods', doc: { mood: '🌧'.repeat(5001), when: new Date(), user: ana.sub }, reason: /^mood: is longer than 5,000/ },
-      hostileBucket: { collection: 'paintings', doc: { code: 'Hb1', slug: 's', bucket: '@evil.example', when: new Date(), user: ana.sub }, reason: /^bucket: / },
+      hostileBucket: {
+        collection: 'paintings',
+        doc: { code: 'Hb1', slug: 's', bucket: '@evil.example', when: new Date(), user: ana.sub },
+        reason: /^bucket: /,
+      },
     }
     const ids: Record<string, ObjectId> = {}
     for (const [name, b] of Object.entries(bad)) {
@@ -149,13 +163,23 @@ describe('writer', () => {
 
     const report = await runBackfill(stack.cfg, stack.log)
     const problem = (id: ObjectId) => report.problems.filter((p) => p.id === id.toHexString())
-    for (const [name, b] of Object.entries(bad)) expect(problem(ids[name]), name).toEqual([expect.objectContaining({ action: 'invalid', reason: expect.stringMatching(b.reason) })])
-    expect(problem(unknown._id)).toEqual([expect.objectContaining({ action: 'skipped', reason: 'owner has no PDS account', repo: 'auth0|nobody', private: true })])
-    expect(problem(accountless._id)).toEqual([expect.objectContaining({ action: 'skipped', reason: 'owner has no PDS account', repo: noAccount, private: true })])
+    for (const [name, b] of Object.entries(bad))
+      expect(problem(ids[name]), name).toEqual([expect.objectContaining({ action: 'invalid', reason: expect.stringMatching(b.reason) })])
+    expect(problem(unknown._id)).toEqual([
+      expect.objectContaining({ action: 'skipped', reason: 'owner has no PDS account', repo: 'auth0|nobody', private: true }),
+    ])
+    expect(problem(accountless._id)).toEqual([
+      expect.objectContaining({ action: 'skipped', reason: 'owner has no PDS account', repo: noAccount, private: true }),
+    ])
     // A thumbnail that cannot be made is a warning: the item is still created, and counted once.
-    for (const p of [hostileSlug, escape]) expect(problem(p._id), p.slug).toEqual([expect.objectContaining({ action: 'warning', reason: expect.stringMatching(/thumbnail left out: GET .*HTTP 404/) })])
+    for (const p of [hostileSlug, escape])
+      expect(problem(p._id), p.slug).toEqual([
+        expect.objectContaining({ action: 'warning', reason: expect.stringMatching(/thumbnail left out: GET .*HTTP 404/) }),
+      ])
     expect(problem(truncated._id)).toEqual([expect.objectContaining({ action: 'warning', reason: expect.stringMatching(/thumbnail left out/) })])
-    expect(problem(notImage._id)).toEqual([expect.objectContaining({ action: 'warning', reason: expect.stringMatching(/thumbnail left out: .*unsupported image format/) })])
+    expect(problem(notImage._id)).toEqual([
+      expect.objectContaining({ action: 'warning', reason: expect.stringMatching(/thumbnail left out: .*unsupported image format/) }),
+    ])
     expect(problem(bomb._id)).toEqual([expect.objectContaining({ action: 'warning', reason: expect.stringMatching(/thumbnail left out: .*pixel limit/) })])
     expect(report.counts.painting.failed).toBe(0)
     // Items whose thumbnail failed are still mirrored, without a thumbnail (never the full image).
@@ -173,7 +197,9 @@ describe('writer', () => {
     const p = await addPainting(stack, ana, { code: 'Dr1', png: await pixelArt(50) })
     const before = await listRepo(stack, ana.did, PAINTING)
     const report = await runBackfill(stack.cfg, stack.log, { dryRun: true })
-    expect(report.changes).toEqual(expect.arrayContaining([expect.objectContaining({ action: 'create', kind: 'painting', id: p._id.toHexString(), repo: ana.pdsHandle })]))
+    expect(report.changes).toEqual(
+      expect.arrayContaining([expect.objectContaining({ action: 'create', kind: 'painting', id: p._id.toHexString(), repo: ana.pdsHandle })]),
+    )
     expect([...(await listRepo(stack, ana.did, PAINTING)).keys()]).toEqual([...before.keys()])
     expect((await doc(stack.mongo, 'paintings', p._id))!.atproto).toBeUndefined()
   })
@@ -191,10 +217,24 @@ describe('writer', () => {
     await stack.mongo.collection('moods').insertOne({ _id: textMoodId, mood: 'bulk synced', when: textWhen, user: ana.sub })
     await legacyRecord(MOOD, { text: 'bulk synced', when: textWhen.toISOString(), ref: textMoodId.toHexString() })
     const nuked = await addPainting(stack, ana, { code: 'Nk1', png: await pixelArt(48), nuked: true })
-    await legacyRecord(PAINTING, { slug: nuked.slug, code: 'Nk1', imageUrl: 'https://aesthetic.computer/media/paintings/Nk1.png', when: nuked.when.toISOString(), ref: nuked._id.toHexString() })
+    await legacyRecord(PAINTING, {
+      slug: nuked.slug,
+      code: 'Nk1',
+      imageUrl: 'https://aesthetic.computer/media/paintings/Nk1.png',
+      when: nuked.when.toISOString(),
+      ref: nuked._id.toHexString(),
+    })
     const painting = await stack.mongo.collection('paintings').findOne({ code: 'Gd1' })
-    await stack.mongo.collection('paintings').updateOne({ _id: painting!._id }, { $set: { 'atproto.rkey': '3kaaaaaaaaaa2', 'atproto.uri': `at://${ana.did}/${PAINTING}/3kaaaaaaaaaa2` } })
-    const orphan = await legacyRecord(PAINTING, { slug: 'x', code: 'Or1', imageUrl: 'https://aesthetic.computer/media/paintings/Or1.png', when: new Date().toISOString(), ref: new ObjectId().toHexString() })
+    await stack.mongo
+      .collection('paintings')
+      .updateOne({ _id: painting!._id }, { $set: { 'atproto.rkey': '3kaaaaaaaaaa2', 'atproto.uri': `at://${ana.did}/${PAINTING}/3kaaaaaaaaaa2` } })
+    const orphan = await legacyRecord(PAINTING, {
+      slug: 'x',
+      code: 'Or1',
+      imageUrl: 'https://aesthetic.computer/media/paintings/Or1.png',
+      when: new Date().toISOString(),
+      ref: new ObjectId().toHexString(),
+    })
 
     const found = await runAudit(stack.cfg, stack.log, {})
     expect(found.clean).toBe(false)
@@ -250,7 +290,15 @@ describe('writer sessions', () => {
     const user = await addUser(stack, 'relogger')
     const client = await RepoClient.login(stack.net.pdsUrl, user, stack.log)
     const tokens = (client as unknown as { session: { session: { accessJwt: string; refreshJwt: string } } }).session.session
-    const write = (n: number) => client.applyWrites([{ action: 'create', collection: MOOD, rkey: deterministicRkey(new ObjectId().toHexString(), new Date()), value: { $type: MOOD, mood: `m${n}`, when: new Date().toISOString(), ref: 'x' } }])
+    const write = (n: number) =>
+      client.applyWrites([
+        {
+          action: 'create',
+          collection: MOOD,
+          rkey: deterministicRkey(new ObjectId().toHexString(), new Date()),
+          value: { $type: MOOD, mood: `m${n}`, when: new Date().toISOString(), ref: 'x' },
+        },
+      ])
 
     tokens.accessJwt = 'not-a-token' // the PDS rejects it: the session is refreshed or replaced
     await write(1)
@@ -270,7 +318,14 @@ describe('writer sessions', () => {
     // The PDS's access tokens live 2 hours: 3 hours later it answers ExpiredToken.
     vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 3 * 3600_000 })
     try {
-      await client.applyWrites([{ action: 'create', collection: MOOD, rkey: deterministicRkey(new ObjectId().toHexString(), new Date()), value: { $type: MOOD, mood: 'later', when: new Date().toISOString(), ref: 'x' } }])
+      await client.applyWrites([
+        {
+          action: 'create',
+          collection: MOOD,
+          rkey: deterministicRkey(new ObjectId().toHexString(), new Date()),
+          value: { $type: MOOD, mood: 'later', when: new Date().toISOString(), ref: 'x' },
+        },
+      ])
     } finally {
       vi.useRealTimers()
     }
@@ -282,7 +337,9 @@ describe('writer sessions', () => {
 
 describe('thumbnails', () => {
   it('fall back to JPEG when the PNG would exceed the limit, and refuse when nothing fits', async () => {
-    const noise = await sharp(randomBytes(1024 * 1024 * 3), { raw: { width: 1024, height: 1024, channels: 3 } }).png().toBuffer()
+    const noise = await sharp(randomBytes(1024 * 1024 * 3), { raw: { width: 1024, height: 1024, channels: 3 } })
+      .png()
+      .toBuffer()
     const png = await makeThumbnail(noise, 1_048_576)
     expect(png.mimeType).toBe('image/png')
     const limit = png.bytes.length - 1

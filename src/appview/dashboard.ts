@@ -14,7 +14,8 @@ const ASSETS: Record<string, string> = {
  * Content-Security-Policy of the dashboard: its own scripts, styles and XRPC calls only;
  * images from anywhere (thumbnails live on the authors' PDSes or the blob CDN).
  */
-const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src * data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+const CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src * data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 /**
  * The operator dashboard: `GET /` (page), `GET /dashboard/app.js` and `/dashboard/style.css`, and
@@ -27,7 +28,12 @@ export function installDashboard(app: FastifyInstance, status: () => Promise<Ope
   const dir = assetDir()
   const files = Object.fromEntries(Object.keys(ASSETS).map((name) => [name, fs.readFileSync(new URL(name, dir), 'utf8')]))
   const serve = (name: string) => (_req: unknown, reply: import('fastify').FastifyReply) =>
-    reply.header('cache-control', 'no-cache').header('content-security-policy', CSP).header('x-content-type-options', 'nosniff').type(ASSETS[name]).send(files[name])
+    reply
+      .header('cache-control', 'no-cache')
+      .header('content-security-policy', CSP)
+      .header('x-content-type-options', 'nosniff')
+      .type(ASSETS[name])
+      .send(files[name])
   app.get('/', { onRequest: guard }, serve('index.html'))
   app.get('/dashboard/app.js', { onRequest: guard }, serve('app.js'))
   app.get('/dashboard/style.css', { onRequest: guard }, serve('style.css'))

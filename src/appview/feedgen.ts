@@ -76,9 +76,16 @@ export function installDidDocument(app: FastifyInstance, opts: FeedgenConfig): v
 async function verifyViewer(authorization: string | undefined, opts: FeedGeneratorOptions): Promise<void> {
   if (authorization === undefined) return
   const [scheme, token, extra] = authorization.split(' ')
-  if (scheme !== 'Bearer' || !token || extra !== undefined) throw new XrpcError(401, 'AuthenticationRequired', 'Authorization must be "Bearer <service-auth JWT>"')
+  if (scheme !== 'Bearer' || !token || extra !== undefined)
+    throw new XrpcError(401, 'AuthenticationRequired', 'Authorization must be "Bearer <service-auth JWT>"')
   try {
-    await verifyJwt(token, opts.serviceDid, SKELETON, (iss, refresh) => signingKey(opts.resolver, iss, refresh), (key, msg, sig, alg) => verifySig(key, msg, sig, { jwtAlg: alg, allowMalleableSig: true }))
+    await verifyJwt(
+      token,
+      opts.serviceDid,
+      SKELETON,
+      (iss, refresh) => signingKey(opts.resolver, iss, refresh),
+      (key, msg, sig, alg) => verifySig(key, msg, sig, { jwtAlg: alg, allowMalleableSig: true }),
+    )
   } catch (err) {
     if (err instanceof XrpcError) throw err
     if (err instanceof XRPCError) throw new XrpcError(401, err.customErrorName ?? 'AuthenticationRequired', err.message)

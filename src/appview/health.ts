@@ -77,5 +77,8 @@ export async function health(index: ReadModel, maxLagSeconds: number, reply: Fas
     report.parts = parts().map(({ name, state, restarts, since }) => ({ name, state, restarts, since }))
     if (report.parts.some((p) => p.state === 'failed')) report.status = 'failed'
   }
-  return reply.code(report.status === 'ok' ? 200 : 503).header('cache-control', 'no-store').send(report)
+  return reply
+    .code(report.status === 'ok' ? 200 : 503)
+    .header('cache-control', 'no-store')
+    .send(report)
 }

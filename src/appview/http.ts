@@ -34,7 +34,9 @@ export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): 
   const message = status === 431 ? 'Request headers or URL too large' : status === 408 ? 'Request timed out' : 'Malformed HTTP request'
   const body = errorBody(new XrpcError(status, 'InvalidRequest', message))
   if (socket.writable) {
-    socket.write(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+    socket.write(
+      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    )
   }
   socket.destroy()
 }
@@ -69,14 +71,16 @@ export async function installHttp(app: FastifyInstance, opts: HttpOptions, queri
   if (opts.rateLimitMax > 0) await installRateLimit(app, opts.rateLimitMax, opts.rateLimitWindowMs)
   const log = opts.log.child({ component: 'appview' })
   app.addHook('onResponse', async (req, reply) => {
-    if (log.isLevelEnabled('debug')) log.debug({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, ip: req.ip }, 'request')
+    if (log.isLevelEnabled('debug'))
+      log.debug({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, ip: req.ip }, 'request')
   })
 
   app.setNotFoundHandler((req, reply) => {
     const path = req.url.split('?')[0]
     if (!path.startsWith('/xrpc/')) return sendXrpcError(reply, new XrpcError(404, 'NotFound', `Not found: ${req.method} ${echo(path)}`))
     const nsid = path.slice('/xrpc/'.length)
-    if (queries.has(nsid)) return sendXrpcError(reply.header('allow', 'GET, HEAD'), new XrpcError(405, 'InvalidRequest', `${nsid} is a query: use GET, not ${req.method}`))
+    if (queries.has(nsid))
+      return sendXrpcError(reply.header('allow', 'GET, HEAD'), new XrpcError(405, 'InvalidRequest', `${nsid} is a query: use GET, not ${req.method}`))
     return sendXrpcError(reply, new XrpcError(404, 'MethodNotImplemented', `Method not implemented: ${echo(nsid)}`))
   })
   app.setErrorHandler((err, req, reply) => {
@@ -102,7 +106,14 @@ async function installRateLimit(app: FastifyInstance, max: number, windowMs: num
     enableDraftSpec: true,
     keyGenerator: (req) => clientKey(req.ip),
     errorResponseBuilder: (_req, ctx) =>
-      Object.assign(new XrpcError(429, 'RateLimitExceeded', `Rate limit exceeded: ${max} requests per ${windowMs / 1000} s per client; retry in ${Math.ceil(ctx.ttl / 1000)} s`), { statusCode: 429 }),
+      Object.assign(
+        new XrpcError(
+          429,
+          'RateLimitExceeded',
+          `Rate limit exceeded: ${max} requests per ${windowMs / 1000} s per client; retry in ${Math.ceil(ctx.ttl / 1000)} s`,
+        ),
+        { statusCode: 429 },
+      ),
   })
 }
 

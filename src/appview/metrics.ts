@@ -6,7 +6,12 @@ import type { OperatorStatus } from './operator.js'
 /** Metrics counted while views are built (process-wide: every AppView's registry serves them). */
 export const viewMetrics = {
   /** Record URLs left out of views: not https on AC's or the configured origins (VIEW_URL_ORIGINS). */
-  urlsDropped: new Counter({ name: 'appview_view_urls_dropped_total', help: 'Record URLs dropped from views: not https on an allowed origin', labelNames: ['field'], registers: [] }),
+  urlsDropped: new Counter({
+    name: 'appview_view_urls_dropped_total',
+    help: 'Record URLs dropped from views: not https on an allowed origin',
+    labelNames: ['field'],
+    registers: [],
+  }),
 }
 
 /** Size of one cache, as its byte bound counts it. */
@@ -24,7 +29,12 @@ export interface CacheStats {
  * The metrics of the other parts running in this process (`ingest_*`, `writer_*`, `ac_part_*`;
  * src/metrics.ts) are served too.
  */
-export function installMetrics(app: FastifyInstance, status: () => Promise<OperatorStatus>, caches: Record<string, () => CacheStats>, guard: onRequestHookHandler): void {
+export function installMetrics(
+  app: FastifyInstance,
+  status: () => Promise<OperatorStatus>,
+  caches: Record<string, () => CacheStats>,
+  guard: onRequestHookHandler,
+): void {
   const registry = new Registry()
   registry.registerMetric(viewMetrics.urlsDropped)
   const duration = new Histogram({
@@ -66,6 +76,9 @@ export function installMetrics(app: FastifyInstance, status: () => Promise<Opera
   })
   app.get('/metrics', { onRequest: guard }, async (_req, reply) => {
     const merged = processRegistry(registry)
-    return reply.header('cache-control', 'no-store').type(merged.contentType).send(await merged.metrics())
+    return reply
+      .header('cache-control', 'no-store')
+      .type(merged.contentType)
+      .send(await merged.metrics())
   })
 }

@@ -22,9 +22,13 @@ export interface OperatorAccess {
 export function operatorGuard(access: OperatorAccess) {
   return async (req: FastifyRequest, reply: FastifyReply) => {
     if (access.open) return
-    if (access.password === undefined) return sendXrpcError(reply, new XrpcError(403, 'OperatorDisabled', 'Operator endpoints are closed: set ADMIN_PASSWORD to use them'))
+    if (access.password === undefined)
+      return sendXrpcError(reply, new XrpcError(403, 'OperatorDisabled', 'Operator endpoints are closed: set ADMIN_PASSWORD to use them'))
     if (checkCredential(access, req.headers.authorization)) return
-    return sendXrpcError(reply.header('www-authenticate', 'Basic realm="ac-appview operator", charset="UTF-8"'), new XrpcError(401, 'AuthenticationRequired', 'Operator endpoints need ADMIN_PASSWORD (HTTP Basic or Bearer)'))
+    return sendXrpcError(
+      reply.header('www-authenticate', 'Basic realm="ac-appview operator", charset="UTF-8"'),
+      new XrpcError(401, 'AuthenticationRequired', 'Operator endpoints need ADMIN_PASSWORD (HTTP Basic or Bearer)'),
+    )
   }
 }
 

@@ -51,8 +51,18 @@ const LIST_MAX = 50
  * process; null when unknown). Conflicts are computed from the item table alone: every (kind,
  * code) with more than one claimant, trusted or not.
  */
-export async function operatorStatus(index: ReadModel, writer: (() => Promise<WriterStatus | null>) | undefined, parts?: () => PartStatus[]): Promise<OperatorStatus> {
-  const [counts, actors, quarantine, conflicts, writerStatus] = await Promise.all([index.itemCounts(), index.actorCounts(), index.quarantine(LIST_MAX), codeConflicts(index), writerState(writer)])
+export async function operatorStatus(
+  index: ReadModel,
+  writer: (() => Promise<WriterStatus | null>) | undefined,
+  parts?: () => PartStatus[],
+): Promise<OperatorStatus> {
+  const [counts, actors, quarantine, conflicts, writerStatus] = await Promise.all([
+    index.itemCounts(),
+    index.actorCounts(),
+    index.quarantine(LIST_MAX),
+    codeConflicts(index),
+    writerState(writer),
+  ])
   return { generatedAt: new Date().toISOString(), counts, actors, quarantine, conflicts, ...writerStatus, ...(parts ? { parts: parts() } : {}) }
 }
 

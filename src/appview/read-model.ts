@@ -150,8 +150,20 @@ export class ReadModel {
     const columns = ['uri', 'cid', 'record'] as const
     const rows =
       this.statements.backend === 'postgres'
-        ? await this.all<StoredRecord & { uri: string }>('records', (p) => this.qb.selectFrom('item').select(columns).where('uri', '=', sql<string>`any(${p('uris')})`), { uris })
-        : await Promise.all(uris.map((uri) => this.get<StoredRecord & { uri: string }>('record', (p) => this.qb.selectFrom('item').select(columns).where('uri', '=', p('uri')), { uri })))
+        ? await this.all<StoredRecord & { uri: string }>(
+            'records',
+            (p) =>
+              this.qb
+                .selectFrom('item')
+                .select(columns)
+                .where('uri', '=', sql<string>`any(${p('uris')})`),
+            { uris },
+          )
+        : await Promise.all(
+            uris.map((uri) =>
+              this.get<StoredRecord & { uri: string }>('record', (p) => this.qb.selectFrom('item').select(columns).where('uri', '=', p('uri')), { uri }),
+            ),
+          )
     return new Map(rows.filter((r) => r !== undefined).map((r) => [r.uri, { cid: r.cid, record: r.record }]))
   }
 
@@ -166,8 +178,24 @@ export class ReadModel {
     const columns = ['uri', 'cid', 'view', 'viewKey'] as const
     const rows =
       this.statements.backend === 'postgres'
-        ? await this.all<StoredView & { uri: string }>('views', (p) => this.qb.selectFrom('item').select(columns).where('uri', '=', sql<string>`any(${p('uris')})`), { uris })
-        : await this.all<StoredView & { uri: string }>('views', (p) => this.qb.selectFrom('item').select(columns).where('uri', 'in', sql<string>`(select value from json_each(${p('uris')}))`), { uris: JSON.stringify(uris) })
+        ? await this.all<StoredView & { uri: string }>(
+            'views',
+            (p) =>
+              this.qb
+                .selectFrom('item')
+                .select(columns)
+                .where('uri', '=', sql<string>`any(${p('uris')})`),
+            { uris },
+          )
+        : await this.all<StoredView & { uri: string }>(
+            'views',
+            (p) =>
+              this.qb
+                .selectFrom('item')
+                .select(columns)
+                .where('uri', 'in', sql<string>`(select value from json_each(${p('uris')}))`),
+            { uris: JSON.stringify(uris) },
+          )
     return new Map(rows.map((r) => [r.uri, { cid: r.cid, view: r.view, viewKey: r.viewKey }]))
   }
 
@@ -185,7 +213,12 @@ export class ReadModel {
   async countsByKind(did: string): Promise<Record<Kind, number>> {
     const rows = await this.all<{ kind: string; n: number }>(
       'counts',
-      (p) => this.qb.selectFrom('item').select(['kind', sql<number>`count(*)`.as('n')]).where('did', '=', p('did')).groupBy('kind'),
+      (p) =>
+        this.qb
+          .selectFrom('item')
+          .select(['kind', sql<number>`count(*)`.as('n')])
+          .where('did', '=', p('did'))
+          .groupBy('kind'),
       { did },
     )
     return byKindCount(rows)
@@ -196,7 +229,10 @@ export class ReadModel {
     const [cursors, backfills, quarantined, indexVersion] = await Promise.all([
       cursorRows(this.qb),
       backfillProgress(this.qb),
-      this.qb.selectFrom('quarantine').select(sql<number>`count(*)`.as('n')).executeTakeFirstOrThrow(),
+      this.qb
+        .selectFrom('quarantine')
+        .select(sql<number>`count(*)`.as('n'))
+        .executeTakeFirstOrThrow(),
       this.answeredVersion(),
     ])
     return { cursors, backfills, quarantined: Number(quarantined.n), indexVersion }
@@ -215,7 +251,13 @@ export class ReadModel {
 
   /** Indexed items per kind, hidden authors included (what the index holds). */
   async itemCounts(): Promise<Record<Kind, number>> {
-    return byKindCount(await this.qb.selectFrom('item').select(['kind', sql<number>`count(*)`.as('n')]).groupBy('kind').execute())
+    return byKindCount(
+      await this.qb
+        .selectFrom('item')
+        .select(['kind', sql<number>`count(*)`.as('n')])
+        .groupBy('kind')
+        .execute(),
+    )
   }
 
   /** Actors in all, on TRUSTED_PDS, and hidden (an account status set). */
@@ -230,8 +272,16 @@ export class ReadModel {
   /** The quarantine's size and its `limit` most recently seen records. */
   async quarantine(limit: number): Promise<{ total: number; recent: QuarantinedRecord[] }> {
     const [total, recent] = await Promise.all([
-      this.qb.selectFrom('quarantine').select(sql<number>`count(*)`.as('n')).executeTakeFirstOrThrow(),
-      this.qb.selectFrom('quarantine').select(['uri', 'did', 'collection', 'reason', 'firstSeen', 'lastSeen']).orderBy('lastSeen', 'desc').limit(limit).execute(),
+      this.qb
+        .selectFrom('quarantine')
+        .select(sql<number>`count(*)`.as('n'))
+        .executeTakeFirstOrThrow(),
+      this.qb
+        .selectFrom('quarantine')
+        .select(['uri', 'did', 'collection', 'reason', 'firstSeen', 'lastSeen'])
+        .orderBy('lastSeen', 'desc')
+        .limit(limit)
+        .execute(),
     ])
     return { total: Number(total.n), recent }
   }

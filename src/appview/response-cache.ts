@@ -40,7 +40,8 @@ export class ResponseCache {
     maxEntries: number,
     maxBytes: number,
   ) {
-    if (maxEntries > 0 && maxBytes > 0) this.entries = new LRUCache({ max: maxEntries, maxSize: maxBytes, sizeCalculation: (v, k) => v.body.length + k.length + ENTRY_OVERHEAD_BYTES })
+    if (maxEntries > 0 && maxBytes > 0)
+      this.entries = new LRUCache({ max: maxEntries, maxSize: maxBytes, sizeCalculation: (v, k) => v.body.length + k.length + ENTRY_OVERHEAD_BYTES })
   }
 
   /** The answer for `key()`, from the cache or from `build` (whose errors propagate, uncached). */

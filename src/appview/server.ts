@@ -100,7 +100,13 @@ export async function createAppView(opts: AppViewOptions): Promise<FastifyInstan
   const waiting = new AbortController()
   await Promise.race([index.ready(), sleep(VERSION_WAIT_MS, undefined, { signal: waiting.signal })])
   waiting.abort() // the timer ends with the wait (it would keep a stopping process alive)
-  const views = new ViewCache(opts, (uris) => index.records(uris), opts.viewCacheSize, limits.viewCacheMaxBytes, (uris) => index.storedViews(uris))
+  const views = new ViewCache(
+    opts,
+    (uris) => index.records(uris),
+    opts.viewCacheSize,
+    limits.viewCacheMaxBytes,
+    (uris) => index.storedViews(uris),
+  )
   const responses = new ResponseCache(() => index.dataVersion(), opts.responseCacheSize, limits.responseCacheMaxBytes)
   const cursors = new CursorCodec(opts.cursorKey ?? crypto.randomBytes(32))
   const methods = {
@@ -121,7 +127,10 @@ export async function createAppView(opts: AppViewOptions): Promise<FastifyInstan
       const cacheControl = `public, max-age=${def.maxAge}`
       const answer = async (req: FastifyRequest, reply: FastifyReply) => {
         const params = decodeParams(nsid, req.query as Record<string, unknown>, def.lexicons)
-        const { body, etag } = await responses.get(() => nsid + JSON.stringify(params, Object.keys(params).sort()), () => def.handler(params))
+        const { body, etag } = await responses.get(
+          () => nsid + JSON.stringify(params, Object.keys(params).sort()),
+          () => def.handler(params),
+        )
         return reply.header('cache-control', cacheControl).header('etag', etag).type('application/json').send(body)
       }
       const auth = def.auth
@@ -151,4 +160,3 @@ async function etag(req: FastifyRequest, reply: FastifyReply, payload: unknown) 
   }
   return payload
 }
-

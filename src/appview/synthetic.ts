@@ -64,7 +64,11 @@ export async function writeSyntheticIndex(db: IndexDb, opts: SyntheticOptions = 
   const slugs: string[] = []
   let items = 0
   await db.transaction().execute(async (trx) => {
-    for (let i = 0; i < actors.length; i += BATCH) await trx.insertInto('actor').values(actors.slice(i, i + BATCH)).execute()
+    for (let i = 0; i < actors.length; i += BATCH)
+      await trx
+        .insertInto('actor')
+        .values(actors.slice(i, i + BATCH))
+        .execute()
     for (const kind of KINDS) {
       const count = (opts.counts ?? AC_SCALE)[kind] ?? 0
       const col = byKind.get(kind)!
@@ -82,7 +86,19 @@ export async function writeSyntheticIndex(db: IndexDb, opts: SyntheticOptions = 
           if (kind === 'mood') moodRkeys.push(rkey)
           const slug = col.urlSlug?.(record) ?? null
           if (slug) slugs.push(slug)
-          rows.push({ uri: `at://${did}/${col.nsid}/${rkey}`, did, kind, rkey, cid: cidOf(`${kind} ${n}`), rev: rkey, code, slug, sortAt: when, indexedAt: now, record: JSON.stringify(record) })
+          rows.push({
+            uri: `at://${did}/${col.nsid}/${rkey}`,
+            did,
+            kind,
+            rkey,
+            cid: cidOf(`${kind} ${n}`),
+            rev: rkey,
+            code,
+            slug,
+            sortAt: when,
+            indexedAt: now,
+            record: JSON.stringify(record),
+          })
         }
         await trx.insertInto('item').values(rows).execute()
         items += rows.length
@@ -108,8 +124,19 @@ async function writeSyntheticPosts(
   count: number,
   w: { actors: Array<{ did: string }>; pick: () => number; codes: string[]; moodRkeys: string[]; slugs: string[]; random: () => number; now: string },
 ): Promise<void> {
-  const fans = Array.from({ length: FANS }, (_, i) => ({ did: `did:plc:${`fan${i}`.padEnd(24, 'x')}`, handle: `fan${i}.bsky.example`, pds: 'https://bsky.example', trusted: 0, status: null, updatedAt: w.now }))
-  for (let i = 0; i < fans.length; i += BATCH) await trx.insertInto('actor').values(fans.slice(i, i + BATCH)).execute()
+  const fans = Array.from({ length: FANS }, (_, i) => ({
+    did: `did:plc:${`fan${i}`.padEnd(24, 'x')}`,
+    handle: `fan${i}.bsky.example`,
+    pds: 'https://bsky.example',
+    trusted: 0,
+    status: null,
+    updatedAt: w.now,
+  }))
+  for (let i = 0; i < fans.length; i += BATCH)
+    await trx
+      .insertInto('actor')
+      .values(fans.slice(i, i + BATCH))
+      .execute()
   const byPrefix = (p: string) => w.codes.filter((c) => c.startsWith(p)).map((c) => c.slice(1))
   const targets = { painting: byPrefix('#'), kidlisp: byPrefix('$'), tape: byPrefix('!') }
   const choose = <T>(list: T[]) => list[Math.floor(w.random() * list.length)]
@@ -122,14 +149,29 @@ async function writeSyntheticPosts(
       const sortAt = new Date(FROM + w.random() * (TO - FROM)).toISOString()
       const uri = `at://${did}/app.bsky.feed.post/${tid(Date.parse(sortAt), n)}`
       const ref =
-        slot < 3 ? { kind: 'painting', via: 'code', key: choose(targets.painting) }
-        : slot === 3 ? { kind: 'painting', via: 'slug', key: choose(w.slugs) }
-        : slot < 6 ? { kind: 'kidlisp', via: 'code', key: choose(targets.kidlisp) }
-        : slot === 6 ? { kind: 'tape', via: 'code', key: choose(targets.tape) }
-        : slot === 7 ? { kind: 'mood', via: 'rkey', key: choose(w.moodRkeys) }
-        : slot === 8 ? { kind: 'news', via: 'code', key: `n${n.toString(36)}`.slice(0, 10) }
-        : undefined
-      posts.push({ uri, did, cid: cidOf(uri), rev: tid(Date.parse(sortAt), n), sortAt, indexedAt: w.now, about: ref ? 1 : 0, media: slot === 9 || w.random() < 0.33 ? 'image' : null })
+        slot < 3
+          ? { kind: 'painting', via: 'code', key: choose(targets.painting) }
+          : slot === 3
+            ? { kind: 'painting', via: 'slug', key: choose(w.slugs) }
+            : slot < 6
+              ? { kind: 'kidlisp', via: 'code', key: choose(targets.kidlisp) }
+              : slot === 6
+                ? { kind: 'tape', via: 'code', key: choose(targets.tape) }
+                : slot === 7
+                  ? { kind: 'mood', via: 'rkey', key: choose(w.moodRkeys) }
+                  : slot === 8
+                    ? { kind: 'news', via: 'code', key: `n${n.toString(36)}`.slice(0, 10) }
+                    : undefined
+      posts.push({
+        uri,
+        did,
+        cid: cidOf(uri),
+        rev: tid(Date.parse(sortAt), n),
+        sortAt,
+        indexedAt: w.now,
+        about: ref ? 1 : 0,
+        media: slot === 9 || w.random() < 0.33 ? 'image' : null,
+      })
       if (ref) refs.push({ post: uri, ...ref, sortAt, did })
     }
     await trx.insertInto('post').values(posts).execute()
@@ -157,7 +199,18 @@ export async function writeHugeKidlisp(db: IndexDb, items = 100): Promise<string
     const rkey = tid(Date.parse(when), n)
     await db
       .insertInto('item')
-      .values({ uri: `at://${did}/${col.nsid}/${rkey}`, did, kind: 'kidlisp', rkey, cid: cidOf(`huge ${n}`), rev: rkey, code, sortAt: when, indexedAt: now, record: JSON.stringify(record) })
+      .values({
+        uri: `at://${did}/${col.nsid}/${rkey}`,
+        did,
+        kind: 'kidlisp',
+        rkey,
+        cid: cidOf(`huge ${n}`),
+        rev: rkey,
+        code,
+        sortAt: when,
+        indexedAt: now,
+        record: JSON.stringify(record),
+      })
       .execute()
   }
   return handle

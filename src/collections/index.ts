@@ -22,6 +22,4 @@ export const mirrored: MirroredCollection[] = collections.filter((c): c is Mirro
 export const byKind = new Map<Kind, Collection>(collections.map((c) => [c.kind, c]))
 export const byNsid = new Map<string, Collection>(collections.map((c) => [c.nsid, c]))
 export const byMongo = new Map<string, MirroredCollection>(mirrored.map((c) => [c.mongo, c]))
-export const byCodePrefix = new Map<string, Collection>(
-  collections.filter((c) => c.codePrefix).map((c) => [c.codePrefix!, c]),
-)
+export const byCodePrefix = new Map<string, Collection>(collections.filter((c) => c.codePrefix).map((c) => [c.codePrefix!, c]))

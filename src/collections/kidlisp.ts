@@ -37,7 +37,12 @@ export const kidlisp: MirroredCollection<z.infer<typeof fields>> = {
   longText: 'source',
   synthetic: {
     count: 16500,
-    record: (n, s) => ({ ...s.base, code: s.code, source: `(wipe ${['red', 'blue', 'navy'][n % 3]})\n${'(ink rainbow) (line 0 0 w h) '.repeat(1 + Math.floor(s.random() * 60))}`, acUrl: `https://aesthetic.computer/$${s.code}` }),
+    record: (n, s) => ({
+      ...s.base,
+      code: s.code,
+      source: `(wipe ${['red', 'blue', 'navy'][n % 3]})\n${'(ink rainbow) (line 0 0 w h) '.repeat(1 + Math.floor(s.random() * 60))}`,
+      acUrl: `https://aesthetic.computer/$${s.code}`,
+    }),
   },
   /** Text and link: `KidLisp by @h 🧩`, the start of the source, the `$code` permalink. */
   async share(item, ctx) {
@@ -51,7 +56,11 @@ const EXCERPT_MAX = 140
 
 /** The first lines of a KidLisp source, trimmed, cut at {@link EXCERPT_MAX} with `…`. */
 function excerpt(source: string): string {
-  const lines = source.split('\n').map((l) => l.trim()).filter(Boolean).join('\n')
+  const lines = source
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .join('\n')
   const chars = [...lines]
   return chars.length > EXCERPT_MAX ? `${chars.slice(0, EXCERPT_MAX - 1).join('')}…` : lines
 }

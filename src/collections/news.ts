@@ -65,6 +65,12 @@ export const news: MirroredCollection<Fields> = {
   longText: 'body',
   synthetic: {
     count: 400,
-    record: (n, s) => ({ ...s.base, headline: `news ${n}: a new piece`, ...(n % 2 ? { body: 'a few words about it '.repeat(1 + (n % 20)) } : {}), ...(n % 3 ? { link: `https://example.com/${n}` } : {}), acUrl: `https://news.aesthetic.computer/n${n.toString(36)}` }),
+    record: (n, s) => ({
+      ...s.base,
+      headline: `news ${n}: a new piece`,
+      ...(n % 2 ? { body: 'a few words about it '.repeat(1 + (n % 20)) } : {}),
+      ...(n % 3 ? { link: `https://example.com/${n}` } : {}),
+      acUrl: `https://news.aesthetic.computer/n${n.toString(36)}`,
+    }),
   },
 }

@@ -70,7 +70,14 @@ export const painting: MirroredCollection<Fields> = {
   normalize: (record) => record,
   synthetic: {
     count: 5000,
-    record: (n, s) => ({ ...s.base, slug: `2025.1.${n % 28}.12.00.00.${n % 1000}`, code: s.code, imageUrl: `https://aesthetic.computer/media/paintings/${s.code}.png`, acUrl: `https://aesthetic.computer/#${s.code}`, thumbnail: s.blob('image/png', 7000 + n) }),
+    record: (n, s) => ({
+      ...s.base,
+      slug: `2025.1.${n % 28}.12.00.00.${n % 1000}`,
+      code: s.code,
+      imageUrl: `https://aesthetic.computer/media/paintings/${s.code}.png`,
+      acUrl: `https://aesthetic.computer/#${s.code}`,
+      thumbnail: s.blob('image/png', 7000 + n),
+    }),
   },
   /** The image slug: AC's painting URLs leave out a `:recording` part. */
   urlSlug: (record) => slugParts(record.slug).image,
@@ -84,7 +91,9 @@ export const painting: MirroredCollection<Fields> = {
   }),
   /** As AC's share script: `New painting by @h 🎨✨` and `painting~@h/slug` (the `#code` permalink for a guest's), the PNG with alt text. */
   async share(item, ctx) {
-    const link = ctx.handle ? `${ctx.publicUrl}/painting~@${ctx.handle}/${pathSegment(slugParts(item.fields.slug).image)}` : permalink(ctx.publicUrl, '#', item.fields.code)
+    const link = ctx.handle
+      ? `${ctx.publicUrl}/painting~@${ctx.handle}/${pathSegment(slugParts(item.fields.slug).image)}`
+      : permalink(ctx.publicUrl, '#', item.fields.code)
     const png = await ctx.fetchBytes(imageStorageUrl(item, ctx))
     return {
       text: `New painting ${byline(ctx.handle)}🎨✨\n\n${link}`,

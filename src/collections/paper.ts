@@ -11,7 +11,14 @@ export const paper: Collection = {
   normalize: (record) => record,
   synthetic: {
     count: 25,
-    record: (n, s) => ({ ...s.base, title: `Paper ${n}`, slug: `paper-${n}-26-arxiv`, pdfUrl: `https://papers.aesthetic.computer/paper-${n}-26-arxiv.pdf`, languages: ['en', 'da', 'es', 'zh'].slice(0, 1 + (n % 4)), revisions: 1 + (n % 3) }),
+    record: (n, s) => ({
+      ...s.base,
+      title: `Paper ${n}`,
+      slug: `paper-${n}-26-arxiv`,
+      pdfUrl: `https://papers.aesthetic.computer/paper-${n}-26-arxiv.pdf`,
+      languages: ['en', 'da', 'es', 'zh'].slice(0, 1 + (n % 4)),
+      revisions: 1 + (n % 3),
+    }),
   },
   view: (_did, r, ctx) => ({ title: r.title, slug: r.slug, pdfUrl: ctx.recordUrl('pdfUrl', r.pdfUrl), languages: r.languages, revisions: r.revisions }),
 }

@@ -115,7 +115,10 @@ export const tape: MirroredCollection<Fields> = {
     video: blobUrlOf(did, r.video, ctx),
     thumb: blobUrlOf(did, r.thumbnail, ctx),
   }),
-  synthetic: { count: 100, record: (n, s) => ({ ...s.base, code: s.code, slug: `tape-${n}`, acUrl: `https://aesthetic.computer/!${s.code}`, video: s.blob('video/mp4', 180_000 + n) }) },
+  synthetic: {
+    count: 100,
+    record: (n, s) => ({ ...s.base, code: s.code, slug: `tape-${n}`, acUrl: `https://aesthetic.computer/!${s.code}`, video: s.blob('video/mp4', 180_000 + n) }),
+  },
   /** `New tape by @h 📼` and the `!code` permalink, with the video (AC's MP4, or converted from the frames). */
   async share(item, ctx) {
     const link = permalink(ctx.publicUrl, '!', item.fields.code)

@@ -217,7 +217,12 @@ const USER_BUCKET = 'user-aesthetic-computer'
 const GUEST_BUCKET = 'art-aesthetic-computer'
 
 /** Zod for a document's `bucket`: an S3 bucket name (it becomes part of a URL). */
-export const bucketSchema = z.string().min(3).max(63).regex(/^[a-z0-9.-]+$/, 'is not a bucket name').optional()
+export const bucketSchema = z
+  .string()
+  .min(3)
+  .max(63)
+  .regex(/^[a-z0-9.-]+$/, 'is not a bucket name')
+  .optional()
 
 /** `{bucket}/{user}` for an owner's media, `{bucket}` for a guest's; the owner is URL-encoded. */
 export function ownerFolder(owner: string | null, bucket: string | undefined, ctx: WriterContext): string {

@@ -177,7 +177,8 @@ export function describeIndex(target: string): string {
  * parses it.
  */
 export const PG_TYPES = {
-  getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === pg.types.builtins.INT8 ? Number : pg.types.getTypeParser(oid, format as 'text'))) as typeof pg.types.getTypeParser,
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === pg.types.builtins.INT8 ? Number : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
 }
 
 export interface OpenOptions {
@@ -234,7 +235,11 @@ function preparingPool(pool: pg.Pool): PostgresPool {
     end: () => pool.end(),
     async connect() {
       const client = await pool.connect()
-      return { processID: (client as unknown as { processID?: number }).processID, query: preparedQuery(client), release: (destroy?: boolean) => client.release(destroy) }
+      return {
+        processID: (client as unknown as { processID?: number }).processID,
+        query: preparedQuery(client),
+        release: (destroy?: boolean) => client.release(destroy),
+      }
     },
   }
 }

@@ -29,7 +29,8 @@ export function textType(db: Kysely<any>): ColumnDataType | Expression<unknown> 
  * milliseconds (`2025-01-02T03:04:05.678Z`, the format the index stores).
  */
 export function isoPlusSeconds(db: Kysely<any>, time: Expression<string>, seconds: number): RawBuilder<string> {
-  if (backendOf(db) === 'postgres') return sql<string>`to_char((${time}::timestamptz + make_interval(secs => ${sql.lit(seconds)})) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`
+  if (backendOf(db) === 'postgres')
+    return sql<string>`to_char((${time}::timestamptz + make_interval(secs => ${sql.lit(seconds)})) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`
   return sql<string>`strftime('%Y-%m-%dT%H:%M:%fZ', ${time}, ${sql.lit(`+${seconds} seconds`)})`
 }
 
@@ -40,5 +41,7 @@ export function smaller<T>(db: Kysely<any>, a: Expression<T>, b: Expression<T>):
 
 /** A JSON text column's top-level string field `field` (`json_extract` on SQLite, `->>` on PostgreSQL). */
 export function jsonText(db: Kysely<any>, column: Expression<string>, field: string): RawBuilder<string | null> {
-  return backendOf(db) === 'postgres' ? sql<string | null>`(${column}::json ->> ${sql.lit(field)})` : sql<string | null>`json_extract(${column}, ${sql.lit(`$.${field}`)})`
+  return backendOf(db) === 'postgres'
+    ? sql<string | null>`(${column}::json ->> ${sql.lit(field)})`
+    : sql<string | null>`json_extract(${column}, ${sql.lit(`$.${field}`)})`
 }

@@ -65,7 +65,10 @@ const MARK = '\u0000param:'
 /** Compiles `build` with marked placeholders, so values can be bound by name at run time. */
 function compile(build: (p: Param) => Compilable): Compiled {
   const compiled = build(((name: string) => MARK + name) as Param).compile()
-  return { sql: compiled.sql, binds: compiled.parameters.map((v) => (typeof v === 'string' && v.startsWith(MARK) ? { name: v.slice(MARK.length) } : { value: v })) }
+  return {
+    sql: compiled.sql,
+    binds: compiled.parameters.map((v) => (typeof v === 'string' && v.startsWith(MARK) ? { name: v.slice(MARK.length) } : { value: v })),
+  }
 }
 
 function bindValues(binds: Compiled['binds'], values: Record<string, unknown>): unknown[] {

@@ -46,7 +46,11 @@ export async function dropCursor(db: Db, service: string): Promise<void> {
  */
 export async function markLiveTail(db: Db, service: string): Promise<void> {
   const now = new Date().toISOString()
-  await db.insertInto('cursor').values({ service, seq: -1, eventTime: null, updatedAt: now }).onConflict((oc) => oc.column('service').doNothing()).execute()
+  await db
+    .insertInto('cursor')
+    .values({ service, seq: -1, eventTime: null, updatedAt: now })
+    .onConflict((oc) => oc.column('service').doNothing())
+    .execute()
 }
 
 /** Marks the ingest alive for `service` without moving its cursor (heartbeat while idle and connected). */
@@ -77,7 +81,12 @@ export async function bumpVersion(trx: Db): Promise<void> {
  * its account `status` from an #account event or a listing; the other fields are kept (a new row
  * starts with no identity, untrusted and active).
  */
-export async function upsertActor(db: Db, did: string, set: Pick<ActorTable, 'handle' | 'pds' | 'trusted'> | Pick<ActorTable, 'status'>, now: string): Promise<void> {
+export async function upsertActor(
+  db: Db,
+  did: string,
+  set: Pick<ActorTable, 'handle' | 'pds' | 'trusted'> | Pick<ActorTable, 'status'>,
+  now: string,
+): Promise<void> {
   const fresh = { handle: null, pds: null, trusted: 0, status: null }
   await db
     .insertInto('actor')
@@ -108,7 +117,10 @@ export async function repoRev(db: Db, did: string): Promise<string | null | unde
 /** In one statement: the newest rev the index reflects for `did`'s repo and its account status (null, null when unknown). */
 export async function repoAndStatus(db: Db, did: string): Promise<{ rev: string | null; status: string | null }> {
   return db
-    .selectNoFrom((eb) => [eb.selectFrom('repo').select('rev').where('did', '=', did).as('rev'), eb.selectFrom('actor').select('status').where('did', '=', did).as('status')])
+    .selectNoFrom((eb) => [
+      eb.selectFrom('repo').select('rev').where('did', '=', did).as('rev'),
+      eb.selectFrom('actor').select('status').where('did', '=', did).as('status'),
+    ])
     .executeTakeFirstOrThrow()
 }
 
@@ -154,7 +166,12 @@ export async function backfillUnfinished(db: Db, source: string): Promise<boolea
 /** Per-host progress of every backfill this index has run (repos pending, done, failed in the current run). */
 export async function backfillProgress(db: Db): Promise<BackfillProgress[]> {
   const runs = await db.selectFrom('backfill').selectAll().execute()
-  const counts = await db.selectFrom('repo').select(['source', 'state', (eb) => eb.fn.countAll<number>().as('n')]).where('state', 'is not', null).groupBy(['source', 'state']).execute()
+  const counts = await db
+    .selectFrom('repo')
+    .select(['source', 'state', (eb) => eb.fn.countAll<number>().as('n')])
+    .where('state', 'is not', null)
+    .groupBy(['source', 'state'])
+    .execute()
   const count = (source: string, state: string) => Number(counts.find((c) => c.source === source && c.state === state)?.n ?? 0)
   return runs.map((r) => ({ ...r, pending: count(r.source, 'pending'), done: count(r.source, 'done'), failed: count(r.source, 'failed') }))
 }
@@ -181,7 +198,12 @@ export async function pendingRepos(db: Db, source: string): Promise<string[]> {
  * `maxAttempts`, else stays pending.
  * @returns the attempts so far and the new state, with the repo's host.
  */
-export async function recordRepoFailure(db: Db, did: string, error: string, maxAttempts: number): Promise<{ attempts: number; state: 'failed' | 'pending'; source: string | undefined }> {
+export async function recordRepoFailure(
+  db: Db,
+  did: string,
+  error: string,
+  maxAttempts: number,
+): Promise<{ attempts: number; state: 'failed' | 'pending'; source: string | undefined }> {
   const row = await db.selectFrom('repo').select(['attempts', 'source']).where('did', '=', did).executeTakeFirst()
   const attempts = (row?.attempts ?? 0) + 1
   const state = attempts >= maxAttempts ? 'failed' : 'pending'

@@ -139,7 +139,12 @@ export class VersionWatcher {
       try {
         do {
           this.again = false
-          await retry(() => this.readVersion(), { minMs: REPLICA_WAIT_MS.min, maxMs: REPLICA_WAIT_MS.max, signal: this.stopping.signal, onFailure: (err) => err instanceof ReplicaBehind })
+          await retry(() => this.readVersion(), {
+            minMs: REPLICA_WAIT_MS.min,
+            maxMs: REPLICA_WAIT_MS.max,
+            signal: this.stopping.signal,
+            onFailure: (err) => err instanceof ReplicaBehind,
+          })
         } while (this.again)
       } finally {
         this.reading = undefined

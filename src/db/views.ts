@@ -25,7 +25,11 @@ export function staleView(prefix: unknown) {
  * itself.
  * @returns how many rows were looked at (rebuilt or left null), at most `limit`.
  */
-export async function refreshViews(db: Kysely<IndexSchema>, views: StoredViews, opts: { did?: string; limit?: number; after?: string } = {}): Promise<{ rows: number; last?: string }> {
+export async function refreshViews(
+  db: Kysely<IndexSchema>,
+  views: StoredViews,
+  opts: { did?: string; limit?: number; after?: string } = {},
+): Promise<{ rows: number; last?: string }> {
   let query = db
     .selectFrom('item')
     .leftJoin('actor', 'actor.did', 'item.did')
@@ -55,7 +59,7 @@ export async function refreshViews(db: Kysely<IndexSchema>, views: StoredViews, 
  */
 export async function refreshAllViews(db: Kysely<IndexSchema>, views: StoredViews): Promise<number> {
   let total = 0
-  for (let after: string | undefined; ; ) {
+  for (let after: string | undefined; ;) {
     const batch = await db.transaction().execute((trx) => refreshViews(trx, views, { after }))
     total += batch.rows
     if (!batch.last) return total

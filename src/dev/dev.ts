@@ -30,7 +30,9 @@ export const DEV_DB = 'ac_appview_dev'
 export async function runDev(opts: { scale: 'small' | 'ac'; port: number; log: Logger }): Promise<void> {
   const { log } = opts
   if (spawnSync('ffmpeg', ['-version'], { stdio: 'ignore' }).error) {
-    throw new UsageError("dev needs ffmpeg (the sample's tapes are MP4s) and it is not on PATH: install it, e.g. sudo apt-get install -y ffmpeg (or run bash scripts/run.sh dev, which does)")
+    throw new UsageError(
+      "dev needs ffmpeg (the sample's tapes are MP4s) and it is not on PATH: install it, e.g. sudo apt-get install -y ffmpeg (or run bash scripts/run.sh dev, which does)",
+    )
   }
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'ac-appview-dev-'))
   const stops: Array<() => Promise<unknown>> = []
@@ -53,7 +55,15 @@ export async function runDev(opts: { scale: 'small' | 'ac'; port: number; log: L
   const mongoDb = client.db(DEV_DB)
   await mongoDb.dropDatabase()
   const seeded = Date.now()
-  await seedSample({ db: mongoDb, mediaDir: path.join(work, 'media'), storageUrl: media.storageUrl, pdsUrl: net.pdsUrl, createAccount: net.createAccount, scale: opts.scale, log: (m) => log.info(m) })
+  await seedSample({
+    db: mongoDb,
+    mediaDir: path.join(work, 'media'),
+    storageUrl: media.storageUrl,
+    pdsUrl: net.pdsUrl,
+    createAccount: net.createAccount,
+    scale: opts.scale,
+    log: (m) => log.info(m),
+  })
   log.info({ seconds: (Date.now() - seeded) / 1000 }, 'sample data seeded')
 
   // AC's own account (publishes the feeds, posts shares and mood mirrors), and the feed generator
@@ -80,21 +90,40 @@ export async function runDev(opts: { scale: 'small' | 'ac'; port: number; log: L
   stops.push(() => app.close())
 
   const written = Object.values(report.counts).reduce((n, c) => n + c.create + c.update + c.unchanged, 0)
-  await waitFor('the index to catch up', async () => Number((await index.selectFrom('item').select((eb) => eb.fn.countAll().as('n')).executeTakeFirst())?.n) >= written, 60_000).catch((err) =>
-    log.warn(err.message),
-  )
+  await waitFor(
+    'the index to catch up',
+    async () =>
+      Number(
+        (
+          await index
+            .selectFrom('item')
+            .select((eb) => eb.fn.countAll().as('n'))
+            .executeTakeFirst()
+        )?.n,
+      ) >= written,
+    60_000,
+  ).catch((err) => log.warn(err.message))
   const feeds = await runPublishFeeds(cfg, log)
   const posts = await seedSamplePosts({ cfg, log, db: mongoDb, acAccount })
-  await waitFor('the sample posts in the index', async () => Number((await index.selectFrom('post').select((eb) => eb.fn.countAll().as('n')).executeTakeFirst())?.n) >= posts, 60_000).catch((err) =>
-    log.warn(err.message),
-  )
-  const codes = await index
-    .selectFrom('item')
-    .select(['kind', 'code'])
-    .where('code', 'is not', null)
-    .orderBy('sortAt', 'desc')
-    .execute()
-  const pick = (kind: string, prefix: string) => codes.filter((c) => c.kind === kind).slice(0, 3).map((c) => prefix + c.code)
+  await waitFor(
+    'the sample posts in the index',
+    async () =>
+      Number(
+        (
+          await index
+            .selectFrom('post')
+            .select((eb) => eb.fn.countAll().as('n'))
+            .executeTakeFirst()
+        )?.n,
+      ) >= posts,
+    60_000,
+  ).catch((err) => log.warn(err.message))
+  const codes = await index.selectFrom('item').select(['kind', 'code']).where('code', 'is not', null).orderBy('sortAt', 'desc').execute()
+  const pick = (kind: string, prefix: string) =>
+    codes
+      .filter((c) => c.kind === kind)
+      .slice(0, 3)
+      .map((c) => prefix + c.code)
   const tryCodes = [...pick('painting', '#'), ...pick('kidlisp', '$'), ...pick('tape', '!')]
   process.stdout.write(
     [

@@ -7,19 +7,19 @@
  * characters such as `|` (AC keys start with the Auth0 subject `auth0|…`); clients should
  * percent-encode them (`encodeURIComponent` per path segment), the server decodes them.
  */
-import path from 'node:path';
-import { stat } from 'node:fs/promises';
-import Fastify from 'fastify';
-import fastifyStatic from '@fastify/static';
+import path from 'node:path'
+import { stat } from 'node:fs/promises'
+import Fastify from 'fastify'
+import fastifyStatic from '@fastify/static'
 
 /** A running media server; see {@link startMediaServer}. */
 export interface MediaServer {
   /** Base URL without a trailing slash, e.g. `http://127.0.0.1:41234`. */
-  url: string;
+  url: string
   /** Public base URL of a bucket (no trailing slash): `url + '/' + bucket`. */
-  storageUrl(bucket: string): string;
+  storageUrl(bucket: string): string
   /** Stops listening and releases the port. */
-  close(): Promise<void>;
+  close(): Promise<void>
 }
 
 /**
@@ -34,7 +34,7 @@ const CONTENT_TYPES: Record<string, string> = {
   '.mp4': 'video/mp4',
   '.json': 'application/json; charset=utf-8',
   '.wav': 'audio/wav',
-};
+}
 
 /**
  * Serves `opts.dir` read-only over HTTP (GET and HEAD, with Range support) with Fastify and
@@ -53,20 +53,20 @@ const CONTENT_TYPES: Record<string, string> = {
  * @returns the base URL, a helper for bucket URLs and `close()`
  */
 export async function startMediaServer(opts: {
-  dir: string;
-  port?: number;
-  host?: string;
+  dir: string
+  port?: number
+  host?: string
   /** Milliseconds added to every answer, as remote object storage takes (tests at AC's scale). */
-  latencyMs?: number;
+  latencyMs?: number
 }): Promise<MediaServer> {
-  const root = path.resolve(opts.dir);
-  const st = await stat(root).catch(() => null);
-  if (!st?.isDirectory()) throw new Error(`media server: ${root} is not a directory`);
-  const host = opts.host ?? '127.0.0.1';
+  const root = path.resolve(opts.dir)
+  const st = await stat(root).catch(() => null)
+  if (!st?.isDirectory()) throw new Error(`media server: ${root} is not a directory`)
+  const host = opts.host ?? '127.0.0.1'
 
-  const app = Fastify({ logger: false });
-  const latency = opts.latencyMs ?? 0;
-  if (latency > 0) app.addHook('onRequest', () => new Promise<void>((resolve) => setTimeout(resolve, latency)));
+  const app = Fastify({ logger: false })
+  const latency = opts.latencyMs ?? 0
+  if (latency > 0) app.addHook('onRequest', () => new Promise<void>((resolve) => setTimeout(resolve, latency)))
   await app.register(fastifyStatic, {
     root,
     prefix: '/',
@@ -78,30 +78,30 @@ export async function startMediaServer(opts: {
     lastModified: true,
     cacheControl: false,
     setHeaders(reply, filePath) {
-      const type = CONTENT_TYPES[path.extname(filePath).toLowerCase()];
-      if (type) void reply.header('content-type', type);
-      void reply.header('access-control-allow-origin', '*');
+      const type = CONTENT_TYPES[path.extname(filePath).toLowerCase()]
+      if (type) void reply.header('content-type', type)
+      void reply.header('access-control-allow-origin', '*')
     },
-  });
+  })
   // Directory requests, dotfiles and unknown routes all become a plain 404.
   app.setNotFoundHandler((_req, reply) => {
-    void reply.code(404).send({ error: 'NotFound', message: 'no such object' });
-  });
+    void reply.code(404).send({ error: 'NotFound', message: 'no such object' })
+  })
   app.setErrorHandler((err: { statusCode?: number; message: string }, _req, reply) => {
-    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? 404 : 500;
-    void reply.code(status).send({ error: status === 404 ? 'NotFound' : 'InternalError', message: err.message });
-  });
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? 404 : 500
+    void reply.code(status).send({ error: status === 404 ? 'NotFound' : 'InternalError', message: err.message })
+  })
 
-  await app.listen({ port: opts.port ?? 0, host });
-  const addr = app.server.address();
-  if (!addr || typeof addr === 'string') throw new Error('media server: no TCP address');
-  const urlHost = host.includes(':') ? `[${host}]` : host;
-  const url = `http://${urlHost}:${addr.port}`;
+  await app.listen({ port: opts.port ?? 0, host })
+  const addr = app.server.address()
+  if (!addr || typeof addr === 'string') throw new Error('media server: no TCP address')
+  const urlHost = host.includes(':') ? `[${host}]` : host
+  const url = `http://${urlHost}:${addr.port}`
   return {
     url,
     storageUrl: (bucket: string) => `${url}/${bucket}`,
     close: async () => {
-      await app.close();
+      await app.close()
     },
-  };
+  }
 }

@@ -20,210 +20,204 @@
  * exiting before it listens, or not printing `LISTENING <port>` within 60 s (message includes Java's stderr).
  * `opts.log` receives the build's and the server's stderr lines.
  */
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 
 export interface MongoHandle {
   /** Connection string for the `mongodb` driver. */
-  uri: string;
+  uri: string
   /** Database to use. */
-  dbName: string;
+  dbName: string
   /** True when the server came from `MONGODB_URI` (not started, not stopped by us). */
-  external: boolean;
+  external: boolean
   /** Stops a server we started (no-op for an external one). */
-  stop(): Promise<void>;
+  stop(): Promise<void>
 }
 
 export interface StartMongoOptions {
-  dbName?: string;
-  log?: (line: string) => void;
+  dbName?: string
+  log?: (line: string) => void
   /** Answer change streams as a standalone mongod does (error 40573), for tests of `doctor`. */
-  standalone?: boolean;
+  standalone?: boolean
 }
 
-const DEFAULT_DB = 'aesthetic';
-const LISTEN_TIMEOUT_MS = 60_000;
-const STOP_GRACE_MS = 5_000;
-const STDERR_KEEP_LINES = 60;
+const DEFAULT_DB = 'aesthetic'
+const LISTEN_TIMEOUT_MS = 60_000
+const STOP_GRACE_MS = 5_000
+const STDERR_KEEP_LINES = 60
 
 export async function startMongo(opts: StartMongoOptions = {}): Promise<MongoHandle> {
-  const externalUri = process.env.MONGODB_URI;
+  const externalUri = process.env.MONGODB_URI
   if (externalUri) {
     return {
       uri: externalUri,
       dbName: opts.dbName ?? (process.env.MONGODB_DB || DEFAULT_DB),
       external: true,
       stop: async () => {},
-    };
+    }
   }
-  const jar = await buildJar(opts.log);
-  const { port, stop } = await launch(jar, opts.log, opts.standalone);
+  const jar = await buildJar(opts.log)
+  const { port, stop } = await launch(jar, opts.log, opts.standalone)
   return {
     uri: `mongodb://127.0.0.1:${port}/?directConnection=true`,
     dbName: opts.dbName ?? DEFAULT_DB,
     external: false,
     stop,
-  };
+  }
 }
 
 /** The repository root: the nearest ancestor of this module that holds support/mongo/build.sh. */
 function repoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
+  let dir = path.dirname(fileURLToPath(import.meta.url))
   for (;;) {
-    if (existsSync(path.join(dir, 'support', 'mongo', 'build.sh'))) return dir;
-    const parent = path.dirname(dir);
+    if (existsSync(path.join(dir, 'support', 'mongo', 'build.sh'))) return dir
+    const parent = path.dirname(dir)
     if (parent === dir) {
-      throw new Error(`startMongo: cannot find support/mongo/build.sh above ${fileURLToPath(import.meta.url)}`);
+      throw new Error(`startMongo: cannot find support/mongo/build.sh above ${fileURLToPath(import.meta.url)}`)
     }
-    dir = parent;
+    dir = parent
   }
 }
 
 function javaCommand(): string {
-  const home = process.env.JAVA_HOME;
+  const home = process.env.JAVA_HOME
   if (home) {
-    const candidate = path.join(home, 'bin', 'java');
-    if (existsSync(candidate)) return candidate;
+    const candidate = path.join(home, 'bin', 'java')
+    if (existsSync(candidate)) return candidate
   }
-  return 'java';
+  return 'java'
 }
 
 /** Runs support/mongo/build.sh (quick when the jar is current) and returns the jar path it prints. */
 function buildJar(log?: (line: string) => void): Promise<string> {
-  const script = path.join(repoRoot(), 'support', 'mongo', 'build.sh');
+  const script = path.join(repoRoot(), 'support', 'mongo', 'build.sh')
   return new Promise((resolve, reject) => {
-    const child = spawn('bash', [script], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    const stderr: string[] = [];
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    const child = spawn('bash', [script], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    const stderr: string[] = []
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
     forEachLine(child.stderr, (line) => {
-      stderr.push(line);
-      log?.(line);
-    });
-    child.on('error', (err) => reject(new Error(`startMongo: cannot run ${script}: ${err.message}`)));
+      stderr.push(line)
+      log?.(line)
+    })
+    child.on('error', (err) => reject(new Error(`startMongo: cannot run ${script}: ${err.message}`)))
     child.on('close', (code, signal) => {
-      const jar = stdout.trim().split('\n').pop() ?? '';
-      if (code === 0 && jar && existsSync(jar)) return resolve(jar);
+      const jar = stdout.trim().split('\n').pop() ?? ''
+      if (code === 0 && jar && existsSync(jar)) return resolve(jar)
       reject(
-        new Error(
-          `startMongo: ${script} failed (${signal ?? `exit ${code}`})` +
-            (stderr.length ? `:\n${stderr.slice(-STDERR_KEEP_LINES).join('\n')}` : ''),
-        ),
-      );
-    });
-  });
+        new Error(`startMongo: ${script} failed (${signal ?? `exit ${code}`})` + (stderr.length ? `:\n${stderr.slice(-STDERR_KEEP_LINES).join('\n')}` : '')),
+      )
+    })
+  })
 }
 
 /** Starts the jar on a free port; resolves with the port once it prints `LISTENING <port>`. */
 function launch(jar: string, log?: (line: string) => void, standalone = false): Promise<{ port: number; stop: () => Promise<void> }> {
-  const java = javaCommand();
-  const child = spawn(java, ['-XX:+UseSerialGC', ...(standalone ? ['-Dac.standalone=true'] : []), '-jar', jar, '0'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  const stderr: string[] = [];
+  const java = javaCommand()
+  const child = spawn(java, ['-XX:+UseSerialGC', ...(standalone ? ['-Dac.standalone=true'] : []), '-jar', jar, '0'], { stdio: ['pipe', 'pipe', 'pipe'] })
+  const stderr: string[] = []
   forEachLine(child.stderr, (line) => {
-    stderr.push(line);
-    if (stderr.length > STDERR_KEEP_LINES) stderr.shift();
-    log?.(line);
-  });
+    stderr.push(line)
+    if (stderr.length > STDERR_KEEP_LINES) stderr.shift()
+    log?.(line)
+  })
   // Keep stdin open and never write to it: the server exits when it closes, i.e. when this process dies.
-  child.stdin.on('error', () => {});
+  child.stdin.on('error', () => {})
 
-  let exited = child.exitCode !== null || child.signalCode !== null;
+  let exited = child.exitCode !== null || child.signalCode !== null
   const exitPromise = new Promise<void>((resolve) => {
     child.once('exit', () => {
-      exited = true;
-      resolve();
-    });
+      exited = true
+      resolve()
+    })
     child.once('error', () => {
       if (child.pid === undefined) {
-        exited = true;
-        resolve();
+        exited = true
+        resolve()
       }
-    });
-  });
+    })
+  })
   const killOnExit = () => {
-    if (!exited) child.kill('SIGTERM');
-  };
-  process.once('exit', killOnExit);
+    if (!exited) child.kill('SIGTERM')
+  }
+  process.once('exit', killOnExit)
 
-  let stopping: Promise<void> | undefined;
-  let listening = false;
+  let stopping: Promise<void> | undefined
+  let listening = false
   child.once('exit', (code, signal) => {
-    if (listening && !stopping) log?.(`mongo-server: exited unexpectedly (${signal ?? `exit ${code}`})`);
-  });
+    if (listening && !stopping) log?.(`mongo-server: exited unexpectedly (${signal ?? `exit ${code}`})`)
+  })
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
-      process.removeListener('exit', killOnExit);
+      process.removeListener('exit', killOnExit)
       if (!exited) {
-        child.kill('SIGTERM');
+        child.kill('SIGTERM')
         const timer = setTimeout(() => {
-          if (!exited) child.kill('SIGKILL');
-        }, STOP_GRACE_MS);
-        await exitPromise;
-        clearTimeout(timer);
+          if (!exited) child.kill('SIGKILL')
+        }, STOP_GRACE_MS)
+        await exitPromise
+        clearTimeout(timer)
       }
-      child.stdin.destroy();
-      child.stdout.destroy();
-      child.stderr.destroy();
-    })();
-    return stopping;
-  };
+      child.stdin.destroy()
+      child.stdout.destroy()
+      child.stderr.destroy()
+    })()
+    return stopping
+  }
 
-  const stderrTail = () => (stderr.length ? `\nJava stderr:\n${stderr.join('\n')}` : ' (Java printed nothing on stderr)');
+  const stderrTail = () => (stderr.length ? `\nJava stderr:\n${stderr.join('\n')}` : ' (Java printed nothing on stderr)')
 
   return new Promise((resolve, reject) => {
-    let settled = false;
+    let settled = false
     const fail = (message: string) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      void stop().finally(() => reject(new Error(`startMongo: ${message}${stderrTail()}`)));
-    };
-    const timer = setTimeout(
-      () => fail(`${jar} did not print "LISTENING <port>" within ${LISTEN_TIMEOUT_MS / 1000} s`),
-      LISTEN_TIMEOUT_MS,
-    );
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      void stop().finally(() => reject(new Error(`startMongo: ${message}${stderrTail()}`)))
+    }
+    const timer = setTimeout(() => fail(`${jar} did not print "LISTENING <port>" within ${LISTEN_TIMEOUT_MS / 1000} s`), LISTEN_TIMEOUT_MS)
     child.once('error', (err: NodeJS.ErrnoException) => {
-      const hint = err.code === 'ENOENT' ? ` (${java} not found; install Java 17+ or set JAVA_HOME)` : '';
-      fail(`cannot start ${java}: ${err.message}${hint}`);
-    });
+      const hint = err.code === 'ENOENT' ? ` (${java} not found; install Java 17+ or set JAVA_HOME)` : ''
+      fail(`cannot start ${java}: ${err.message}${hint}`)
+    })
     child.once('exit', (code, signal) => {
       // Let stderr drain so the message includes Java's last words.
-      setTimeout(() => fail(`${jar} exited (${signal ?? `exit ${code}`}) before listening`), 50);
-    });
+      setTimeout(() => fail(`${jar} exited (${signal ?? `exit ${code}`}) before listening`), 50)
+    })
     forEachLine(child.stdout, (line) => {
-      const match = /^LISTENING (\d+)$/.exec(line.trim());
+      const match = /^LISTENING (\d+)$/.exec(line.trim())
       if (!match || settled) {
-        if (line.trim()) log?.(line);
-        return;
+        if (line.trim()) log?.(line)
+        return
       }
-      settled = true;
-      listening = true;
-      clearTimeout(timer);
+      settled = true
+      listening = true
+      clearTimeout(timer)
       // Do not keep the event loop alive for the server; stdin closing on exit stops it.
-      child.unref();
+      child.unref()
       for (const stream of [child.stdin, child.stdout, child.stderr]) {
-        (stream as unknown as { unref?: () => void }).unref?.();
+        ;(stream as unknown as { unref?: () => void }).unref?.()
       }
-      resolve({ port: Number(match[1]), stop });
-    });
-  });
+      resolve({ port: Number(match[1]), stop })
+    })
+  })
 }
 
 function forEachLine(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
-  let buffered = '';
-  stream.setEncoding('utf8');
+  let buffered = ''
+  stream.setEncoding('utf8')
   stream.on('data', (chunk: string) => {
-    buffered += chunk;
-    let newline: number;
+    buffered += chunk
+    let newline: number
     while ((newline = buffered.indexOf('\n')) >= 0) {
-      onLine(buffered.slice(0, newline).replace(/\r$/, ''));
-      buffered = buffered.slice(newline + 1);
+      onLine(buffered.slice(0, newline).replace(/\r$/, ''))
+      buffered = buffered.slice(newline + 1)
     }
-  });
+  })
   stream.on('end', () => {
-    if (buffered) onLine(buffered);
-    buffered = '';
-  });
+    if (buffered) onLine(buffered)
+    buffered = ''
+  })
 }

@@ -26,7 +26,9 @@ const SEQUENCER_MAX_IDLE_MS = 20
  */
 export async function startNetwork(opts: { pdsPort?: number; rateLimits?: boolean } = {}): Promise<LocalNetwork> {
   const { TestNetworkNoAppView } = await import('@atproto/dev-env')
-  const network = await TestNetworkNoAppView.create({ pds: { ...(opts.pdsPort ? { port: opts.pdsPort } : {}), ...(opts.rateLimits ? { rateLimitsEnabled: true } : {}) } })
+  const network = await TestNetworkNoAppView.create({
+    pds: { ...(opts.pdsPort ? { port: opts.pdsPort } : {}), ...(opts.rateLimits ? { rateLimitsEnabled: true } : {}) },
+  })
   tuneSequencer(network)
   const agent = network.pds.getAgent()
   let n = 0

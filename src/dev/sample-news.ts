@@ -40,7 +40,13 @@ const PAPERS = [
  * first account's repo the way AC's paper script does (server-assigned keys, `revisions` a count,
  * `ref` the paper's folder). `rand` is the sample's seeded generator.
  */
-export async function seedNewsAndPapers(opts: { db: Db; pdsUrl: string; accounts: NewsSampleAccount[]; count: number; rand: () => number }): Promise<NewsSample> {
+export async function seedNewsAndPapers(opts: {
+  db: Db
+  pdsUrl: string
+  accounts: NewsSampleAccount[]
+  count: number
+  rand: () => number
+}): Promise<NewsSample> {
   const { db, accounts, rand } = opts
   const pick = <T>(list: readonly T[]) => list[Math.floor(rand() * list.length)]
   const codes = new Set<string>()
@@ -75,7 +81,15 @@ export async function seedNewsAndPapers(opts: { db: Db; pdsUrl: string; accounts
     if (fromBluesky) {
       const rkey = `3l${i.toString(36).padStart(11, 'a')}`
       Object.assign(doc, {
-        external: { source: 'bsky', did: 'did:plc:bskyposter000000000000', handle: 'someone.bsky.social', postUri: `at://did:plc:bskyposter000000000000/app.bsky.feed.post/${rkey}`, postCid: 'bafyreib2rxk3rh6kzwq', postedAt: when, fetchedAt: when },
+        external: {
+          source: 'bsky',
+          did: 'did:plc:bskyposter000000000000',
+          handle: 'someone.bsky.social',
+          postUri: `at://did:plc:bskyposter000000000000/app.bsky.feed.post/${rkey}`,
+          postCid: 'bafyreib2rxk3rh6kzwq',
+          postedAt: when,
+          fetchedAt: when,
+        },
         atproto: { rkey, uri: `at://did:plc:bskyposter000000000000/app.bsky.feed.post/${rkey}`, did: 'did:plc:bskyposter000000000000' },
       })
       summary.fromBluesky++
@@ -99,9 +113,19 @@ export async function seedNewsAndPapers(opts: { db: Db; pdsUrl: string; accounts
   }
   if (legacy) {
     const account = accounts.find((a) => a.user === legacy.user)!
-    const record = { $type: 'computer.aesthetic.news', headline: legacy.title, ...(legacy.text ? { body: legacy.text } : {}), when: legacy.when.toISOString(), ref: legacy._id.toHexString() }
-    const res = await (await agent(account)).com.atproto.repo.createRecord({ repo: account.did, collection: 'computer.aesthetic.news', record, validate: false })
-    await db.collection('news-posts').updateOne({ _id: legacy._id }, { $set: { atproto: { rkey: res.data.uri.split('/').pop(), uri: res.data.uri, did: account.did } } })
+    const record = {
+      $type: 'computer.aesthetic.news',
+      headline: legacy.title,
+      ...(legacy.text ? { body: legacy.text } : {}),
+      when: legacy.when.toISOString(),
+      ref: legacy._id.toHexString(),
+    }
+    const res = await (
+      await agent(account)
+    ).com.atproto.repo.createRecord({ repo: account.did, collection: 'computer.aesthetic.news', record, validate: false })
+    await db
+      .collection('news-posts')
+      .updateOne({ _id: legacy._id }, { $set: { atproto: { rkey: res.data.uri.split('/').pop(), uri: res.data.uri, did: account.did } } })
     summary.legacy = 1
   }
 

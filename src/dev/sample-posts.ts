@@ -37,10 +37,23 @@ export async function seedSamplePosts(opts: { cfg: Config; log: Logger; db: Db; 
   const painting = await db.collection('paintings').findOne(live, { sort: { when: -1 } })
   const kidlisp = await db.collection('kidlisp').findOne(live, { sort: { when: -1 } })
   const tape = await db.collection('tapes').findOne({ ...live, mp4Status: 'complete' }, { sort: { when: -1 } })
-  const moods = (await db.collection('moods').find({ deleted: { $ne: true }, 'atproto.rkey': { $exists: true } }).sort({ when: -1 }).limit(30).toArray()).filter((m) => m.mood.length < 120).slice(0, 3)
+  const moods = (
+    await db
+      .collection('moods')
+      .find({ deleted: { $ne: true }, 'atproto.rkey': { $exists: true } })
+      .sort({ when: -1 })
+      .limit(30)
+      .toArray()
+  )
+    .filter((m) => m.mood.length < 120)
+    .slice(0, 3)
   if (!painting || !kidlisp || !tape || !moods.length || users.length < 4) throw new Error('the sample data lacks the items the sample posts link')
 
-  const shares = [await runShare(cfg, log, `#${painting.code}`), await runShare(cfg, log, `!${tape.code}`, { as: 'account' }), await runShare(cfg, log, `$${kidlisp.code}`, { as: 'account' })]
+  const shares = [
+    await runShare(cfg, log, `#${painting.code}`),
+    await runShare(cfg, log, `!${tape.code}`, { as: 'account' }),
+    await runShare(cfg, log, `$${kidlisp.code}`, { as: 'account' }),
+  ]
   const site = cfg.AC_PUBLIC_URL.replace(/\/+$/, '')
   const posts: SamplePost[] = [
     ...(await Promise.all(
@@ -53,7 +66,14 @@ export async function seedSamplePosts(opts: { cfg: Config; log: Logger; db: Db; 
     { by: users[1], text: 'made this in KidLisp', facets: true, card: `${site}/%24${kidlisp.code}` },
     { by: users[2], text: `watch ${new URL(site).host}/!${tape.code}`, facets: false },
     { by: users[3], text: 'AC news: https://news.aesthetic.computer/nabc', facets: true },
-    { by: users[0], text: 'sketching offline today', facets: true, image: await sharp({ create: { width: 48, height: 48, channels: 3, background: '#ff3399' } }).png().toBuffer() },
+    {
+      by: users[0],
+      text: 'sketching offline today',
+      facets: true,
+      image: await sharp({ create: { width: 48, height: 48, channels: 3, background: '#ff3399' } })
+        .png()
+        .toBuffer(),
+    },
   ]
   for (const post of posts) await createPost(cfg.PDS_URL, post)
   log.info({ shares: shares.map((s) => s.uri), posts: posts.length }, 'sample posts made')
@@ -71,7 +91,8 @@ async function createPost(pdsUrl: string, post: SamplePost): Promise<void> {
   const rt = new RichText({ text: post.text })
   if (post.facets) rt.detectFacetsWithoutResolution()
   const record: Record<string, unknown> = { $type: POST_COLLECTION, text: rt.text, facets: rt.facets, createdAt: new Date().toISOString() }
-  if (post.card) record.embed = { $type: 'app.bsky.embed.external', external: { uri: post.card, title: 'Aesthetic Computer', description: 'A KidLisp program' } }
+  if (post.card)
+    record.embed = { $type: 'app.bsky.embed.external', external: { uri: post.card, title: 'Aesthetic Computer', description: 'A KidLisp program' } }
   if (post.image) {
     const { blob } = (await agent.com.atproto.repo.uploadBlob(post.image, { encoding: 'image/png' })).data
     record.embed = { $type: 'app.bsky.embed.images', images: [{ image: blob, alt: 'a sketch', aspectRatio: { width: 48, height: 48 } }] }

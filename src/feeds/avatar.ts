@@ -23,7 +23,10 @@ export async function feedAvatar(def: FeedDefinition): Promise<Buffer> {
       for (const column of [x, CELLS - 1 - x]) raw.set(color, (y * CELLS + column) * 3)
     }
   }
-  return sharp(raw, { raw: { width: CELLS, height: CELLS, channels: 3 } }).resize(SIZE, SIZE, { kernel: 'nearest' }).png({ compressionLevel: 9 }).toBuffer()
+  return sharp(raw, { raw: { width: CELLS, height: CELLS, channels: 3 } })
+    .resize(SIZE, SIZE, { kernel: 'nearest' })
+    .png({ compressionLevel: 9 })
+    .toBuffer()
 }
 
 /** `#rrggbb` → [r, g, b]. */

@@ -32,7 +32,8 @@ export const FEEDS: readonly FeedDefinition[] = [
   {
     rkey: 'ac-all',
     displayName: 'Aesthetic Computer',
-    description: 'Every post about Aesthetic Computer (aesthetic.computer): paintings, KidLisp, tapes, moods and news linked from anywhere on the network, newest first.',
+    description:
+      'Every post about Aesthetic Computer (aesthetic.computer): paintings, KidLisp, tapes, moods and news linked from anywhere on the network, newest first.',
     colors: ['#ff3399', '#14121f'],
     select: { posts: 'about' },
   },

@@ -82,7 +82,17 @@ export class FeedReader {
             'post_ref.post as uri',
             'post_ref.sortAt',
             eb.fn
-              .max<string | null>(eb.case('post_ref.via').when('code').then(winner('item.code')).when('slug').then(winner('item.slug')).when('rkey').then(winner('item.rkey')).end())
+              .max<string | null>(
+                eb
+                  .case('post_ref.via')
+                  .when('code')
+                  .then(winner('item.code'))
+                  .when('slug')
+                  .then(winner('item.slug'))
+                  .when('rkey')
+                  .then(winner('item.rkey'))
+                  .end(),
+              )
               .as('item'),
           ])
           .groupBy(['post_ref.sortAt', 'post_ref.post'])

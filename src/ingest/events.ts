@@ -88,7 +88,8 @@ export class EventDecoder {
       case '#account': {
         const evt = parseAccount(body)
         if (!evt || !(await indexer.knows(evt.did))) return []
-        if (await indexer.provenance.speaksFor(this.origin, evt.did)) return [{ type: 'status', did: evt.did, status: evt.active ? null : (evt.status ?? 'deactivated') }]
+        if (await indexer.provenance.speaksFor(this.origin, evt.did))
+          return [{ type: 'status', did: evt.did, status: evt.active ? null : (evt.status ?? 'deactivated') }]
         const confirmed = await indexer.provenance.accountStatus(evt.did)
         return confirmed ? [{ type: 'status', did: evt.did, status: confirmed.status }] : this.refuse(msg.type, evt.did)
       }
@@ -121,7 +122,9 @@ export class EventDecoder {
     if (!wantsPosts && !body.ops.some((op) => isAcPath(op.path))) return []
     const collections = wantsPosts ? WITH_POSTS : AC_COLLECTIONS
     const { verifier } = this.opts
-    const verified = this.opts.verify ? await this.opts.identity.withSigningKey(body.repo, (key) => verifier.decode(body, key, collections)) : await verifier.decode(body, null, collections)
+    const verified = this.opts.verify
+      ? await this.opts.identity.withSigningKey(body.repo, (key) => verifier.decode(body, key, collections))
+      : await verifier.decode(body, null, collections)
     const ops = (await Promise.all(verified.map((op) => this.recordOp(body, op, trustedAuthor)))).filter((op) => op !== null)
     if (!ops.length) return []
     return [...(await indexer.actorOps(body.repo, { from: this.origin })), { type: 'commit', did: body.repo, rev: body.rev, ops }]

@@ -77,11 +77,25 @@ export interface Ingest {
  */
 export async function startIngest(opts: IngestOptions): Promise<Ingest> {
   const posts = opts.postsFor === undefined ? undefined : await PostIndex.load(opts.db, opts.postsFor, opts.log)
-  const indexer = new Indexer({ db: opts.db, identity: opts.identity, trustedPds: opts.trustedPds, trustedRelays: opts.trustedRelays, log: opts.log, onActor: posts && ((did, trusted) => posts.noteActor(did, trusted)), views: opts.views })
+  const indexer = new Indexer({
+    db: opts.db,
+    identity: opts.identity,
+    trustedPds: opts.trustedPds,
+    trustedRelays: opts.trustedRelays,
+    log: opts.log,
+    onActor: posts && ((did, trusted) => posts.noteActor(did, trusted)),
+    views: opts.views,
+  })
   await recheckQuarantine(indexer, opts.log)
   const rebuilt = await indexer.refreshViews()
   if (rebuilt > 0) opts.log.info({ rebuilt }, 'stored item views rebuilt')
-  const backfiller = new Backfiller({ indexer, identity: opts.identity, log: opts.log.child({ part: 'backfill' }), verify: opts.verify ?? true, concurrencyPerHost: opts.backfillConcurrency ?? 4 })
+  const backfiller = new Backfiller({
+    indexer,
+    identity: opts.identity,
+    log: opts.log.child({ part: 'backfill' }),
+    verify: opts.verify ?? true,
+    concurrencyPerHost: opts.backfillConcurrency ?? 4,
+  })
   const verifier = opts.verifier ?? createVerifyPool(opts.verifyThreads)
   const closeVerifier = () => (opts.verifier ? Promise.resolve() : verifier.close())
   await verifier.ready() // workers loaded before the stream starts: their loading does not compete with its first DID lookups
@@ -144,7 +158,17 @@ class HostStream {
     this.service = serviceId(url)
     this.log = opts.log.child({ service: this.service })
     this.handOver = new BackfillHandOver(this.service, backfiller, this.log)
-    this.decoder = new EventDecoder({ service: this.service, url, indexer, identity: opts.identity, posts, trustedPds: opts.trustedPds, verify: opts.verify ?? true, verifier, log: this.log })
+    this.decoder = new EventDecoder({
+      service: this.service,
+      url,
+      indexer,
+      identity: opts.identity,
+      posts,
+      trustedPds: opts.trustedPds,
+      verify: opts.verify ?? true,
+      verifier,
+      log: this.log,
+    })
     metrics.connected.set({ service: this.service }, 0)
   }
 
@@ -216,10 +240,12 @@ class HostStream {
         for (const did of resync) void this.backfiller.resync(did, this.service)
       },
     }))
-    const committing = pipeline.run(conn.signal, () => this.stopping.signal.aborted).catch((err) => {
-      conn.abort()
-      throw err
-    })
+    const committing = pipeline
+      .run(conn.signal, () => this.stopping.signal.aborted)
+      .catch((err) => {
+        conn.abort()
+        throw err
+      })
     committing.catch(() => {})
     let consumeError: unknown = new Error('firehose stream ended')
     try {
@@ -274,7 +300,8 @@ class HostStream {
     if (this.conn) this.conn.opened = true
     this.setConnected(true)
     this.log.info({ cursor: this.received ?? 'live tail' }, 'firehose connected')
-    if (this.received === undefined) void markLiveTail(this.indexer.db, this.service).catch((err) => this.log.error({ err: err.message }, 'could not record the live tail'))
+    if (this.received === undefined)
+      void markLiveTail(this.indexer.db, this.service).catch((err) => this.log.error({ err: err.message }, 'could not record the live tail'))
     this.handOver.connected() // connected first, so every commit a snapshot misses arrives on this stream
   }
 

@@ -190,7 +190,13 @@ export class Indexer {
    * @returns 'stale' and changes nothing when live commits past `rev` are already applied (the
    *   caller fetches the repo again), else the counts of changes.
    */
-  async applySnapshot(did: string, source: string, rev: string, ops: Array<PutOp | QuarantineOp>, actor: IndexOp[]): Promise<'stale' | { put: number; deleted: number }> {
+  async applySnapshot(
+    did: string,
+    source: string,
+    rev: string,
+    ops: Array<PutOp | QuarantineOp>,
+    actor: IndexOp[],
+  ): Promise<'stale' | { put: number; deleted: number }> {
     const now = new Date().toISOString()
     let result: 'stale' | { put: number; deleted: number } = 'stale'
     const applied: RecordOp[] = []
@@ -200,7 +206,11 @@ export class Indexer {
       for (const op of actor) await this.applyAccountOp(trx, op, now)
       const held = await heldVersions(trx, did)
       const changed = ops.filter((op) => held.get(op.uri) !== `${op.type}:${op.cid}`)
-      await this.putItems(trx, changed.filter((op) => op.type === 'put'), now)
+      await this.putItems(
+        trx,
+        changed.filter((op) => op.type === 'put'),
+        now,
+      )
       for (const op of changed.filter((op) => op.type === 'quarantine')) await this.applyRecordOp(trx, op, now)
       const keep = new Set(ops.map((o) => o.uri))
       const gone = [...held.keys()].filter((uri) => !keep.has(uri))
@@ -254,7 +264,9 @@ export class Indexer {
         await trx
           .insertInto('quarantine')
           .values({ ...row, lexiconHash: this.hash, firstSeen: now, lastSeen: now })
-          .onConflict((oc) => oc.column('uri').doUpdateSet({ cid: op.cid, rev: op.rev, reason: op.reason, record: op.record, lexiconHash: this.hash, lastSeen: now }))
+          .onConflict((oc) =>
+            oc.column('uri').doUpdateSet({ cid: op.cid, rev: op.rev, reason: op.reason, record: op.record, lexiconHash: this.hash, lastSeen: now }),
+          )
           .execute()
         this.opts.log.warn({ uri: op.uri, reason: op.reason }, 'record quarantined')
         break
@@ -310,7 +322,11 @@ export class Indexer {
         .execute()
       await trx
         .deleteFrom('quarantine')
-        .where('uri', 'in', chunk.map((op) => op.uri))
+        .where(
+          'uri',
+          'in',
+          chunk.map((op) => op.uri),
+        )
         .execute()
     }
   }
@@ -320,7 +336,10 @@ export class Indexer {
    * with its author's PDS as the actor rows hold it (`pds`); both null without a view
    * configuration, or when the record cannot be viewed (the AppView then builds the view itself).
    */
-  private storedView(row: Pick<PutOp, 'uri' | 'cid' | 'did' | 'kind' | 'record'>, pds: Map<string, string | null> | undefined): { view: string | null; viewKey: string | null } {
+  private storedView(
+    row: Pick<PutOp, 'uri' | 'cid' | 'did' | 'kind' | 'record'>,
+    pds: Map<string, string | null> | undefined,
+  ): { view: string | null; viewKey: string | null } {
     if (!this.views || !pds) return { view: null, viewKey: null }
     try {
       return this.views.build(row, row.record, pds.get(row.did) ?? null)
@@ -337,7 +356,7 @@ export class Indexer {
   private async applyAccountOp(trx: Trx, op: IndexOp, now: string): Promise<void> {
     if (op.type === 'actor') {
       await upsertActor(trx, op.did, { handle: op.handle, pds: op.pds, trusted: op.trusted ? 1 : 0 }, now)
-      if (this.views) for (let after: string | undefined, batch; (batch = await refreshViews(trx, this.views, { did: op.did, after })).last; ) after = batch.last
+      if (this.views) for (let after: string | undefined, batch; (batch = await refreshViews(trx, this.views, { did: op.did, after })).last;) after = batch.last
     } else if (op.type === 'status') await setStatus(trx, op.did, op.status, now)
   }
 }
@@ -351,7 +370,11 @@ export class Indexer {
 async function setStatus(trx: Trx, did: string, status: string | null, now: string): Promise<void> {
   if (status === 'deleted') await removeRepo(trx, did)
   await upsertActor(trx, did, { status }, now)
-  await trx.updateTable('item').set({ hidden: status === null ? 0 : 1 }).where('did', '=', did).execute()
+  await trx
+    .updateTable('item')
+    .set({ hidden: status === null ? 0 : 1 })
+    .where('did', '=', did)
+    .execute()
 }
 
 /** The PDS origin the actor rows hold for each author of `ops` (null when unknown, or no row yet). */
@@ -397,14 +420,36 @@ function countApplied(ops: RecordOp[]): void {
  * The index operation for a record given as lexicon JSON: normalised (AC's legacy shapes, see
  * the collection module), validated, then a `put` or a `quarantine` with the reason.
  */
-export function recordOpFromJson(col: Collection, did: string, rkey: string, cid: string, rev: string, json: Record<string, unknown>, action: PutOp['action'] = 'create', lex: Lexicons = lexicons): PutOp | QuarantineOp {
+export function recordOpFromJson(
+  col: Collection,
+  did: string,
+  rkey: string,
+  cid: string,
+  rev: string,
+  json: Record<string, unknown>,
+  action: PutOp['action'] = 'create',
+  lex: Lexicons = lexicons,
+): PutOp | QuarantineOp {
   const uri = `at://${did}/${col.nsid}/${rkey}`
   const record = col.normalize(json)
   const reason = validationError(col, record, lex)
   if (reason) return { type: 'quarantine', uri, cid, did, collection: col.nsid, rev, reason, record: JSON.stringify(json) }
   const code = col.codePrefix && typeof record.code === 'string' ? record.code : null
   const slug = col.urlSlug?.(record) ?? null
-  return { type: 'put', action, uri, did, kind: col.kind, rkey, cid, rev, code, slug, sortAt: new Date(record.when as string).toISOString(), record: JSON.stringify(record) }
+  return {
+    type: 'put',
+    action,
+    uri,
+    did,
+    kind: col.kind,
+    rkey,
+    cid,
+    rev,
+    code,
+    slug,
+    sortAt: new Date(record.when as string).toISOString(),
+    record: JSON.stringify(record),
+  }
 }
 
 /** The collection module of an exact NSID (the firehose filter is a prefix match), or undefined. */

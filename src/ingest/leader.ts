@@ -76,12 +76,20 @@ export class LeaderElection {
    */
   private async term(lead: (db: IndexDb) => Promise<Led>): Promise<void> {
     const f = this.opts.failoverSeconds
-    const client = new pg.Client({ connectionString: this.opts.url, types: PG_TYPES, keepAlive: true, keepAliveInitialDelayMillis: Math.ceil((f * 1000) / 3), application_name: 'ac-appview ingest' })
+    const client = new pg.Client({
+      connectionString: this.opts.url,
+      types: PG_TYPES,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: Math.ceil((f * 1000) / 3),
+      application_name: 'ac-appview ingest',
+    })
     const session = (this.session = new SessionPool(client))
     try {
       if (this.stopping.signal.aborted) return
       await client.connect()
-      await client.query(`set tcp_keepalives_idle = ${Math.ceil(f / 3)}; set tcp_keepalives_interval = ${Math.max(1, Math.ceil(f / 6))}; set tcp_keepalives_count = 3; set tcp_user_timeout = ${f * 1000}`)
+      await client.query(
+        `set tcp_keepalives_idle = ${Math.ceil(f / 3)}; set tcp_keepalives_interval = ${Math.max(1, Math.ceil(f / 6))}; set tcp_keepalives_count = 3; set tcp_user_timeout = ${f * 1000}`,
+      )
       await this.campaign(client)
       if (this.stopping.signal.aborted) return
       await this.leadUntilLost(session, lead)
@@ -185,7 +193,9 @@ class SessionPool implements PostgresPool {
     try {
       conn = await this.connect()
       let timer: NodeJS.Timeout | undefined
-      const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`the leader session did not answer within ${timeoutMs} ms`)), timeoutMs)))
+      const late = new Promise<never>(
+        (_, reject) => (timer = setTimeout(() => reject(new Error(`the leader session did not answer within ${timeoutMs} ms`)), timeoutMs)),
+      )
       await Promise.race([conn.query('select 1', []), late]).finally(() => clearTimeout(timer))
     } catch (err) {
       this.markLost(err as Error)

@@ -90,7 +90,10 @@ export class PostIndex {
       if (op.action !== 'delete') written = true
     }
     if (!written) return false
-    return this.links.mentioned(body.blocks) || (trustedAuthor && MEDIA_MARKERS.some((m) => Buffer.from(body.blocks.buffer, body.blocks.byteOffset, body.blocks.byteLength).includes(m)))
+    return (
+      this.links.mentioned(body.blocks) ||
+      (trustedAuthor && MEDIA_MARKERS.some((m) => Buffer.from(body.blocks.buffer, body.blocks.byteOffset, body.blocks.byteLength).includes(m)))
+    )
   }
 
   /**
@@ -101,7 +104,16 @@ export class PostIndex {
    * warning naming it and why (its author's earlier version, if kept, leaves the index).
    * `time` is when the host sequenced the commit: `sortAt` is the post's `createdAt`, never later.
    */
-  async op(did: string, rkey: string, cid: string | undefined, rev: string, record: Record<string, unknown> | undefined, action: 'create' | 'update' | 'delete', time: string | undefined, trustedAuthor: boolean): Promise<PostOp | PostDeleteOp | null> {
+  async op(
+    did: string,
+    rkey: string,
+    cid: string | undefined,
+    rev: string,
+    record: Record<string, unknown> | undefined,
+    action: 'create' | 'update' | 'delete',
+    time: string | undefined,
+    trustedAuthor: boolean,
+  ): Promise<PostOp | PostDeleteOp | null> {
     const uri = `at://${did}/${POST_COLLECTION}/${rkey}`
     const leave = this.authors.has(did) ? { type: 'post-delete' as const, uri, rev } : null
     if (action === 'delete' || !cid) return leave
@@ -190,7 +202,11 @@ export async function applyPostOp(trx: Trx, op: PostOp | PostDeleteOp, now: stri
     .values({ ...row, indexedAt: now })
     .onConflict((oc) => oc.column('uri').doUpdateSet({ cid: row.cid, rev: row.rev, sortAt: row.sortAt, about: row.about, media: row.media }))
     .execute()
-  if (refs.length) await trx.insertInto('post_ref').values(refs.map((r) => ({ post: op.uri, kind: r.kind, via: r.via, key: r.key, sortAt: row.sortAt, did: row.did }))).execute()
+  if (refs.length)
+    await trx
+      .insertInto('post_ref')
+      .values(refs.map((r) => ({ post: op.uri, kind: r.kind, via: r.via, key: r.key, sortAt: row.sortAt, did: row.did })))
+      .execute()
 }
 
 /** Removes every post of `did` and their refs (the account was deleted). */

@@ -85,7 +85,10 @@ export class Provenance {
     if (cached) return cached
     let answer: ConfirmedStatus | 'absent'
     try {
-      const client = new XrpcClient({ service: pds, fetch: (input, init) => fetch(input, { ...init, redirect: 'error', signal: AbortSignal.timeout(CONFIRMATION_TIMEOUT_MS) }) }, lexicons)
+      const client = new XrpcClient(
+        { service: pds, fetch: (input, init) => fetch(input, { ...init, redirect: 'error', signal: AbortSignal.timeout(CONFIRMATION_TIMEOUT_MS) }) },
+        lexicons,
+      )
       const { data } = (await client.call('com.atproto.sync.getRepoStatus', { did })) as { data: { active: boolean; status?: string } }
       answer = { status: data.active ? null : (data.status ?? 'deactivated') }
     } catch (err) {

@@ -21,12 +21,23 @@ export interface QuarantineEntry {
 /** Every quarantined record, most recently seen first; `limit` caps the list. */
 export async function listQuarantine(db: IndexDb, limit = 10_000): Promise<QuarantineEntry[]> {
   const rows = await db.selectFrom('quarantine').selectAll().orderBy('lastSeen', 'desc').limit(limit).execute()
-  return rows.map((r) => ({ uri: r.uri, cid: r.cid, collection: r.collection, reason: r.reason, firstSeen: r.firstSeen, lastSeen: r.lastSeen, record: JSON.parse(r.record) }))
+  return rows.map((r) => ({
+    uri: r.uri,
+    cid: r.cid,
+    collection: r.collection,
+    reason: r.reason,
+    firstSeen: r.firstSeen,
+    lastSeen: r.lastSeen,
+    record: JSON.parse(r.record),
+  }))
 }
 
 /** Refreshes the quarantine gauge from the table. */
 export async function countQuarantine(db: IndexDb): Promise<number> {
-  const row = await db.selectFrom('quarantine').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirst()
+  const row = await db
+    .selectFrom('quarantine')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .executeTakeFirst()
   const n = Number(row?.n ?? 0)
   metrics.quarantined.set(n)
   return n
@@ -39,11 +50,19 @@ export async function countQuarantine(db: IndexDb): Promise<number> {
  * they now accept. `docs` defaults to the lexicons built into this version.
  * @returns how many rows were checked and how many were released.
  */
-export async function recheckQuarantine(indexer: Indexer, log: Logger, docs: LexiconDoc[] = schemas as LexiconDoc[]): Promise<{ checked: number; released: number }> {
+export async function recheckQuarantine(
+  indexer: Indexer,
+  log: Logger,
+  docs: LexiconDoc[] = schemas as LexiconDoc[],
+): Promise<{ checked: number; released: number }> {
   const db = indexer.db
   const hash = lexiconHash(docs)
   const lex = docs === schemas ? lexicons : new Lexicons(docs)
-  const rows = await db.selectFrom('quarantine').selectAll().where((eb) => eb.or([eb('lexiconHash', 'is', null), eb('lexiconHash', '!=', hash)])).execute()
+  const rows = await db
+    .selectFrom('quarantine')
+    .selectAll()
+    .where((eb) => eb.or([eb('lexiconHash', 'is', null), eb('lexiconHash', '!=', hash)]))
+    .execute()
   let released = 0
   for (const row of rows) {
     const col = collectionOf(row.collection)
@@ -54,7 +73,11 @@ export async function recheckQuarantine(indexer: Indexer, log: Logger, docs: Lex
         await indexer.applyRecordOp(trx, op, new Date().toISOString())
         released++
       } else {
-        await trx.updateTable('quarantine').set({ lexiconHash: hash, reason: op?.reason ?? row.reason }).where('uri', '=', row.uri).execute()
+        await trx
+          .updateTable('quarantine')
+          .set({ lexiconHash: hash, reason: op?.reason ?? row.reason })
+          .where('uri', '=', row.uri)
+          .execute()
       }
     })
   }

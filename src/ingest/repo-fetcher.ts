@@ -105,7 +105,9 @@ export class RepoFetcher {
    */
   private async verifiedRecords(did: string, bytes: Uint8Array): Promise<{ rev: string; ops: Array<PutOp | QuarantineOp> }> {
     const car = await readCarWithRoot(bytes)
-    const verified = this.opts.verify ? await this.opts.identity.withSigningKey(did, (key) => verifyRepo(car.blocks, car.root, did, key)) : await verifyRepo(car.blocks, car.root, did)
+    const verified = this.opts.verify
+      ? await this.opts.identity.withSigningKey(did, (key) => verifyRepo(car.blocks, car.root, did, key))
+      : await verifyRepo(car.blocks, car.root, did)
     const ops: Array<PutOp | QuarantineOp> = []
     for (const c of verified.creates) {
       const col = collectionOf(c.collection)

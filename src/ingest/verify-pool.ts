@@ -56,11 +56,21 @@ const READY_TIMEOUT_MS = 60_000
  */
 export function createVerifyPool(threads = os.availableParallelism()): CommitVerifier {
   if (threads === 0) {
-    return { threads, decode: async (body, didKey, collections) => unwrap(await decodeCommit(commitTask(body, didKey, collections))), ready: async () => {}, close: async () => {} }
+    return {
+      threads,
+      decode: async (body, didKey, collections) => unwrap(await decodeCommit(commitTask(body, didKey, collections))),
+      ready: async () => {},
+      close: async () => {},
+    }
   }
   // From TypeScript source (tsx, vitest) a worker needs tsx registered first: see verify-worker-source.mjs.
   const entry = import.meta.url.endsWith('.ts') ? './verify-worker-source.mjs' : './verify-worker.js'
-  const pool = new Piscina({ filename: new URL(entry, import.meta.url).href, minThreads: threads, maxThreads: threads, concurrentTasksPerWorker: TASKS_PER_WORKER })
+  const pool = new Piscina({
+    filename: new URL(entry, import.meta.url).href,
+    minThreads: threads,
+    maxThreads: threads,
+    concurrentTasksPerWorker: TASKS_PER_WORKER,
+  })
   let loaded = 0
   const ready = new Promise<void>((resolve) => {
     const onMessage = (message: unknown) => {

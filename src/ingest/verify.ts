@@ -68,7 +68,8 @@ export async function unverifiedCommit(body: CommitBody, match: (collection: str
     if (!match(collection)) continue
     if (op.action === 'delete') out.push({ action: 'delete', collection, rkey })
     const bytes = op.cid ? car.blocks.get(op.cid) : undefined
-    if ((op.action === 'create' || op.action === 'update') && op.cid && bytes) out.push({ action: op.action, collection, rkey, cid: op.cid, record: cborToLexRecord(bytes) })
+    if ((op.action === 'create' || op.action === 'update') && op.cid && bytes)
+      out.push({ action: op.action, collection, rkey, cid: op.cid, record: cborToLexRecord(bytes) })
   }
   return out
 }
@@ -129,9 +130,22 @@ export async function decodeCommit(task: CommitTask): Promise<CommitOutcome> {
   try {
     const wanted = new Set(task.collections)
     const match = (nsid: string) => wanted.has(nsid)
-    const body: CommitBody = { repo: task.repo, rev: '', blocks: task.blocks, ops: task.ops.map((op) => ({ action: op.action, path: op.path, cid: op.cid === null ? null : (CID.parse(op.cid) as unknown as Cid) })) }
+    const body: CommitBody = {
+      repo: task.repo,
+      rev: '',
+      blocks: task.blocks,
+      ops: task.ops.map((op) => ({ action: op.action, path: op.path, cid: op.cid === null ? null : (CID.parse(op.cid) as unknown as Cid) })),
+    }
     const ops = task.didKey === null ? await unverifiedCommit(body, match) : await verifyCommit(body, task.didKey, match)
-    return { ok: true, ops: ops.map((op) => ({ action: op.action, collection: op.collection, rkey: op.rkey, ...(op.cid ? { cid: op.cid.toString(), record: lexToJson(op.record as LexValue) as Record<string, unknown> } : {}) })) }
+    return {
+      ok: true,
+      ops: ops.map((op) => ({
+        action: op.action,
+        collection: op.collection,
+        rkey: op.rkey,
+        ...(op.cid ? { cid: op.cid.toString(), record: lexToJson(op.record as LexValue) as Record<string, unknown> } : {}),
+      })),
+    }
   } catch (err) {
     return { ok: false, rejected: err instanceof RepoVerificationError, message: (err as Error)?.message ?? String(err) }
   }

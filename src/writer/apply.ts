@@ -90,7 +90,12 @@ class RepoApplier {
       kept.set(p, { uri: p.existing!.uri, cid: p.existing!.cid })
       this.outcome(p, 'unchanged', { uri: p.existing!.uri })
     }
-    let backrefs = await this.exclusive(() => this.finish(settled.filter((p) => !this.opts.skip?.(p)), kept))
+    let backrefs = await this.exclusive(() =>
+      this.finish(
+        settled.filter((p) => !this.opts.skip?.(p)),
+        kept,
+      ),
+    )
     for (const batch of batches(changing)) {
       backrefs += await this.batch(batch)
       this.opts.recorder.flush()
@@ -101,9 +106,15 @@ class RepoApplier {
   /** Builds, writes and back-references one batch. */
   private async batch(batch: Planned[]): Promise<number> {
     const blobs = new BlobUploader(this.account.did, this.client, this.opts.ledger)
-    const writes = await this.buildWrites(batch.filter((p) => !this.opts.skip?.(p)), blobs)
+    const writes = await this.buildWrites(
+      batch.filter((p) => !this.opts.skip?.(p)),
+      blobs,
+    )
     return this.exclusive(async () => {
-      const written = await this.applyWrites(writes.filter((w) => !this.opts.skip?.(w.plan)), blobs)
+      const written = await this.applyWrites(
+        writes.filter((w) => !this.opts.skip?.(w.plan)),
+        blobs,
+      )
       if (written.size) this.opts.log?.debug({ repo: this.repo, writes: written.size }, 'batch written')
       for (const p of batch) if (p.action === 'unchanged' && p.existing) written.set(p, { uri: p.existing.uri, cid: p.existing.cid })
       return this.finish(batch, written)

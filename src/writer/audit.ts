@@ -45,14 +45,22 @@ export async function audit(opts: WriterOptions & { fix?: boolean }): Promise<Au
       const planned = await planRepo(job.items, records, opts.ctx, isComplete(opts))
       for (const p of planned) {
         const found = findingOf(p)
-        if (found) findings.push({ ...found, kind: p.col.kind, id: idOf(p), repo: job.account.handle ?? job.account.did, uri: p.existing?.uri ?? `at://${job.account.did}/${p.col.nsid}/${p.rkey}` })
+        if (found)
+          findings.push({
+            ...found,
+            kind: p.col.kind,
+            id: idOf(p),
+            repo: job.account.handle ?? job.account.did,
+            uri: p.existing?.uri ?? `at://${job.account.did}/${p.col.nsid}/${p.rkey}`,
+          })
       }
     })
   } finally {
     if (owned) sessions.close()
   }
   for (const p of recorder.report.problems) {
-    if (p.action === 'invalid' || p.action === 'failed') findings.push({ type: p.action, kind: p.kind as Kind | 'repo', id: p.id, repo: p.repo, detail: p.detail ? `${p.reason} (${p.detail})` : p.reason })
+    if (p.action === 'invalid' || p.action === 'failed')
+      findings.push({ type: p.action, kind: p.kind as Kind | 'repo', id: p.id, repo: p.repo, detail: p.detail ? `${p.reason} (${p.detail})` : p.reason })
   }
   const report = summarise(repos, findings)
   if (!opts.fix || report.clean) return report
@@ -66,7 +74,9 @@ function findingOf(p: Planned): { type: AuditFindingType; detail?: string } | nu
   if (!p.item || (p.item.live && !p.existing)) return null
   const want = p.existing ? { rkey: p.rkey, uri: p.existing.uri, cid: p.existing.cid } : null
   const update = backrefUpdate(p.col, p.item, want)
-  return update ? { type: 'dangling-backref', detail: `MongoDB back-reference ${JSON.stringify(p.item.backrefShapes)} should be ${JSON.stringify(want)}` } : null
+  return update
+    ? { type: 'dangling-backref', detail: `MongoDB back-reference ${JSON.stringify(p.item.backrefShapes)} should be ${JSON.stringify(want)}` }
+    : null
 }
 
 function summarise(repos: number, findings: AuditFinding[]): AuditReport {

@@ -161,7 +161,11 @@ export async function forEachRepo(
       } catch (err) {
         const reason = (err as Error).message
         opts.log.error({ repo: job.account.did, items: job.items.length, err: reason }, 'repo failed')
-        recorder.repoFailed({ did: job.account.did, name: job.account.handle ?? job.account.did }, job.items.map((i) => i.col), reason)
+        recorder.repoFailed(
+          { did: job.account.did, name: job.account.handle ?? job.account.did },
+          job.items.map((i) => i.col),
+          reason,
+        )
       }
       opened.delete(job)
       recorder.flush()
@@ -232,7 +236,15 @@ export async function collectJobs(opts: WriterOptions, accounts: Map<string, Acc
   return [...jobs.values()].sort((a, b) => b.items.length - a.items.length)
 }
 
-function candidate(col: MirroredCollection, doc: Document, opts: WriterOptions, accounts: Map<string, Account>, guest: Account | undefined, jobs: Map<string, RepoJob>, recorder: RunRecorder): Candidate {
+function candidate(
+  col: MirroredCollection,
+  doc: Document,
+  opts: WriterOptions,
+  accounts: Map<string, Account>,
+  guest: Account | undefined,
+  jobs: Map<string, RepoJob>,
+  recorder: RunRecorder,
+): Candidate {
   const rawWhen = doc.when instanceof Date ? doc.when.getTime() : Number.MAX_SAFE_INTEGER
   const owner = typeof doc.user === 'string' ? doc.user : null
   const account = owner ? accounts.get(owner) : guest
@@ -242,7 +254,10 @@ function candidate(col: MirroredCollection, doc: Document, opts: WriterOptions, 
     item = readDoc(col, doc)
   } catch (err) {
     if (!(err instanceof DocError)) throw err
-    return { when: rawWhen, take: () => recorder.item({ kind: col.kind, id: String(doc._id), repo, action: 'invalid', reason: err.message, ...(account ? {} : { private: true }) }) }
+    return {
+      when: rawWhen,
+      take: () => recorder.item({ kind: col.kind, id: String(doc._id), repo, action: 'invalid', reason: err.message, ...(account ? {} : { private: true }) }),
+    }
   }
   return {
     when: item.when.getTime(),

@@ -40,7 +40,11 @@ export async function runAudit(cfg: Config, log: Logger, req: WriterRequest & { 
  * Resolves once started; `writerStatus()` is its ledger's latest run (the dashboard's, and
  * `/status` on METRICS_PORT); `stop()` finishes the change in hand and closes everything.
  */
-export async function runLive(cfg: Config, log: Logger, req: Pick<WriterRequest, 'concurrency'> & Pick<LiveOptions, 'onMirrored'> = {}): Promise<Live & { writerStatus(): WriterStatus | null }> {
+export async function runLive(
+  cfg: Config,
+  log: Logger,
+  req: Pick<WriterRequest, 'concurrency'> & Pick<LiveOptions, 'onMirrored'> = {},
+): Promise<Live & { writerStatus(): WriterStatus | null }> {
   requireConfig(cfg, 'MONGODB_URI', 'PDS_URL')
   let client = await MongoClient.connect(cfg.MONGODB_URI)
   const ledger = new Ledger(cfg.DATA_DIR)
@@ -94,7 +98,14 @@ export async function runShare(cfg: Config, log: Logger, code: string, opts: { a
   const client = await MongoClient.connect(cfg.MONGODB_URI)
   try {
     const account = cfg.AC_BSKY_DID && cfg.AC_BSKY_PASSWORD ? await bskyAccount(cfg, log) : undefined
-    const shareOpts = { db: client.db(cfg.MONGODB_DB), pdsUrl: cfg.PDS_URL, ctx: createWriterContext(cfg), log: log.child({ component: 'writer' }), guestUser: cfg.AC_GUEST_USER, account }
+    const shareOpts = {
+      db: client.db(cfg.MONGODB_DB),
+      pdsUrl: cfg.PDS_URL,
+      ctx: createWriterContext(cfg),
+      log: log.child({ component: 'writer' }),
+      guestUser: cfg.AC_GUEST_USER,
+      account,
+    }
     return await (opts.unshare ? unshare(code, shareOpts) : share(code, opts.as ?? 'owner', shareOpts))
   } finally {
     await client.close()
@@ -153,6 +164,7 @@ export async function resolveUsers(db: Db, handles: string[]): Promise<string[]>
     if (found) users.push(found._id)
     else missing.push(raw)
   }
-  if (missing.length) throw new UsageError(`--user: no AC user is ${missing.join(', ')} (expected an AC handle such as @jeffrey, a PDS handle, or a users._id such as art-guest)`)
+  if (missing.length)
+    throw new UsageError(`--user: no AC user is ${missing.join(', ')} (expected an AC handle such as @jeffrey, a PDS handle, or a users._id such as art-guest)`)
   return users
 }

@@ -11,7 +11,9 @@ const converter = new PQueue({ concurrency: 1 })
  * The writer's view of AC's storage and site, from configuration (AC_STORAGE_URL, AC_PUBLIC_URL,
  * MEDIA_*); thumbnails and tape conversions run on the process's media pool (WRITER_MEDIA_THREADS).
  */
-export function createWriterContext(cfg: Pick<Config, 'AC_STORAGE_URL' | 'AC_PUBLIC_URL' | 'MEDIA_MAX_BYTES' | 'MEDIA_TIMEOUT_MS' | 'WRITER_MEDIA_THREADS'>): WriterContext {
+export function createWriterContext(
+  cfg: Pick<Config, 'AC_STORAGE_URL' | 'AC_PUBLIC_URL' | 'MEDIA_MAX_BYTES' | 'MEDIA_TIMEOUT_MS' | 'WRITER_MEDIA_THREADS'>,
+): WriterContext {
   const media = createMediaClient({ storageTemplate: cfg.AC_STORAGE_URL, maxBytes: cfg.MEDIA_MAX_BYTES, timeoutMs: cfg.MEDIA_TIMEOUT_MS })
   const pool = sharedMediaPool(cfg.WRITER_MEDIA_THREADS)
   return {

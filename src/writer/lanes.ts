@@ -50,10 +50,12 @@ export class Lanes {
       () => this.attempt(key, what, task),
       () => this.attempt(key, what, task),
     )
-    const tail = result.catch(() => {}).finally(() => {
-      this.queued--
-      if (this.tails.get(key) === tail) this.tails.delete(key)
-    })
+    const tail = result
+      .catch(() => {})
+      .finally(() => {
+        this.queued--
+        if (this.tails.get(key) === tail) this.tails.delete(key)
+      })
     this.tails.set(key, tail)
     return result
   }

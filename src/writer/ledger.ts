@@ -148,7 +148,9 @@ export class Ledger {
    * run and by every status read, so a killed run never shows as running for long.
    */
   markInterrupted(): void {
-    const running = this.sql("select id, pid, host, heartbeatAt from run where status = 'running'").all() as Array<Pick<RunRow, 'id' | 'pid' | 'host' | 'heartbeatAt'>>
+    const running = this.sql("select id, pid, host, heartbeatAt from run where status = 'running'").all() as Array<
+      Pick<RunRow, 'id' | 'pid' | 'host' | 'heartbeatAt'>
+    >
     const stale = Date.now() - STALE_RUN_MS
     for (const r of running) {
       const gone = r.host === this.host ? !processAlive(r.pid) : Date.parse(r.heartbeatAt) < stale
@@ -158,7 +160,12 @@ export class Ledger {
 
   /** Updates a run's counts (and live backlog) and its heartbeat. */
   updateRun(runId: number, counts: Record<string, number>, backlog?: number) {
-    this.sql('update run set counts = ?, backlog = ?, heartbeatAt = ? where id = ?').run(JSON.stringify(counts), backlog ?? null, new Date().toISOString(), runId)
+    this.sql('update run set counts = ?, backlog = ?, heartbeatAt = ? where id = ?').run(
+      JSON.stringify(counts),
+      backlog ?? null,
+      new Date().toISOString(),
+      runId,
+    )
   }
 
   /** Stamps a run's end: `finished`, or `interrupted` when it was stopped before its work was done. */
@@ -174,7 +181,8 @@ export class Ledger {
    */
   resumable(mode: string, options: Record<string, unknown>): { runId: number; doneRepos: Set<string> } | undefined {
     this.markInterrupted()
-    const last = this.sql('select id, options, status, heartbeatAt from run where mode = ? order by id desc limit 1').get(mode) as Pick<RunRow, 'id' | 'options' | 'status' | 'heartbeatAt'> | undefined
+    const last = this.sql('select id, options, status, heartbeatAt from run where mode = ? order by id desc limit 1').get(mode) as
+      Pick<RunRow, 'id' | 'options' | 'status' | 'heartbeatAt'> | undefined
     if (!last || last.status !== 'interrupted' || last.options !== JSON.stringify(options)) return undefined
     if (Date.now() - Date.parse(last.heartbeatAt) > RESUME_WITHIN_MS) return undefined
     const rows = this.sql('select did from run_repo where runId = ?').pluck().all(last.id) as string[]
@@ -234,16 +242,23 @@ export class Ledger {
 
   /** Every problem row, most recently seen first. */
   problems(): ProblemRow[] {
-    return (this.sql('select * from problem order by lastSeen desc, kind, id').all() as Array<ProblemRow & { private: number; detail: string | null }>).map(toProblemRow)
+    return (this.sql('select * from problem order by lastSeen desc, kind, id').all() as Array<ProblemRow & { private: number; detail: string | null }>).map(
+      toProblemRow,
+    )
   }
 
   /** Problems grouped by action and {@link reasonPattern}, largest group first, each with a few examples. */
   problemGroups(examples = EXAMPLES_PER_GROUP): ProblemGroup[] {
     const groups = this.db
-      .prepare('select action, pattern as reason, count(*) as items, max(lastSeen) as lastSeen, min(firstSeen) as firstSeen from problem group by action, pattern order by items desc, pattern')
+      .prepare(
+        'select action, pattern as reason, count(*) as items, max(lastSeen) as lastSeen, min(firstSeen) as firstSeen from problem group by action, pattern order by items desc, pattern',
+      )
       .all() as Array<Omit<ProblemGroup, 'examples'>>
     const sample = this.sql('select * from problem where action = ? and pattern = ? order by lastSeen desc, kind, id limit ?')
-    return groups.map((g) => ({ ...g, examples: (sample.all(g.action, g.reason, examples) as Array<ProblemRow & { private: number; detail: string | null }>).map(toProblemRow) }))
+    return groups.map((g) => ({
+      ...g,
+      examples: (sample.all(g.action, g.reason, examples) as Array<ProblemRow & { private: number; detail: string | null }>).map(toProblemRow),
+    }))
   }
 
   // ---- mirrored records and uploaded blobs ----
@@ -308,7 +323,11 @@ export class Ledger {
   /** The latest `n` runs, newest first (for `writer status`). */
   runs(n = 10): Array<Omit<RunRow, 'counts' | 'options'> & { counts: Record<string, number>; options: Record<string, unknown> }> {
     this.markInterrupted()
-    return (this.sql('select * from run order by id desc limit ?').all(n) as RunRow[]).map((r) => ({ ...r, counts: JSON.parse(r.counts), options: JSON.parse(r.options) }))
+    return (this.sql('select * from run order by id desc limit ?').all(n) as RunRow[]).map((r) => ({
+      ...r,
+      counts: JSON.parse(r.counts),
+      options: JSON.parse(r.options),
+    }))
   }
 
   close() {

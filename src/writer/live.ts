@@ -101,7 +101,15 @@ class LiveWriter implements Live {
     this.recorder = new RunRecorder(false, opts.ledger, opts.log, false)
     this.feed = new ChangeFeed({ ledger: opts.ledger, log: opts.log, db: opts.db, collections: [...WATCHED, ...byMongo.keys()], reconnect: opts.reconnect })
     const db = () => this.feed.database
-    this.mirror = new Mirror({ db, sessions: this.sessions, ledger: opts.ledger, recorder: this.recorder, ctx: opts.ctx, guestUser: opts.guestUser, log: opts.log })
+    this.mirror = new Mirror({
+      db,
+      sessions: this.sessions,
+      ledger: opts.ledger,
+      recorder: this.recorder,
+      ctx: opts.ctx,
+      guestUser: opts.guestUser,
+      log: opts.log,
+    })
     this.reconciler = new Reconciler({ ...opts, sessions: this.sessions, lanes: this.lanes, touched: this.touched, currentDb: db })
     this.runId = opts.ledger.startRun('live')
   }
@@ -194,7 +202,12 @@ class LiveWriter implements Live {
 
   /** A user whose PDS account was removed or whose password changed: its session is dropped (the next change logs in afresh). */
   private forgetSession(change: Change) {
-    if (change.operationType === 'update' && Object.keys(change.updateDescription.updatedFields ?? {}).every((f) => f === 'atproto.handle') && !change.updateDescription.removedFields?.length) return
+    if (
+      change.operationType === 'update' &&
+      Object.keys(change.updateDescription.updatedFields ?? {}).every((f) => f === 'atproto.handle') &&
+      !change.updateDescription.removedFields?.length
+    )
+      return
     const did = 'fullDocument' in change ? change.fullDocument?.atproto?.did : undefined
     this.sessions.forget(typeof did === 'string' ? did : undefined)
   }

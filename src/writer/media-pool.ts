@@ -33,7 +33,13 @@ export function createMediaPool(threads = os.availableParallelism()): MediaPool 
   if (threads === 0) return { threads, thumbnail: makeThumbnail, convertTape: (zip) => convertTape(zip), close: async () => {} }
   // From TypeScript source (tsx, vitest) a worker needs tsx registered first: see media-worker-source.mjs.
   const entry = import.meta.url.endsWith('.ts') ? './media-worker-source.mjs' : './media-worker.js'
-  const pool = new Piscina({ filename: new URL(entry, import.meta.url).href, minThreads: 1, maxThreads: threads, idleTimeout: IDLE_MS, concurrentTasksPerWorker: 1 })
+  const pool = new Piscina({
+    filename: new URL(entry, import.meta.url).href,
+    minThreads: 1,
+    maxThreads: threads,
+    idleTimeout: IDLE_MS,
+    concurrentTasksPerWorker: 1,
+  })
   return {
     threads,
     thumbnail: (image, maxBytes) => pool.run({ image, maxBytes }, { name: 'thumbnail' }),

@@ -57,7 +57,14 @@ export class Mirror {
       item = readDoc(col, doc)
     } catch (err) {
       if (!(err instanceof DocError)) throw err
-      return this.opts.recorder.item({ kind: col.kind, id: _id.toHexString(), repo, action: 'invalid', reason: err.message, ...(account ? {} : { private: true }) })
+      return this.opts.recorder.item({
+        kind: col.kind,
+        id: _id.toHexString(),
+        repo,
+        action: 'invalid',
+        reason: err.message,
+        ...(account ? {} : { private: true }),
+      })
     }
     if (!account) {
       if (item.live) this.opts.recorder.item({ kind: col.kind, id: item.id, repo, action: 'skipped', reason: 'owner has no PDS account', private: true })
@@ -67,7 +74,13 @@ export class Mirror {
     if (!client) return
     const { rkey, current } = await locateRecord(client, col, item, this.opts.ledger)
     const planned = await planItem(col, item, rkey, current, this.opts.ctx)
-    await applyPlan(account, client, [planned], { db: this.opts.db(), ctx: this.opts.ctx, ledger: this.opts.ledger, recorder: this.opts.recorder, forceBackrefs: true })
+    await applyPlan(account, client, [planned], {
+      db: this.opts.db(),
+      ctx: this.opts.ctx,
+      ledger: this.opts.ledger,
+      recorder: this.opts.recorder,
+      forceBackrefs: true,
+    })
   }
 
   /** A removed document: deletes the record the ledger says it has (the reconcile pass finds any other). */
@@ -105,7 +118,14 @@ export class Mirror {
       await client.updateHandle(handle)
     } catch (err) {
       if (isTransient(err)) throw err
-      return this.opts.recorder.problem({ kind: 'handle', id: account.did, repo: account.handle, action: 'failed', reason: `PDS refused the handle: ${(err as Error).message}`, detail: handle })
+      return this.opts.recorder.problem({
+        kind: 'handle',
+        id: account.did,
+        repo: account.handle,
+        action: 'failed',
+        reason: `PDS refused the handle: ${(err as Error).message}`,
+        detail: handle,
+      })
     }
     await db.collection('users').updateOne({ _id: user as never }, { $set: { 'atproto.handle': handle } })
     this.opts.recorder.resolved('handle', account.did)
@@ -131,15 +151,25 @@ export class Mirror {
  * key, at the key the ledger remembers and at its deterministic key, judged by the same rule
  * as the backfill ({@link chooseRkey}).
  */
-export async function locateRecord(client: RepoClient, col: MirroredCollection, item: SourceItem, ledger: Ledger): Promise<{ rkey: string; current?: RepoRecord }> {
-  const keys = [...new Set([item.backref?.rkey, ledger.whereIs(col.mongo, item.id)?.rkey, deterministicRkey(item.id, item.when)].filter((k): k is string => !!k))]
+export async function locateRecord(
+  client: RepoClient,
+  col: MirroredCollection,
+  item: SourceItem,
+  ledger: Ledger,
+): Promise<{ rkey: string; current?: RepoRecord }> {
+  const keys = [
+    ...new Set([item.backref?.rkey, ledger.whereIs(col.mongo, item.id)?.rkey, deterministicRkey(item.id, item.when)].filter((k): k is string => !!k)),
+  ]
   const onPds = new Map<string, RepoRecord>()
   for (const key of keys) {
     const record = await client.getRecord(col.nsid, key)
     if (record) onPds.set(key, record)
     if (record && key === item.backref?.rkey) break // the back-reference's record wins outright
   }
-  const matches = [...onPds.values()].filter((r) => col.normalize(r.value).ref === item.id).map((r) => r.rkey).sort()
+  const matches = [...onPds.values()]
+    .filter((r) => col.normalize(r.value).ref === item.id)
+    .map((r) => r.rkey)
+    .sort()
   const rkey = chooseRkey(item, onPds, matches)
   return { rkey, current: onPds.get(rkey) }
 }

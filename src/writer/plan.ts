@@ -67,7 +67,14 @@ export async function planRepo(
     for (const [rkey, rec] of onPds) {
       if (claimed.has(rkey)) continue
       const ref = col.normalize(rec.value).ref
-      planned.push({ col, rkey, existing: rec, finding: 'orphan', action: 'delete', detail: typeof ref === 'string' ? `no live item has ref ${ref}` : 'record has no ref' })
+      planned.push({
+        col,
+        rkey,
+        existing: rec,
+        finding: 'orphan',
+        action: 'delete',
+        detail: typeof ref === 'string' ? `no live item has ref ${ref}` : 'record has no ref',
+      })
     }
   }
   return planned

@@ -78,7 +78,12 @@ export class Reconciler {
         // A repo whose changes wait on transient errors is left to them: its lane would hold the pass.
         if (this.stopped.signal.aborted || this.opts.lanes.paused.has(job.account.user)) return
         const planned = await planRepo(job.items, records, this.opts.ctx, true)
-        await applyPlan(job.account, client, planned, applyOptions(options, recorder, { skip, exclusive: (fn) => this.opts.lanes.exclusive(job.account.user, fn) }))
+        await applyPlan(
+          job.account,
+          client,
+          planned,
+          applyOptions(options, recorder, { skip, exclusive: (fn) => this.opts.lanes.exclusive(job.account.user, fn) }),
+        )
       })
       this.finished(started, repos, recorder)
     } catch (err) {
@@ -99,6 +104,9 @@ export class Reconciler {
     metrics.reconcileDuration.set(durationMs / 1000)
     metrics.reconcileRate.set(reposPerSecond)
     const counts = recorder.flatCounts()
-    this.opts.log.info({ repos, durationMs, reposPerSecond, changes: (counts.create ?? 0) + (counts.update ?? 0) + (counts.delete ?? 0) }, 'reconcile pass done')
+    this.opts.log.info(
+      { repos, durationMs, reposPerSecond, changes: (counts.create ?? 0) + (counts.update ?? 0) + (counts.delete ?? 0) },
+      'reconcile pass done',
+    )
   }
 }

@@ -15,8 +15,7 @@ export interface RepoRecord {
 }
 
 export type RepoWrite =
-  | { action: 'create' | 'update'; collection: string; rkey: string; value: Record<string, unknown> }
-  | { action: 'delete'; collection: string; rkey: string }
+  { action: 'create' | 'update'; collection: string; rkey: string; value: Record<string, unknown> } | { action: 'delete'; collection: string; rkey: string }
 
 export interface WriteResult {
   uri: string
@@ -193,7 +192,9 @@ class PdsSession {
   }
 
   private async refresh(): Promise<void> {
-    const res = await this.server.call('com.atproto.server.refreshSession', undefined, undefined, { headers: { authorization: `Bearer ${this.session!.refreshJwt}` } })
+    const res = await this.server.call('com.atproto.server.refreshSession', undefined, undefined, {
+      headers: { authorization: `Bearer ${this.session!.refreshJwt}` },
+    })
     this.session = res.data
   }
 }
@@ -202,7 +203,10 @@ class PdsSession {
 async function isExpired(res: Response): Promise<boolean> {
   if (res.status === 401) return true
   if (res.status !== 400) return false
-  const body = (await res.clone().json().catch(() => undefined)) as { error?: string } | undefined
+  const body = (await res
+    .clone()
+    .json()
+    .catch(() => undefined)) as { error?: string } | undefined
   return body?.error === 'ExpiredToken'
 }
 
@@ -278,8 +282,14 @@ export class RepoClient {
     const out: RepoRecord[] = []
     let cursor: string | undefined
     do {
-      const res = await this.query<{ records: Array<{ uri: string; cid: string; value: LexValue }>; cursor?: string }>('com.atproto.repo.listRecords', { repo: this.did, collection, limit: 100, cursor })
-      for (const r of res.data.records) out.push({ uri: r.uri, cid: r.cid, rkey: r.uri.split('/').pop()!, value: lexToJson(r.value) as Record<string, unknown> })
+      const res = await this.query<{ records: Array<{ uri: string; cid: string; value: LexValue }>; cursor?: string }>('com.atproto.repo.listRecords', {
+        repo: this.did,
+        collection,
+        limit: 100,
+        cursor,
+      })
+      for (const r of res.data.records)
+        out.push({ uri: r.uri, cid: r.cid, rkey: r.uri.split('/').pop()!, value: lexToJson(r.value) as Record<string, unknown> })
       cursor = res.data.records.length > 0 ? res.data.cursor : undefined
     } while (cursor)
     return out
@@ -307,7 +317,8 @@ export class RepoClient {
       const res = await this.procedure<{ blob: LexValue }>('com.atproto.repo.uploadBlob', blob.bytes, blob.mimeType)
       return lexToJson(res.data.blob) as Record<string, unknown>
     } catch (err) {
-      if ((err as { status?: number }).status === 413) throw Object.assign(new Error(`${blob.mimeType} blob of ${blob.bytes.length} bytes is over the PDS's upload limit (HTTP 413)`), { status: 413 })
+      if ((err as { status?: number }).status === 413)
+        throw Object.assign(new Error(`${blob.mimeType} blob of ${blob.bytes.length} bytes is over the PDS's upload limit (HTTP 413)`), { status: 413 })
       throw err
     }
   }
@@ -398,6 +409,7 @@ export class RepoClient {
  * says `unexpected redirect`), which is never retried. Causes are not shown: they may name PDS_URL.
  */
 function isRedirect(err: unknown): boolean {
-  for (let e = err as { message?: string; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) if (/redirect/i.test(e.message ?? '')) return true
+  for (let e = err as { message?: string; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++)
+    if (/redirect/i.test(e.message ?? '')) return true
   return false
 }

@@ -2,7 +2,16 @@ import { UnicodeString, lexicons as bskyLexicons } from '@atproto/api'
 import { jsonToLex } from '@atproto/lexicon'
 import type { Db, Document } from 'mongodb'
 import sharp from 'sharp'
-import { PREFIXED_CODE, mirrored, readDoc, type BlobInput, type MirroredCollection, type Kind, type SourceItem, type WriterContext } from '../collections/index.js'
+import {
+  PREFIXED_CODE,
+  mirrored,
+  readDoc,
+  type BlobInput,
+  type MirroredCollection,
+  type Kind,
+  type SourceItem,
+  type WriterContext,
+} from '../collections/index.js'
 import { POST_COLLECTION } from '../feeds/definitions.js'
 import type { Logger } from '../log.js'
 import { UsageError } from '../usage.js'
@@ -74,7 +83,9 @@ export async function share(code: string, as: ShareAs, opts: ShareOptions): Prom
     const did = as === 'account' ? requireAccount(opts, code).credentials.did : (await ownerAccount(item, code, opts)).did
     const rkey = deterministicRkey(item.id, item.when)
     const intent = { uri: `at://${did}/${POST_COLLECTION}/${rkey}`, rkey }
-    const claimed = await opts.db.collection(col.mongo).updateOne({ _id: doc._id, 'bluesky.uri': { $exists: false } }, { $set: { 'bluesky.uri': intent.uri, 'bluesky.rkey': rkey } })
+    const claimed = await opts.db
+      .collection(col.mongo)
+      .updateOne({ _id: doc._id, 'bluesky.uri': { $exists: false } }, { $set: { 'bluesky.uri': intent.uri, 'bluesky.rkey': rkey } })
     backref = claimed.modifiedCount ? intent : shareBackref((await opts.db.collection(col.mongo).findOne({ _id: doc._id }))!)!
   }
   const report = { code, kind: col.kind, uri: backref.uri }
@@ -85,7 +96,8 @@ export async function share(code: string, as: ShareAs, opts: ShareOptions): Prom
     await recordCid(opts.db, col, doc, existing.cid)
     return { ...report, action: 'adopted', cid: existing.cid }
   }
-  if (backref.cid) throw new UsageError(`${code} was shared as ${backref.uri}, which no longer exists (deleted outside ac-appview): unshare it to forget it, then share again`)
+  if (backref.cid)
+    throw new UsageError(`${code} was shared as ${backref.uri}, which no longer exists (deleted outside ac-appview): unshare it to forget it, then share again`)
   const value = await postRecord(col, item, client, opts)
   let cid: string | undefined
   try {
@@ -176,12 +188,20 @@ async function postRecord(col: MirroredCollection, item: SourceItem, client: Rep
   const record: Record<string, unknown> = {
     $type: POST_COLLECTION,
     text: post.text,
-    facets: [{ index: { byteStart: text.utf16IndexToUtf8Index(at), byteEnd: text.utf16IndexToUtf8Index(at + post.link.length) }, features: [{ $type: 'app.bsky.richtext.facet#link', uri: post.link }] }],
+    facets: [
+      {
+        index: { byteStart: text.utf16IndexToUtf8Index(at), byteEnd: text.utf16IndexToUtf8Index(at + post.link.length) },
+        features: [{ $type: 'app.bsky.richtext.facet#link', uri: post.link }],
+      },
+    ],
     createdAt: new Date().toISOString(),
   }
   if (post.media?.type === 'image') {
     const image = await fitImage(post.media.blob)
-    record.embed = { $type: 'app.bsky.embed.images', images: [{ image: await client.uploadBlob(image.blob), alt: post.media.alt, aspectRatio: image.aspectRatio }] }
+    record.embed = {
+      $type: 'app.bsky.embed.images',
+      images: [{ image: await client.uploadBlob(image.blob), alt: post.media.alt, aspectRatio: image.aspectRatio }],
+    }
   } else if (post.media?.type === 'video') {
     record.embed = { $type: 'app.bsky.embed.video', video: await client.uploadBlob(post.media.blob), alt: post.media.alt }
   }
@@ -198,7 +218,10 @@ async function fitImage(blob: BlobInput): Promise<{ blob: BlobInput; aspectRatio
   const { width = 1, height = 1 } = await sharp(blob.bytes).metadata()
   let bytes = blob.bytes
   for (let scale = 0.5; bytes.length > IMAGE_MAX_BYTES; scale /= 2) {
-    bytes = await sharp(blob.bytes).resize(Math.max(1, Math.round(width * scale)), null, { kernel: 'nearest' }).png({ compressionLevel: 9 }).toBuffer()
+    bytes = await sharp(blob.bytes)
+      .resize(Math.max(1, Math.round(width * scale)), null, { kernel: 'nearest' })
+      .png({ compressionLevel: 9 })
+      .toBuffer()
   }
   return { blob: { bytes, mimeType: bytes === blob.bytes ? blob.mimeType : 'image/png' }, aspectRatio: { width, height } }
 }

@@ -205,7 +205,7 @@ export function wavSeconds(wav: Buffer): number {
   const bad = (why: string) => new TapeError(`soundtrack.wav: ${why}`)
   if (wav.length < 12 || wav.toString('latin1', 0, 4) !== 'RIFF' || wav.toString('latin1', 8, 12) !== 'WAVE') throw bad('not a RIFF/WAVE file')
   let byteRate = 0
-  for (let at = 12; at + 8 <= wav.length; ) {
+  for (let at = 12; at + 8 <= wav.length;) {
     const id = wav.toString('latin1', at, at + 4)
     const size = wav.readUInt32LE(at + 4)
     if (id === 'fmt ' && at + 16 <= wav.length) byteRate = wav.readUInt32LE(at + 16)

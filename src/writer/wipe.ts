@@ -26,7 +26,9 @@ export async function wipe(opts: { db: Db; pdsUrl: string; account: Account; gue
       await client.applyWrites(records.slice(i, i + MAX_WRITES_PER_CALL).map((r) => ({ action: 'delete' as const, collection: col.nsid, rkey: r.rkey })))
     }
     report.deleted[col.kind] = records.length
-    const res = await opts.db.collection(col.mongo).updateMany({ ...owner, $or: [{ atproto: { $exists: true } }, { at: { $exists: true } }] }, { $unset: { atproto: '', at: '' } })
+    const res = await opts.db
+      .collection(col.mongo)
+      .updateMany({ ...owner, $or: [{ atproto: { $exists: true } }, { at: { $exists: true } }] }, { $unset: { atproto: '', at: '' } })
     report.backrefsCleared += res.modifiedCount
     opts.log.info({ did: opts.account.did, kind: col.kind, deleted: records.length }, 'wiped')
   }

@@ -18,7 +18,9 @@ export interface AcUser {
 export async function addUser(stack: Stack, name: string): Promise<AcUser> {
   const account = await stack.net.createAccount(name)
   const sub = `auth0|${new ObjectId().toHexString()}`
-  await stack.mongo.collection('users').insertOne({ _id: sub as never, code: `ac${name.slice(0, 6)}`, when: new Date(), atproto: { ...account, createdAt: new Date() } })
+  await stack.mongo
+    .collection('users')
+    .insertOne({ _id: sub as never, code: `ac${name.slice(0, 6)}`, when: new Date(), atproto: { ...account, createdAt: new Date() } })
   await stack.mongo.collection('@handles').insertOne({ _id: sub as never, handle: name, createdAt: new Date(), updatedAt: new Date() })
   return { sub, handle: name, did: account.did, pdsHandle: account.handle, password: account.password }
 }
@@ -41,7 +43,9 @@ export async function putMedia(stack: Stack, bucket: string, key: string, bytes:
 export async function pixelArt(size: number, seed = 1): Promise<Buffer> {
   const raw = Buffer.alloc(size * size * 3)
   for (let i = 0; i < size * size; i++) raw.fill((Math.floor(i / 7) * 37 + seed * 101) % 256, i * 3, i * 3 + 3)
-  return sharp(raw, { raw: { width: size, height: size, channels: 3 } }).png().toBuffer()
+  return sharp(raw, { raw: { width: size, height: size, channels: 3 } })
+    .png()
+    .toBuffer()
 }
 
 /** A PNG whose header claims `width`×`height` but holds almost nothing: a decompression bomb's shape. */
@@ -58,7 +62,12 @@ export function bombPng(width: number, height: number): Buffer {
   ihdr.writeUInt32BE(width, 0)
   ihdr.writeUInt32BE(height, 4)
   ihdr.set([8, 2, 0, 0, 0], 8) // 8-bit RGB
-  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', zlib.deflateSync(Buffer.alloc(1024))), chunk('IEND', Buffer.alloc(0))])
+  return Buffer.concat([
+    Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', zlib.deflateSync(Buffer.alloc(1024))),
+    chunk('IEND', Buffer.alloc(0)),
+  ])
 }
 
 /** A user painting document and its PNG in storage (`user-aesthetic-computer/{sub}/painting/{slug}.png`). */
@@ -68,7 +77,15 @@ export async function addPainting(stack: Stack, owner: AcUser | null, fields: { 
   const bucket = owner ? 'user-aesthetic-computer' : 'art-aesthetic-computer'
   const key = owner ? `${owner.sub}/painting/${slug.split(':')[0]}.png` : `${slug.split(':')[0]}.png`
   if (fields.png !== undefined) await putMedia(stack, bucket, key, fields.png)
-  const doc = { _id, code: fields.code, slug, when: fields.when ?? new Date('2024-01-02T03:04:05Z'), bucket, ...(owner ? { user: owner.sub } : {}), ...(fields.nuked ? { nuked: true } : {}) }
+  const doc = {
+    _id,
+    code: fields.code,
+    slug,
+    when: fields.when ?? new Date('2024-01-02T03:04:05Z'),
+    bucket,
+    ...(owner ? { user: owner.sub } : {}),
+    ...(fields.nuked ? { nuked: true } : {}),
+  }
   await stack.mongo.collection('paintings').insertOne(doc)
   return doc
 }

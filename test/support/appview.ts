@@ -57,7 +57,9 @@ export const OPERATOR_HEADERS = { authorization: `Basic ${Buffer.from(`admin:${O
  * hosts to follow after the PDSes; `log` replaces the silent test logger; `backend` is the
  * index's engine (default SQLite).
  */
-export async function startAppViewStack(opts: { secondPds?: boolean; env?: Record<string, string>; firehoses?: string[]; log?: Logger; backend?: Backend } = {}): Promise<AppViewStack> {
+export async function startAppViewStack(
+  opts: { secondPds?: boolean; env?: Record<string, string>; firehoses?: string[]; log?: Logger; backend?: Backend } = {},
+): Promise<AppViewStack> {
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'ac-appview-av-'))
   const log = opts.log ?? createLogger(process.env.TEST_LOG_LEVEL ?? 'silent')
   const net = await startNetwork()
@@ -118,7 +120,9 @@ export async function startAppViewStack(opts: { secondPds?: boolean; env?: Recor
 
 /** A PNG of `size`×`size` pixels of one colour (sharp). */
 export function png(color: string, size = 16): Promise<Buffer> {
-  return sharp({ create: { width: size, height: size, channels: 3, background: color } }).png().toBuffer()
+  return sharp({ create: { width: size, height: size, channels: 3, background: color } })
+    .png()
+    .toBuffer()
 }
 
 /** Item fields of one kind for {@link publish}; `when` defaults to now. */
@@ -140,10 +144,20 @@ export async function publish(account: Account, spec: ItemSpec): Promise<{ uri: 
   const upload = async (bytes: Uint8Array, encoding: string) => (await account.agent.com.atproto.repo.uploadBlob(bytes, { encoding })).data.blob
   const record: Record<string, unknown> = { $type: `computer.aesthetic.${kind}`, when, ref }
   if (spec.kind === 'painting') {
-    Object.assign(record, { slug: `2025.1.1.0.0.0.${spec.code}`, code: spec.code, imageUrl: `https://aesthetic.computer/media/paintings/${spec.code}.png`, acUrl: `https://aesthetic.computer/#${spec.code}` })
+    Object.assign(record, {
+      slug: `2025.1.1.0.0.0.${spec.code}`,
+      code: spec.code,
+      imageUrl: `https://aesthetic.computer/media/paintings/${spec.code}.png`,
+      acUrl: `https://aesthetic.computer/#${spec.code}`,
+    })
     if (spec.thumbnail) record.thumbnail = await upload(spec.thumbnail, 'image/png')
   } else if (spec.kind === 'tape') {
-    Object.assign(record, { slug: `tape-${spec.code}`, code: spec.code, acUrl: `https://aesthetic.computer/!${spec.code}`, video: await upload(MP4_HEADER, 'video/mp4') })
+    Object.assign(record, {
+      slug: `tape-${spec.code}`,
+      code: spec.code,
+      acUrl: `https://aesthetic.computer/!${spec.code}`,
+      video: await upload(MP4_HEADER, 'video/mp4'),
+    })
   } else {
     Object.assign(record, fields)
   }

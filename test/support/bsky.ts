@@ -26,8 +26,9 @@ export async function startBskyNetwork(): Promise<BskyNetwork> {
   process.env.TMPDIR = tmp
   process.env.REDIS_HOST ??= '127.0.0.1:6379'
   const restore = async () => {
-    for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k]
-    else process.env[k] = v
+    for (const [k, v] of Object.entries(saved))
+      if (v === undefined) delete process.env[k]
+      else process.env[k] = v
     await pg.stop()
     await fs.rm(tmp, { recursive: true, force: true })
   }

@@ -24,7 +24,10 @@ export async function startCountingProxy(target: string) {
     const headers = Object.fromEntries(Object.entries(req.headers).filter(([k]) => !hopByHop.has(k))) as Record<string, string>
     try {
       const upstream = await fetch(new URL(req.url!, target), { method: req.method, headers, body: body.length ? body : undefined, redirect: 'manual' })
-      res.writeHead(upstream.status, Object.fromEntries([...upstream.headers].filter(([k]) => k !== 'content-encoding' && k !== 'content-length' && k !== 'transfer-encoding')))
+      res.writeHead(
+        upstream.status,
+        Object.fromEntries([...upstream.headers].filter(([k]) => k !== 'content-encoding' && k !== 'content-length' && k !== 'transfer-encoding')),
+      )
       res.end(Buffer.from(await upstream.arrayBuffer()))
     } catch {
       res.destroy()
@@ -36,9 +39,10 @@ export async function startCountingProxy(target: string) {
     url: `http://127.0.0.1:${port}`,
     /** Uploads per distinct blob (by content hash). */
     uploads,
-    close: () => new Promise<void>((r) => {
-      server.close(() => r())
-      server.closeAllConnections()
-    }),
+    close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r())
+        server.closeAllConnections()
+      }),
   }
 }

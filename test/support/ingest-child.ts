@@ -13,10 +13,8 @@ const cfg = loadConfig()
 const log = createLogger(cfg.LOG_LEVEL)
 const ingest = await runIngest(cfg, log, { backfill: process.argv.includes('--backfill') })
 process.once('SIGTERM', () => {
-  ingest
-    .stop()
-    .then(
-      () => process.exit(0),
-      () => process.exit(1),
-    )
+  ingest.stop().then(
+    () => process.exit(0),
+    () => process.exit(1),
+  )
 })

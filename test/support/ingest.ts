@@ -30,7 +30,13 @@ export async function groundTruth(pdsUrl: string, dids: string[]): Promise<Map<s
 
 /** What the index at `target` holds: uri → cid over items and quarantined records (a uri twice would throw). */
 export async function indexedVersions(target: string): Promise<Map<string, string>> {
-  const rows = await withIndex(target, (db) => db.selectFrom('item').select(['uri', 'cid']).unionAll(db.selectFrom('quarantine').select(['uri', 'cid'])).execute())
+  const rows = await withIndex(target, (db) =>
+    db
+      .selectFrom('item')
+      .select(['uri', 'cid'])
+      .unionAll(db.selectFrom('quarantine').select(['uri', 'cid']))
+      .execute(),
+  )
   const out = new Map<string, string>()
   for (const r of rows) {
     if (out.has(r.uri)) throw new Error(`${r.uri} is indexed twice`)

@@ -107,7 +107,13 @@ export async function postgresBinDir(): Promise<string> {
   const versions = (await fs.readdir(root).catch(() => [] as string[])).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a))
   for (const v of versions) {
     const bin = path.join(root, v, 'bin')
-    if (await fs.access(path.join(bin, 'postgres')).then(() => true, () => false)) return bin
+    if (
+      await fs.access(path.join(bin, 'postgres')).then(
+        () => true,
+        () => false,
+      )
+    )
+      return bin
   }
   throw new Error('PostgreSQL not found in /usr/lib/postgresql: install Debian\u2019s postgresql package (apt-get install postgresql) or set PG_BIN')
 }

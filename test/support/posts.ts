@@ -30,7 +30,8 @@ export async function createPost(poster: Poster, spec: PostSpec): Promise<{ uri:
   const record: Record<string, unknown> = { $type: 'app.bsky.feed.post', text: rt.text, createdAt: spec.createdAt ?? new Date().toISOString() }
   const links = rt.facets?.filter((f) => f.features.every((x) => x.$type === 'app.bsky.richtext.facet#link'))
   if (links?.length) record.facets = links
-  if (spec.external) record.embed = { $type: 'app.bsky.embed.external', external: { uri: spec.external, title: 'Aesthetic Computer', description: 'a link card' } }
+  if (spec.external)
+    record.embed = { $type: 'app.bsky.embed.external', external: { uri: spec.external, title: 'Aesthetic Computer', description: 'a link card' } }
   if (spec.image) {
     const blob = (await poster.agent.com.atproto.repo.uploadBlob(spec.image, { encoding: 'image/png' })).data.blob
     record.embed = { $type: 'app.bsky.embed.images', images: [{ image: blob, alt: 'a test image', aspectRatio: { width: 16, height: 16 } }] }
@@ -50,7 +51,11 @@ export async function deletePost(poster: Poster, uri: string): Promise<void> {
  */
 export function skeletonClient(url: string, publisherDid: string) {
   const client = new XrpcClient(url, bskyLexicons)
-  const uriOf = (rkey: string) => feedUri(publisherDid, FEEDS.find((f) => f.rkey === rkey)!)
+  const uriOf = (rkey: string) =>
+    feedUri(
+      publisherDid,
+      FEEDS.find((f) => f.rkey === rkey)!,
+    )
   return {
     uriOf,
     async page(rkey: string, params: { limit?: number; cursor?: string } = {}, headers: Record<string, string> = {}) {

@@ -34,17 +34,36 @@ export async function rogueRepo(plcUrl: string, pdsUrl: string, handle: string):
 export async function repoOf(did: string, key: Secp256k1Keypair): Promise<RogueRepo> {
   let repo = await Repo.create(new MemoryBlockstore(), did, key)
   /** The `#commit` body of a commit creating or deleting `collection/rkey`, signed by `signer`; applied to the repo unless forged. */
-  const write = async (action: WriteOpAction.Create | WriteOpAction.Delete, collection: string, rkey: string, record: Record<string, unknown> | undefined, signer: Secp256k1Keypair) => {
+  const write = async (
+    action: WriteOpAction.Create | WriteOpAction.Delete,
+    collection: string,
+    rkey: string,
+    record: Record<string, unknown> | undefined,
+    signer: Secp256k1Keypair,
+  ) => {
     const since = repo.commit.rev
     const nsid = collection as `${string}.${string}.${string}`
-    const commit = await repo.formatCommit(action === WriteOpAction.Create ? { action, collection: nsid, rkey, record: record as never } : { action, collection: nsid, rkey }, signer)
+    const commit = await repo.formatCommit(
+      action === WriteOpAction.Create ? { action, collection: nsid, rkey, record: record as never } : { action, collection: nsid, rkey },
+      signer,
+    )
     const next = await repo.applyCommit(commit)
     if (signer === key) repo = next
     const cid = action === WriteOpAction.Create ? (await next.data.get(`${collection}/${rkey}`))! : null
     const blocks = new BlockMap()
     blocks.addMap(commit.newBlocks)
     blocks.addMap(commit.relevantBlocks)
-    return { rebase: false, tooBig: false, repo: did, commit: commit.cid, rev: commit.rev, since, blocks: await blocksToCarFile(commit.cid, blocks), ops: [{ action, path: `${collection}/${rkey}`, cid }], blobs: [] }
+    return {
+      rebase: false,
+      tooBig: false,
+      repo: did,
+      commit: commit.cid,
+      rev: commit.rev,
+      since,
+      blocks: await blocksToCarFile(commit.cid, blocks),
+      ops: [{ action, path: `${collection}/${rkey}`, cid }],
+      blobs: [],
+    }
   }
   return {
     did,

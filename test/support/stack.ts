@@ -63,7 +63,10 @@ export async function startStack(opts: { rateLimits?: boolean; mediaLatencyMs?: 
     async close() {
       await index.stop()
       await media.close()
-      await client.db(dbName).dropDatabase().catch(() => {})
+      await client
+        .db(dbName)
+        .dropDatabase()
+        .catch(() => {})
       await client.close()
       await net.close()
       await mongo.stop()
@@ -76,7 +79,9 @@ export async function startStack(opts: { rateLimits?: boolean; mediaLatencyMs?: 
  * The ingest and the AppView on a free port, as `ac-appview ingest` and `serve` run them, and a
  * connection of the test's own to the index (`index`).
  */
-export async function startIndexing(stack: Stack): Promise<{ index: IndexDb; ingest: RunningIngest; url: string; stopIngest(): Promise<void>; restartIngest(): Promise<void>; close(): Promise<void> }> {
+export async function startIndexing(
+  stack: Stack,
+): Promise<{ index: IndexDb; ingest: RunningIngest; url: string; stopIngest(): Promise<void>; restartIngest(): Promise<void>; close(): Promise<void> }> {
   const index = await openMigratedIndex(stack.cfg, stack.log)
   let ingest = await runIngest(stack.cfg, stack.log)
   const { app, url } = await runAppView(stack.cfg, stack.log)

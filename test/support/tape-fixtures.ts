@@ -27,7 +27,15 @@ export async function tapeZip(spec: TapeSpec): Promise<Buffer> {
   for (let f = 0; f < spec.frames; f++) entries.push([`frame-${String(f).padStart(5, '0')}.png`, await framePng(spec.width, spec.height, f)])
   const timing = spec.timing === undefined ? Array(spec.frames).fill(100) : spec.timing
   if (typeof timing === 'string') entries.push(['timing.json', Buffer.from(timing)])
-  else if (timing) entries.push(['timing.json', Buffer.from(JSON.stringify(timing.map((duration, frame) => ({ frame, filename: `frame-${String(frame).padStart(5, '0')}.png`, duration, timestamp: frame * duration }))))])
+  else if (timing)
+    entries.push([
+      'timing.json',
+      Buffer.from(
+        JSON.stringify(
+          timing.map((duration, frame) => ({ frame, filename: `frame-${String(frame).padStart(5, '0')}.png`, duration, timestamp: frame * duration })),
+        ),
+      ),
+    ])
   entries.push(['metadata.json', Buffer.from(JSON.stringify({ version: 1, frameCount: spec.frames, width: spec.width, height: spec.height, scale: 6 }))])
   if (spec.soundSeconds) entries.push(['soundtrack.wav', sineWav(spec.soundSeconds)])
   return makeZip([...entries, ...(spec.extra ?? [])].map(([name, data]) => ({ name, data })))
@@ -49,7 +57,9 @@ export async function noiseTapeZip(width: number, height: number, frames: number
   const entries: RawEntry[] = []
   for (let f = 0; f < frames; f++) {
     const raw = randomBytes(width * height).map((b) => (b & 1 ? 255 : 0))
-    const png = await sharp(raw, { raw: { width, height, channels: 1 } }).png({ palette: true, colours: 2, dither: 0 }).toBuffer()
+    const png = await sharp(raw, { raw: { width, height, channels: 1 } })
+      .png({ palette: true, colours: 2, dither: 0 })
+      .toBuffer()
     entries.push({ name: `frame-${String(f).padStart(5, '0')}.png`, data: png, store: true })
   }
   return makeZip(entries)
@@ -133,7 +143,15 @@ function writeCommon(buf: Buffer, at: number, f: { method: number; crc: number; 
 }
 
 export interface Probe {
-  streams: Array<{ codec_type: string; codec_name: string; pix_fmt?: string; width?: number; height?: number; avg_frame_rate?: string; nb_read_frames?: string }>
+  streams: Array<{
+    codec_type: string
+    codec_name: string
+    pix_fmt?: string
+    width?: number
+    height?: number
+    avg_frame_rate?: string
+    nb_read_frames?: string
+  }>
   format: { duration: string; format_name: string }
 }
 
@@ -172,7 +190,7 @@ export function rate(r: string | undefined): number {
 export function topBoxes(mp4: Uint8Array): string[] {
   const buf = Buffer.from(mp4.buffer, mp4.byteOffset, mp4.byteLength)
   const boxes: string[] = []
-  for (let at = 0; at + 8 <= buf.length; ) {
+  for (let at = 0; at + 8 <= buf.length;) {
     const size = buf.readUInt32BE(at)
     boxes.push(buf.toString('latin1', at + 4, at + 8))
     if (size < 8) break

@@ -50,7 +50,12 @@ function definitions(pairs) {
 function table(headers, rows) {
   if (!rows.length) return el('p', { className: 'empty', textContent: 'none' })
   const head = el('tr', {}, ...headers.map((h) => el('th', { textContent: h })))
-  return el('table', {}, el('thead', {}, head), el('tbody', {}, ...rows.map((cells) => el('tr', {}, ...cells.map((c) => el('td', {}, c instanceof Node ? c : String(c ?? '')))))))
+  return el(
+    'table',
+    {},
+    el('thead', {}, head),
+    el('tbody', {}, ...rows.map((cells) => el('tr', {}, ...cells.map((c) => el('td', {}, c instanceof Node ? c : String(c ?? '')))))),
+  )
 }
 
 // ---- ingest: the ingest's own /xrpc/_health ----
@@ -84,7 +89,13 @@ function renderWriter(writer, unreachable, parts) {
   const box = $('writer')
   box.replaceChildren()
   // Under `ac-appview start`: each part's state (a failed part is restarted with backoff).
-  if (parts) box.append(table(['part', 'state', 'restarts', 'since', 'last error'], parts.map((p) => [p.name, p.state, String(p.restarts), p.since, p.lastError ?? ''])))
+  if (parts)
+    box.append(
+      table(
+        ['part', 'state', 'restarts', 'since', 'last error'],
+        parts.map((p) => [p.name, p.state, String(p.restarts), p.since, p.lastError ?? '']),
+      ),
+    )
   if (unreachable) {
     box.append(el('p', { className: 'empty', textContent: `writer not reachable: ${unreachable}` }))
     return
@@ -114,7 +125,12 @@ function renderWriter(writer, unreachable, parts) {
     box.append(
       table(
         ['items', 'action', 'reason', 'e.g.'],
-        groups.map((g) => [g.items.toLocaleString('en'), g.action, g.reason, el('span', { className: 'mono', textContent: g.examples[0] ? `${g.examples[0].kind} ${g.examples[0].id} (${g.examples[0].repo})` : '' })]),
+        groups.map((g) => [
+          g.items.toLocaleString('en'),
+          g.action,
+          g.reason,
+          el('span', { className: 'mono', textContent: g.examples[0] ? `${g.examples[0].kind} ${g.examples[0].id} (${g.examples[0].repo})` : '' }),
+        ]),
       ),
     )
   }
@@ -122,7 +138,9 @@ function renderWriter(writer, unreachable, parts) {
 
 function renderCounts(status) {
   const total = Object.values(status.counts).reduce((a, b) => a + b, 0)
-  const rows = Object.entries(status.counts).map(([kind, n]) => el('tr', {}, el('td', { textContent: kind }), el('td', { textContent: n.toLocaleString('en') })))
+  const rows = Object.entries(status.counts).map(([kind, n]) =>
+    el('tr', {}, el('td', { textContent: kind }), el('td', { textContent: n.toLocaleString('en') })),
+  )
   rows.push(el('tr', {}, el('th', { textContent: 'items' }), el('th', { textContent: total.toLocaleString('en') })))
   const a = status.actors
   rows.push(el('tr', {}, el('td', { textContent: 'actors (trusted / hidden)' }), el('td', { textContent: `${a.total} (${a.trusted} / ${a.hidden})` })))
@@ -138,7 +156,9 @@ function renderConflicts(conflicts) {
   const rows = []
   for (const c of conflicts) {
     for (const claimant of c.claimants) {
-      const role = claimant.winner ? el('span', { className: 'winner', textContent: 'owns the code' }) : el('span', { className: claimant.trusted ? '' : 'untrusted', textContent: claimant.trusted ? 'later trusted claim' : 'untrusted: never resolves' })
+      const role = claimant.winner
+        ? el('span', { className: 'winner', textContent: 'owns the code' })
+        : el('span', { className: claimant.trusted ? '' : 'untrusted', textContent: claimant.trusted ? 'later trusted claim' : 'untrusted: never resolves' })
       rows.push([
         el('span', { className: 'mono', textContent: `${PREFIX[c.kind] ?? ''}${c.code}` }),
         role,
@@ -169,7 +189,7 @@ async function renderStatus() {
 // ---- items: gallery (getFeed) and lookup (resolveCode) ----
 
 function itemCard(item) {
-  const code = item.code ? `${PREFIX[item.kind] ?? ''}${item.code}` : item.slug ?? ''
+  const code = item.code ? `${PREFIX[item.kind] ?? ''}${item.code}` : (item.slug ?? '')
   const media = el('div', { className: 'media' })
   const text = item.mood ?? item.source ?? item.slug
   if (item.thumb) media.append(el('img', { src: item.thumb, alt: `${item.kind} ${code}`, loading: 'lazy' }))
