@@ -82,6 +82,8 @@ describe('ac-appview start', () => {
 
   it('reports a part that cannot start, keeps the others serving, and restarts it once it can', async () => {
     await waitFor('the writer to be reported failed', async () => (await part('writer'))?.state === 'failed', 30_000)
+    // the ingest starts once its verify workers have loaded (a few seconds on a busy machine)
+    await waitFor('the ingest to run', async () => (await part('ingest'))?.state === 'running', 60_000)
     const report = await health()
     expect(report.status).toBe('failed')
     expect(report.parts.map((p: { name: string; state: string }) => [p.name, p.state])).toEqual([
