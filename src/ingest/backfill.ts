@@ -1,26 +1,12 @@
 import { backfillProgress, backfillUnfinished, beginBackfill, finishBackfill, markListed, pendingRepos, unlistedRepos } from '../db/store.js'
-import type { Logger } from '../log.js'
 import { retry } from '../retry.js'
-import type { Identity } from '../identity.js'
-import type { Indexer } from './indexer.js'
 import { metrics } from './metrics.js'
-import { RepoFetcher } from './repo-fetcher.js'
+import { RepoFetcher, type RepoFetcherOptions } from './repo-fetcher.js'
 import { RepoLister } from './repo-lister.js'
 import { httpUrl } from './subscription.js'
 
-export interface BackfillOptions {
-  indexer: Indexer
-  identity: Identity
-  log: Logger
-  /** Verify each repo's commit signature (its MST is always checked). Default true. */
-  verify: boolean
-  /** getRepo requests at once per PDS host. */
-  concurrencyPerHost: number
-  /** Attempts per repo before it is marked failed (operators see the error). */
-  maxAttempts?: number
-  /** Largest repo CAR fetched, in bytes. */
-  maxRepoBytes?: number
-}
+/** What a backfill needs: what each repo's fetch needs (indexer, identity, verification, limits). */
+export type BackfillOptions = RepoFetcherOptions
 
 /**
  * Backfill runs, one host at a time per host: a run lists the host's repos ({@link RepoLister}),
