@@ -247,7 +247,8 @@ class ChangeMaker {
     let r = Math.random() * weights.reduce((a, [, w]) => a + w, 0)
     const kind = weights.find(([, w]) => (r -= w) < 0)?.[0] ?? 'kidlisp'
     const roll = Math.random()
-    const op = kind === 'handle' ? 'handle' : roll < 0.1 ? 'edit' : roll < 0.15 ? 'nuke' : roll < 0.17 ? 'un-nuke' : 'insert'
+    const edit = kind === 'tape' ? 'insert' : 'edit' // AC never edits a tape (see ChangeMaker)
+    const op = kind === 'handle' ? 'handle' : roll < 0.1 ? edit : roll < 0.15 ? 'nuke' : roll < 0.17 ? 'un-nuke' : 'insert'
     const started = Date.now()
     const visible = await this.apply(kind as Kind, op)
     if (!visible) return undefined
@@ -271,7 +272,6 @@ class ChangeMaker {
       const doc = mine.splice(Math.floor(Math.random() * mine.length), 1)[0]
       return doc ? this.change(kind, op, doc) : this.apply(kind, 'insert')
     }
-    if (kind === 'tape' && op === 'edit') return this.apply(kind, 'insert')
     const [doc] = await randomDocs(collection, live, 1)
     if (!doc) return undefined
     if (op === 'un-nuke') {
