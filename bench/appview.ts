@@ -22,8 +22,9 @@
  *    afresh every time (as when each request misses the response cache), alone with 4
  *    connections; then `resolveCode` (production route) while those 4 run, whose p99 must stay
  *    under 20 ms.
- * 5. Ends with one `BENCH_RESULT <json>` line: every row (each with its `backend`, `sqlite` or
- *    `postgres`), the abuse figures of SQLite at the top level as before (`hugePageBytes`,
+ * 5. Ends with one `BENCH_RESULT <json>` line: every row in `results: [{ backend, method, route,
+ *    rps, p50Ms, p99Ms, errors, target?, met? }]` (`backend` `sqlite` or `postgres`; `method` the
+ *    bare method name, `route` as in the table), the abuse figures of SQLite at the top level as before (`hugePageBytes`,
  *    `hugePageRps`, `hugePageP99Ms`, `resolveCodeUnderAbuseRps`, `resolveCodeUnderAbuseP99Ms`) and
  *    every engine's in `abuse: [{ backend, … }]`.
  *
@@ -440,8 +441,8 @@ async function main() {
         method: r.scenario.nsid.split('.').pop(),
         route: r.route,
         rps: Math.round(r.rps),
-        p50: r.p50,
-        p99: r.p99,
+        p50Ms: r.p50,
+        p99Ms: r.p99,
         errors: r.bad,
         ...(t ? { target: t, met: met(r, t) } : {}),
       }
@@ -449,7 +450,7 @@ async function main() {
     const sqliteAbuse = results.find((r) => r.backend === 'sqlite')?.abuse
     const abuse = results.filter((r) => r.abuse).map((r) => ({ backend: r.backend, ...abuseResult(r.abuse!) }))
     process.stdout.write(
-      `BENCH_RESULT ${JSON.stringify({ bench: 'appview', machine, node: process.version, load: { before: loadBefore[0], after: loadAfter[0] }, limit: 50, rows, ...(sqliteAbuse ? abuseResult(sqliteAbuse) : {}), abuse })}\n`,
+      `BENCH_RESULT ${JSON.stringify({ bench: 'appview', machine, node: process.version, load: { before: loadBefore[0], after: loadAfter[0] }, limit: 50, results: rows, ...(sqliteAbuse ? abuseResult(sqliteAbuse) : {}), abuse })}\n`,
     )
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
