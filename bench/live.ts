@@ -2,7 +2,8 @@
  * `npm run bench:live`: runs `writer live`, the ingest and the AppView against a local PDS and
  * MongoDB, then inserts, updates and nukes items in MongoDB at a steady rate and measures the
  * time from each MongoDB write until the change is visible through the AppView (XRPC over
- * HTTP). Prints p50, p95 and max per operation. Target: p95 under 2 s.
+ * HTTP). Prints p50, p95 and max per operation. Target: p95 under 2 s. Last line:
+ * `BENCH_RESULT {"changes", "p50Ms", "p95Ms", "maxMs", …}` over all operations.
  *   LIVE_RATE=N        changes per second (default 4)
  *   LIVE_SECONDS=N     how long to write (default 30)
  */
@@ -91,6 +92,16 @@ async function main() {
     ),
   )
   console.log(`target p95 < 2000 ms: ${pct(all, 0.95) < 2000 ? 'met' : 'NOT met'}`)
+  const result = {
+    changes: all.length,
+    p50Ms: pct(all, 0.5),
+    p95Ms: pct(all, 0.95),
+    maxMs: pct(all, 1),
+    ratePerS: rate,
+    seconds,
+    load1: +os.loadavg()[0].toFixed(2),
+  }
+  console.log(`BENCH_RESULT ${JSON.stringify(result)}`)
   await live.stop()
   await indexing.close()
   await stack.close()
