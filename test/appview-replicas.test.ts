@@ -9,6 +9,8 @@ import { startReplica, type Postgres } from './support/postgres.js'
 const M = 'computer.aesthetic.media'
 /** Probes that must be compared (no commit around them) for the test to count. */
 const PROBES = 12
+/** Records the ingest must have written while probes ran (on a loaded machine a PDS write can take seconds, so probing goes on until then). */
+const WRITES = 7
 
 /**
  * Stateless AppView replicas on PostgreSQL: two `ac-appview serve` processes over one index (the
@@ -96,7 +98,7 @@ describe('two AppView processes on one PostgreSQL index', () => {
     let skipped = 0
     const deadline = Date.now() + 90_000
     try {
-      while (compared < PROBES && Date.now() < deadline) {
+      while ((compared < PROBES || written < WRITES) && Date.now() < deadline) {
         const before = await version()
         const answering = async () =>
           Promise.all(servers.map(async ({ url }) => ((await (await fetch(`${url}/xrpc/_health`)).json()) as { indexVersion: number }).indexVersion))
@@ -119,7 +121,7 @@ describe('two AppView processes on one PostgreSQL index', () => {
       writing = false
       await writer
     }
-    expect(compared, `${compared} probes compared, ${skipped} skipped for a commit around them, ${written} records written`).toBe(PROBES)
-    expect(written).toBeGreaterThan(PROBES / 2)
+    expect(compared, `${compared} probes compared, ${skipped} skipped for a commit around them, ${written} records written`).toBeGreaterThanOrEqual(PROBES)
+    expect(written).toBeGreaterThanOrEqual(WRITES)
   })
 })

@@ -2,7 +2,7 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { TID } from '@atproto/common-web'
 import { Secp256k1Keypair } from '@atproto/crypto'
-import { BlockMap, MemoryBlockstore, Repo, WriteOpAction, blocksToCarFile } from '@atproto/repo'
+import { BlockMap, MemoryBlockstore, Repo, WriteOpAction, blocksToCarFile, cidForRecord } from '@atproto/repo'
 import { MessageFrame, XrpcStreamServer, type Handler } from '@atproto/xrpc-server'
 import { Client as PlcClient } from '@did-plc/lib'
 
@@ -33,7 +33,11 @@ export async function rogueRepo(plcUrl: string, pdsUrl: string, handle: string):
 /** A fresh in-memory repo of `did` whose commits `key` signs (on no PLC: the caller knows the key). */
 export async function repoOf(did: string, key: Secp256k1Keypair): Promise<RogueRepo> {
   let repo = await Repo.create(new MemoryBlockstore(), did, key)
-  /** The `#commit` body of a commit creating or deleting `collection/rkey`, signed by `signer`; applied to the repo unless forged. */
+  /**
+   * The `#commit` body of a commit creating or deleting `collection/rkey`, signed by `signer`;
+   * applied to the repo unless forged. A forgery never touches the blockstore: applying it would
+   * drop MST nodes the real repo still points at.
+   */
   const write = async (
     action: WriteOpAction.Create | WriteOpAction.Delete,
     collection: string,
@@ -47,9 +51,8 @@ export async function repoOf(did: string, key: Secp256k1Keypair): Promise<RogueR
       action === WriteOpAction.Create ? { action, collection: nsid, rkey, record: record as never } : { action, collection: nsid, rkey },
       signer,
     )
-    const next = await repo.applyCommit(commit)
-    if (signer === key) repo = next
-    const cid = action === WriteOpAction.Create ? (await next.data.get(`${collection}/${rkey}`))! : null
+    if (signer === key) repo = await repo.applyCommit(commit)
+    const cid = action === WriteOpAction.Create ? await cidForRecord(record as never) : null
     const blocks = new BlockMap()
     blocks.addMap(commit.newBlocks)
     blocks.addMap(commit.relevantBlocks)
