@@ -1,18 +1,16 @@
 import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { AtpAgent } from '@atproto/api'
 import { TID } from '@atproto/common-web'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startNetwork, type LocalNetwork } from '../src/dev/network.js'
 import { waitFor } from '../src/wait.js'
 import { BACKENDS, testIndex, type TestIndex } from './support/backend.js'
-import { groundTruth, indexedVersions, readIndex, spawnIngest } from './support/ingest.js'
+import { burstWriter, groundTruth, indexedVersions, readIndex, spawnIngest, writingAccounts, type WritingAccount } from './support/ingest.js'
 
 /** Each round starts two processes: on a busy machine (load 8 on 2 cores) ten rounds take minutes. */
 const ROUNDS_TIMEOUT_MS = 360_000
 const ACCOUNTS = 4
-const AC = ['computer.aesthetic.mood', 'computer.aesthetic.piece', 'computer.aesthetic.kidlisp']
 
 /**
  * Crash safety: the ingest (the CLI, then test/support/ingest-child.ts: the same ingest, quicker
@@ -29,44 +27,10 @@ describe.each(BACKENDS)('ingest under SIGKILL (%s)', (backend) => {
   let idx: TestIndex
   let indexFile: string
   let env: Record<string, string>
-  const accounts: Array<{ did: string; agent: AtpAgent; live: Map<string, string> }> = []
-  let n = 0
+  let accounts: WritingAccount[] = []
+  const writeBurst = burstWriter({ updates: 4, deletes: 3, creates: 12, postEvery: 2 })
 
-  const record = (collection: string) => {
-    const when = new Date().toISOString()
-    const i = ++n
-    if (collection === 'computer.aesthetic.mood') return { $type: collection, mood: `mood ${i}`, when, ref: `r${i}` }
-    if (collection === 'computer.aesthetic.piece') return { $type: collection, slug: `piece-${i}`, when, ref: `r${i}` }
-    return { $type: collection, source: `(ink ${i % 255})`, code: `k${i.toString(36)}`, when, ref: `r${i}` }
-  }
-
-  /** One applyWrites per account: creates (AC and app.bsky), updates and deletes of live AC records. */
-  async function burst(): Promise<void> {
-    await Promise.all(
-      accounts.map(async (a) => {
-        const writes: unknown[] = []
-        const live = [...a.live.entries()].sort(() => Math.random() - 0.5)
-        for (const [key, collection] of live.slice(0, 4))
-          writes.push({ $type: 'com.atproto.repo.applyWrites#update', collection, rkey: key.split('/')[1], value: record(collection) })
-        for (const [key, collection] of live.slice(4, 7)) {
-          writes.push({ $type: 'com.atproto.repo.applyWrites#delete', collection, rkey: key.split('/')[1] })
-          a.live.delete(key)
-        }
-        for (let i = 0; i < 12; i++) {
-          const collection = i % 2 ? 'app.bsky.feed.post' : AC[i % AC.length]
-          const rkey = TID.nextStr()
-          writes.push({
-            $type: 'com.atproto.repo.applyWrites#create',
-            collection,
-            rkey,
-            value: collection === 'app.bsky.feed.post' ? { $type: collection, text: 'post', createdAt: new Date().toISOString() } : record(collection),
-          })
-          if (collection !== 'app.bsky.feed.post') a.live.set(`${collection}/${rkey}`, collection)
-        }
-        await a.agent.com.atproto.repo.applyWrites({ repo: a.did, writes: writes as never, validate: false })
-      }),
-    )
-  }
+  const burst = () => writeBurst(accounts)
 
   /**
    * Waits until the index has every event the PDS sequenced (or, following the live tail of an idle
@@ -114,11 +78,8 @@ describe.each(BACKENDS)('ingest under SIGKILL (%s)', (backend) => {
     idx = await testIndex(backend, work)
     indexFile = idx.target
     net = await startNetwork()
-    for (let i = 0; i < ACCOUNTS; i++) {
-      const acc = await net.createAccount(`crash${i}`)
-      const agent = new AtpAgent({ service: net.pdsUrl })
-      await agent.login({ identifier: acc.did, password: acc.password })
-      accounts.push({ did: acc.did, agent, live: new Map() })
+    accounts = await writingAccounts(net, 'crash', ACCOUNTS)
+    for (const { did, agent } of accounts) {
       // bulk of other collections, so a backfill (getRepo + verify) takes a while
       for (let b = 0; b < 3; b++) {
         const writes = Array.from({ length: 200 }, () => ({
@@ -127,7 +88,7 @@ describe.each(BACKENDS)('ingest under SIGKILL (%s)', (backend) => {
           rkey: TID.nextStr(),
           value: { $type: 'app.bsky.feed.post', text: 'filler', createdAt: new Date().toISOString() },
         }))
-        await agent.com.atproto.repo.applyWrites({ repo: acc.did, writes: writes as never, validate: false })
+        await agent.com.atproto.repo.applyWrites({ repo: did, writes: writes as never, validate: false })
       }
     }
     env = {

@@ -1,19 +1,16 @@
 import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { AtpAgent } from '@atproto/api'
-import { TID } from '@atproto/common-web'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startNetwork, type LocalNetwork } from '../src/dev/network.js'
 import { waitFor } from '../src/wait.js'
 import { testIndex, withIndex, type TestIndex } from './support/backend.js'
-import { groundTruth, indexedVersions, spawnIngest, startProxy } from './support/ingest.js'
+import { burstWriter, groundTruth, indexedVersions, spawnIngest, startProxy, writingAccounts, type WritingAccount } from './support/ingest.js'
 
 const KILLS = 5
 const ACCOUNTS = 3
 /** INGEST_FAILOVER_SECONDS of the test: a standby must be writing within this after the leader died. */
 const FAILOVER_SECONDS = 6
-const AC = ['computer.aesthetic.mood', 'computer.aesthetic.piece', 'computer.aesthetic.kidlisp']
 
 type Child = ReturnType<typeof spawnIngest>
 
@@ -31,45 +28,11 @@ describe('ingest failover on PostgreSQL', () => {
   let idx: TestIndex
   let env: Record<string, string>
   const children: Child[] = []
-  const accounts: Array<{ did: string; agent: AtpAgent; live: Map<string, string> }> = []
+  let accounts: WritingAccount[] = []
+  const writeBurst = burstWriter({ updates: 3, deletes: 2, creates: 8, postEvery: 4 })
   const failovers: number[] = []
-  let n = 0
 
-  const record = (collection: string) => {
-    const when = new Date().toISOString()
-    const i = ++n
-    if (collection === 'computer.aesthetic.mood') return { $type: collection, mood: `mood ${i}`, when, ref: `r${i}` }
-    if (collection === 'computer.aesthetic.piece') return { $type: collection, slug: `piece-${i}`, when, ref: `r${i}` }
-    return { $type: collection, source: `(ink ${i % 255})`, code: `k${i.toString(36)}`, when, ref: `r${i}` }
-  }
-
-  /** One applyWrites per account: creates, updates and deletes of AC records, and posts. */
-  async function burst(): Promise<void> {
-    await Promise.all(
-      accounts.map(async (a) => {
-        const writes: unknown[] = []
-        const live = [...a.live.entries()].sort(() => Math.random() - 0.5)
-        for (const [key, collection] of live.slice(0, 3))
-          writes.push({ $type: 'com.atproto.repo.applyWrites#update', collection, rkey: key.split('/')[1], value: record(collection) })
-        for (const [key, collection] of live.slice(3, 5)) {
-          writes.push({ $type: 'com.atproto.repo.applyWrites#delete', collection, rkey: key.split('/')[1] })
-          a.live.delete(key)
-        }
-        for (let i = 0; i < 8; i++) {
-          const collection = i % 4 === 3 ? 'app.bsky.feed.post' : AC[i % AC.length]
-          const rkey = TID.nextStr()
-          writes.push({
-            $type: 'com.atproto.repo.applyWrites#create',
-            collection,
-            rkey,
-            value: collection === 'app.bsky.feed.post' ? { $type: collection, text: 'post', createdAt: new Date().toISOString() } : record(collection),
-          })
-          if (collection !== 'app.bsky.feed.post') a.live.set(`${collection}/${rkey}`, collection)
-        }
-        await a.agent.com.atproto.repo.applyWrites({ repo: a.did, writes: writes as never, validate: false })
-      }),
-    )
-  }
+  const burst = () => writeBurst(accounts)
 
   /** Writes bursts until `stop` resolves. */
   async function writeUntil(stop: Promise<unknown>): Promise<void> {
@@ -121,12 +84,7 @@ describe('ingest failover on PostgreSQL', () => {
     work = await fs.mkdtemp(path.join(os.tmpdir(), 'ac-ingest-failover-'))
     idx = await testIndex('postgres', work)
     net = await startNetwork()
-    for (let i = 0; i < ACCOUNTS; i++) {
-      const acc = await net.createAccount(`failover${i}`)
-      const agent = new AtpAgent({ service: net.pdsUrl })
-      await agent.login({ identifier: acc.did, password: acc.password })
-      accounts.push({ did: acc.did, agent, live: new Map() })
-    }
+    accounts = await writingAccounts(net, 'failover', ACCOUNTS)
     env = {
       PDS_URL: net.pdsUrl,
       PLC_URL: net.plcUrl,

@@ -2,6 +2,7 @@ import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { AtpAgent } from '@atproto/api'
+import { TID } from '@atproto/common-web'
 import { TestPds } from '@atproto/dev-env'
 import { collections } from '../../src/collections/index.js'
 import { isPostgresUrl, type IndexDb } from '../../src/db/index.js'
@@ -136,4 +137,64 @@ export async function restartPds(network: LocalNetwork): Promise<TestPds> {
 export function spawnIngest(env: Record<string, string>, args: string[] = [], lean = false): Child {
   const full = { INGEST_VERIFY_THREADS: '1', ...env }
   return lean ? spawnNode(['--import', 'tsx', path.join(ROOT, 'test/support/ingest-child.ts'), ...args], full) : startCli(['ingest', ...args], full)
+}
+
+/** An account on the test PDS, logged in, with the AC records it holds now (`collection/rkey` → collection). */
+export interface WritingAccount {
+  did: string
+  agent: AtpAgent
+  live: Map<string, string>
+}
+
+const AC_COLLECTIONS = ['computer.aesthetic.mood', 'computer.aesthetic.piece', 'computer.aesthetic.kidlisp']
+
+/** `count` new accounts (`<prefix>0`, `<prefix>1`…) on `net`'s PDS, each logged in, holding nothing yet. */
+export async function writingAccounts(net: LocalNetwork, prefix: string, count: number): Promise<WritingAccount[]> {
+  const accounts: WritingAccount[] = []
+  for (let i = 0; i < count; i++) {
+    const acc = await net.createAccount(`${prefix}${i}`)
+    const agent = new AtpAgent({ service: net.pdsUrl })
+    await agent.login({ identifier: acc.did, password: acc.password })
+    accounts.push({ did: acc.did, agent, live: new Map() })
+  }
+  return accounts
+}
+
+/**
+ * A write load for crash and failover tests: each call makes one applyWrites per account with
+ * `updates` updates and `deletes` deletes of random live AC records, then `creates` creates of
+ * which every `postEvery`-th is an app.bsky.feed.post (not indexed) and the others AC records
+ * (mood, piece, kidlisp in turn), keeping each account's `live` map true to its repo.
+ */
+export function burstWriter(opts: { updates: number; deletes: number; creates: number; postEvery: number }): (accounts: WritingAccount[]) => Promise<void> {
+  let n = 0
+  const record = (collection: string) => {
+    const when = new Date().toISOString()
+    const i = ++n
+    if (collection === 'computer.aesthetic.mood') return { $type: collection, mood: `mood ${i}`, when, ref: `r${i}` }
+    if (collection === 'computer.aesthetic.piece') return { $type: collection, slug: `piece-${i}`, when, ref: `r${i}` }
+    return { $type: collection, source: `(ink ${i % 255})`, code: `k${i.toString(36)}`, when, ref: `r${i}` }
+  }
+  const writesOf = (a: WritingAccount) => {
+    const writes: unknown[] = []
+    const live = [...a.live.entries()].sort(() => Math.random() - 0.5)
+    for (const [key, collection] of live.slice(0, opts.updates))
+      writes.push({ $type: 'com.atproto.repo.applyWrites#update', collection, rkey: key.split('/')[1], value: record(collection) })
+    for (const [key, collection] of live.slice(opts.updates, opts.updates + opts.deletes)) {
+      writes.push({ $type: 'com.atproto.repo.applyWrites#delete', collection, rkey: key.split('/')[1] })
+      a.live.delete(key)
+    }
+    for (let i = 0; i < opts.creates; i++) {
+      const post = i % opts.postEvery === opts.postEvery - 1
+      const collection = post ? 'app.bsky.feed.post' : AC_COLLECTIONS[i % AC_COLLECTIONS.length]
+      const rkey = TID.nextStr()
+      const value = post ? { $type: collection, text: 'post', createdAt: new Date().toISOString() } : record(collection)
+      writes.push({ $type: 'com.atproto.repo.applyWrites#create', collection, rkey, value })
+      if (!post) a.live.set(`${collection}/${rkey}`, collection)
+    }
+    return writes
+  }
+  return async (accounts) => {
+    await Promise.all(accounts.map((a) => a.agent.com.atproto.repo.applyWrites({ repo: a.did, writes: writesOf(a) as never, validate: false })))
+  }
 }
