@@ -37,9 +37,9 @@ import { seedSample } from '../src/dev/sample.js'
 import type { Outcome } from '../src/writer/backfill.js'
 import { createWriterContext } from '../src/writer/context.js'
 import { MAX_WRITES_PER_CALL, type RepoWrite } from '../src/writer/repo.js'
-import { startMediaServerThread } from './media-server-thread.js'
-import { cpuSince, threadCpu } from './thread-cpu.js'
-import { backfillThread } from './writer-thread.js'
+import { startMediaServerThread } from './support/media-server-thread.js'
+import { cpuSince, threadCpu } from './support/thread-cpu.js'
+import { backfillThread } from './support/writer-thread.js'
 
 const scale = process.env.BENCH_SCALE === 'small' ? 'small' : 'ac'
 const baselineItems = Number(process.env.BASELINE_ITEMS ?? 600)

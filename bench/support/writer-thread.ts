@@ -7,10 +7,10 @@
  */
 import { once } from 'node:events'
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads'
-import { loadConfig } from '../src/config.js'
-import { createLogger } from '../src/log.js'
-import { runBackfill } from '../src/services.js'
-import type { BackfillReport } from '../src/writer/backfill.js'
+import { loadConfig } from '../../src/config.js'
+import { createLogger } from '../../src/log.js'
+import { runBackfill } from '../../src/services.js'
+import type { BackfillReport } from '../../src/writer/backfill.js'
 
 /**
  * Starts a thread named `writer` with the writer loaded (untimed); its `run` backfills as

@@ -2,7 +2,7 @@
  * Summarises a V8 CPU profile (`node --cpu-prof`, or a benchmark's `BENCH_CPU_PROF`): the share
  * of sampled time by area (an npm package, this project's source folder, Node's internals, GC,
  * idle) and the functions with the most self time.
- *   npx tsx bench/profile-summary.ts FILE.cpuprofile [TOP=25]
+ *   npx tsx bench/support/profile-summary.ts FILE.cpuprofile [TOP=25]
  */
 import fs from 'node:fs/promises'
 

@@ -6,7 +6,7 @@
  * terminating the worker.
  */
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads'
-import { startMediaServer } from '../src/dev/media-server.js'
+import { startMediaServer } from '../../src/dev/media-server.js'
 
 /** Starts the media server for `dir` on a worker thread; resolves to its base URL and a close function. */
 export async function startMediaServerThread(dir: string): Promise<{ url: string; close(): Promise<void> }> {
