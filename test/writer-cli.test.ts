@@ -153,7 +153,7 @@ describe('writer CLI', () => {
     expect(run.code).toBe(1)
     const failures = lines(run.stdout).filter((l) => /^\s+repo did:/.test(l))
     expect(failures).toHaveLength(3) // ana, empty, the guest: one line each
-    expect(run.stdout).toMatch(/^\s+3\s+failed: login as <did> failed: fetch failed$/m)
+    expect(run.stdout).toMatch(/^\s+3\s+failed: listing repo <did> failed: fetch failed$/m)
     expect(run.stdout).not.toMatch(/mood [0-9a-f]{24} \(ana/)
   })
 })

@@ -8,6 +8,7 @@ import { RepoClient } from '../src/writer/repo.js'
 import { deterministicRkey } from '../src/writer/rkey.js'
 import { makeThumbnail } from '../src/writer/thumbnail.js'
 import { addGuest, addPainting, addUser, bombPng, doc, listRepo, pixelArt, putMedia, type AcUser } from './support/ac.js'
+import { startCountingProxy } from './support/counting-proxy.js'
 import { startStack, type Stack } from './support/stack.js'
 
 const PAINTING = 'computer.aesthetic.painting'
@@ -76,6 +77,26 @@ describe('writer', () => {
     const again = await runBackfill(stack.cfg, stack.log)
     expect(again.changes).toEqual([])
     expect(again.backrefsWritten).toBe(0)
+  })
+
+  it('logs in only to the repos it writes to: none on a second run, none for an audit', async () => {
+    const proxy = await startCountingProxy(stack.net.pdsUrl)
+    try {
+      const cfg = { ...stack.cfg, PDS_URL: proxy.url }
+      await addUser(stack, 'idle') // a PDS account with nothing to mirror
+      await stack.mongo.collection('moods').insertOne({ _id: new ObjectId(), mood: 'to write', when: new Date(), user: ana.sub })
+      const first = await runBackfill(cfg, stack.log)
+      expect(first.problems).toEqual([])
+      expect(first.changes.some((c) => c.kind === 'mood' && c.action === 'create')).toBe(true)
+      expect(Object.fromEntries(proxy.logins)).toEqual({ [ana.did]: 1 })
+      expect(first.repos).toBeGreaterThanOrEqual(3) // ana, idle and the guest were all compared
+      proxy.logins.clear()
+      expect((await runBackfill(cfg, stack.log)).changes).toEqual([])
+      expect((await runAudit(cfg, stack.log, {})).clean).toBe(true)
+      expect(proxy.logins.size).toBe(0)
+    } finally {
+      await proxy.close()
+    }
   })
 
   it('updates changed items in place, deletes nuked ones and brings them back at the same key', async () => {

@@ -41,8 +41,8 @@ export async function audit(opts: WriterOptions & { fix?: boolean }): Promise<Au
   const { sessions, owned } = sessionsOf(opts)
   let repos: number
   try {
-    repos = await forEachRepo(opts, recorder, sessions, undefined, async (job, _client, records) => {
-      const planned = await planRepo(job.items, records, opts.ctx, isComplete(opts))
+    repos = await forEachRepo(opts, recorder, sessions, undefined, async (job, repo) => {
+      const planned = await planRepo(job.items, repo.records, opts.ctx, isComplete(opts))
       for (const p of planned) {
         const found = findingOf(p)
         if (found)

@@ -6,7 +6,7 @@ import { loadAccounts, type Account } from './accounts.js'
 import { applyPlan, type ApplyOptions } from './apply.js'
 import type { Ledger } from './ledger.js'
 import { planRepo, type Planned } from './plan.js'
-import type { RepoClient, RepoRecord } from './repo.js'
+import { pdsFailure, type RepoClient, type RepoRecord } from './repo.js'
 import { RunRecorder, type BackfillReport } from './report.js'
 import { Sessions } from './sessions.js'
 
@@ -80,9 +80,9 @@ export async function backfill(opts: BackfillOptions): Promise<BackfillReport> {
   }
   const { sessions, owned } = sessionsOf(opts)
   try {
-    recorder.report.repos = await forEachRepo(opts, recorder, sessions, resume?.doneRepos, async (job, client, records) => {
-      const planned = await planRepo(job.items, records, opts.ctx, isComplete(opts))
-      recorder.report.backrefsWritten += await applyPlan(job.account, client, planned, applyOptions(opts, recorder))
+    recorder.report.repos = await forEachRepo(opts, recorder, sessions, resume?.doneRepos, async (job, repo) => {
+      const planned = await planRepo(job.items, repo.records, opts.ctx, isComplete(opts))
+      recorder.report.backrefsWritten += await applyPlan(job.account, await clientFor(repo, planned, opts.dryRun), planned, applyOptions(opts, recorder))
       if (runId !== undefined) {
         ledger!.repoDone(runId, job.account.did)
         ledger!.updateRun(runId, recorder.flatCounts())
@@ -118,18 +118,19 @@ export function sessionsOf(opts: WriterOptions): { sessions: Sessions; owned: bo
 }
 
 /**
- * Loads accounts and items, then runs `work` for each repo (skipping the DIDs in `skip`) with a
- * logged-in client and every record of the selected kinds, `concurrency` repos at once, the
- * largest first; each repo is logged into and listed as the repo `concurrency` places before it
- * starts, so at most `concurrency` repos wait opened. A repo that fails as a whole (login refused, PDS down past the retries) is one
- * problem for the repo, its items counted failed; the others go on. Returns the repos handled.
+ * Loads accounts and items, then runs `work` for each repo (skipping the DIDs in `skip`) with
+ * every record of the selected kinds, read without logging in, and a way to log in
+ * ({@link OpenRepo}), `concurrency` repos at once, the largest first; each repo is listed as the
+ * repo `concurrency` places before it starts, so at most `concurrency` repos wait opened. A repo
+ * that fails as a whole (listing or login refused, PDS down past the retries) is one problem for
+ * the repo, its items counted failed; the others go on. Returns the repos handled.
  */
 export async function forEachRepo(
   opts: WriterOptions,
   recorder: RunRecorder,
   sessions: Sessions,
   skip: Set<string> | undefined,
-  work: (job: RepoJob, client: RepoClient, records: Map<MirroredCollection, Map<string, RepoRecord>>) => Promise<void>,
+  work: (job: RepoJob, repo: OpenRepo) => Promise<void>,
 ): Promise<number> {
   const accounts = await loadAccounts(opts.db, opts.log)
   const jobs = (await collectJobs(opts, accounts, recorder)).filter((j) => !skip?.has(j.account.did))
@@ -155,9 +156,9 @@ export async function forEachRepo(
       const next = jobs[i + opts.concurrency]
       if (next) void open(next)
       try {
-        const { client, records } = await open(job)
+        const repo = await open(job)
         recorder.repoWorked(job.account.did)
-        await work(job, client, records)
+        await work(job, repo)
       } catch (err) {
         const reason = (err as Error).message
         opts.log.error({ repo: job.account.did, items: job.items.length, err: reason }, 'repo failed')
@@ -177,15 +178,34 @@ export async function forEachRepo(
   return jobs.length
 }
 
-interface OpenRepo {
-  client: RepoClient
+/** A repo as {@link forEachRepo} hands it over: read, not yet logged into. */
+export interface OpenRepo {
+  /** Reads the repo without a session ({@link RepoClient.reader}). */
+  reader: RepoClient
+  /** Every record of the selected kinds, by collection and rkey. */
   records: Map<MirroredCollection, Map<string, RepoRecord>>
+  /** The account's logged-in client (made once per run and account by {@link Sessions}). @throws when the PDS refuses the login. */
+  login(): Promise<RepoClient>
 }
 
-/** A repo's logged-in client and its records of the selected kinds. */
+/** A repo's records of the selected kinds, listed without logging in (AC has hundreds of accounts with nothing to write). */
 async function openRepo(opts: WriterOptions, sessions: Sessions, job: RepoJob): Promise<OpenRepo> {
-  const client = await sessions.get(job.account)
-  return { client, records: await listRepo(client, selectedKinds(opts, job.account.user === opts.guestUser)) }
+  const reader = sessions.reader(job.account)
+  const records = await listRepo(reader, selectedKinds(opts, job.account.user === opts.guestUser)).catch((err) => {
+    throw pdsFailure(`listing repo ${job.account.did}`, err)
+  })
+  return { reader, records, login: () => sessions.get(job.account) }
+}
+
+/**
+ * The client to carry out `planned` with: the repo's reader when the plan writes nothing to the
+ * PDS (a dry run, or a repo in sync: only back-references in MongoDB, if any), so no login is
+ * made; otherwise the logged-in client.
+ * @throws when the PDS refuses the login (the repo fails as a whole, as {@link forEachRepo} reports).
+ */
+export async function clientFor(repo: OpenRepo, planned: Planned[], dryRun?: boolean): Promise<RepoClient> {
+  const writes = planned.some((p) => p.action === 'create' || p.action === 'update' || p.action === 'delete')
+  return writes && !dryRun ? repo.login() : repo.reader
 }
 
 /** Every record of `kinds` in the repo, by collection and rkey (`describeRepo` first: empty collections cost nothing). */

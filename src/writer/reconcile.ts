@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { applyPlan } from './apply.js'
-import { applyOptions, forEachRepo, type WriterOptions } from './backfill.js'
+import { applyOptions, clientFor, forEachRepo, type WriterOptions } from './backfill.js'
 import type { Lanes } from './lanes.js'
 import type { Ledger } from './ledger.js'
 import { metrics } from './metrics.js'
@@ -74,13 +74,13 @@ export class Reconciler {
     const skip = (p: Planned) => (this.opts.touched.get(`${p.col.mongo} ${idOf(p)}`) ?? 0) >= started
     try {
       const options = { ...this.opts, db: this.opts.currentDb() }
-      const repos = await forEachRepo(options, recorder, this.opts.sessions, undefined, async (job, client, records) => {
+      const repos = await forEachRepo(options, recorder, this.opts.sessions, undefined, async (job, repo) => {
         // A repo whose changes wait on transient errors is left to them: its lane would hold the pass.
         if (this.stopped.signal.aborted || this.opts.lanes.paused.has(job.account.user)) return
-        const planned = await planRepo(job.items, records, this.opts.ctx, true)
+        const planned = await planRepo(job.items, repo.records, this.opts.ctx, true)
         await applyPlan(
           job.account,
-          client,
+          await clientFor(repo, planned),
           planned,
           applyOptions(options, recorder, { skip, exclusive: (fn) => this.opts.lanes.exclusive(job.account.user, fn) }),
         )

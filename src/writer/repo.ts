@@ -221,17 +221,20 @@ export class RepoClient {
   /** The session (tokens); kept so a revoked one can be replaced. */
   private session?: PdsSession
 
-  private xrpc?: XrpcClient
+  /** Authenticated once logged in; before that (a {@link reader}) the PDS's public reads only. */
+  private xrpc: XrpcClient
 
   private constructor(
     readonly did: string,
     private readonly pdsUrl: string,
-    private readonly account: AccountCredentials,
+    private readonly account: AccountCredentials | undefined,
     private readonly log: Logger,
     private readonly retries: number,
     private readonly health: PdsHealth,
   ) {
     this.budget = new WriteBudget(did, log)
+    const fetch = pinnedFetch(pdsUrl)
+    this.xrpc = new XrpcClient((path, init) => fetch(new URL(path, pdsUrl), init), lexicons)
   }
 
   /**
@@ -247,28 +250,39 @@ export class RepoClient {
   }
 
   /**
+   * A client of `did`'s repo on `pdsUrl` with no session: the reads the PDS serves to anyone
+   * (describeRepo, listRecords, getRecord; the ATProto repository API), under the same retry,
+   * rate-limit and pinning rules. Comparing a repo with MongoDB needs no login (a PDS login
+   * hashes a password: tens of ms of the PDS's CPU per account); writes do (calling one
+   * throws).
+   */
+  static reader(pdsUrl: string, did: string, log: Logger, opts: LoginOptions = {}): RepoClient {
+    return new RepoClient(did, pdsUrl, undefined, log, opts.retries ?? 8, opts.health ?? new PdsHealth())
+  }
+
+  /**
    * A new session (`com.atproto.server.createSession`). The XRPC client shares @atproto/api's
    * compiled lexicon set: building one per agent costs milliseconds of CPU per account.
    */
   private async relogin(): Promise<void> {
+    const account = this.account!
     const session = new PdsSession(this.pdsUrl, pinnedFetch(this.pdsUrl))
     try {
-      await this.call(() => session.login(this.account.did, this.account.password).then(() => ({})), false)
+      await this.call(() => session.login(account.did, account.password).then(() => ({})), false)
     } catch (err) {
-      const status = (err as { status?: number }).status
-      const why = isRedirect(err) ? 'the PDS answered with a redirect, which credentials never follow' : (err as Error).message
-      throw Object.assign(new Error(`login as ${this.account.did} failed: ${why}`), { status, error: (err as { error?: string }).error })
+      throw pdsFailure(`login as ${account.did}`, err)
     }
     this.session = session
     this.xrpc = new XrpcClient(session, lexicons)
   }
 
   private query<T>(nsid: string, params: Record<string, unknown>) {
-    return this.call(() => this.xrpc!.call(nsid, params) as Promise<{ data: T; headers: Headers }>)
+    return this.call(() => this.xrpc.call(nsid, params) as Promise<{ data: T; headers: Headers }>)
   }
 
   private procedure<T>(nsid: string, body: unknown, encoding = 'application/json') {
-    return this.call(() => this.xrpc!.call(nsid, undefined, body, { encoding }) as Promise<{ data: T; headers: Headers }>)
+    if (!this.account) throw new Error(`${nsid} on ${this.did} needs a session; this client only reads`)
+    return this.call(() => this.xrpc.call(nsid, undefined, body, { encoding }) as Promise<{ data: T; headers: Headers }>)
   }
 
   /** The collections this repo holds records in (`com.atproto.repo.describeRepo`). */
@@ -355,7 +369,7 @@ export class RepoClient {
   }
 
   /** Runs one PDS call with the retry, rate-limit and session rules above; a redirect is never retried. */
-  private async call<T extends { headers?: Headers | Record<string, string> }>(fn: () => Promise<T>, mayRelogin = true): Promise<T> {
+  private async call<T extends { headers?: Headers | Record<string, string> }>(fn: () => Promise<T>, mayRelogin = this.account !== undefined): Promise<T> {
     let relogged = false
     const result = pRetry(
       async () => {
@@ -402,6 +416,16 @@ export class RepoClient {
       },
     )
   }
+}
+
+/**
+ * `err` of a PDS call as an Error saying that `what` failed and why (a redirect named as such),
+ * keeping the PDS's status and error name (so {@link isTransient} still judges it); never the
+ * PDS's address.
+ */
+export function pdsFailure(what: string, err: unknown): Error {
+  const why = isRedirect(err) ? 'the PDS answered with a redirect, which credentials never follow' : (err as Error).message
+  return Object.assign(new Error(`${what} failed: ${why}`), { status: (err as { status?: number }).status, error: (err as { error?: string }).error })
 }
 
 /**

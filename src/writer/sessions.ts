@@ -32,6 +32,11 @@ export class Sessions {
     return client
   }
 
+  /** A client reading the account's repo without logging in ({@link RepoClient.reader}), sharing this run's retries and PDS health. */
+  reader(account: Account): RepoClient {
+    return RepoClient.reader(this.pdsUrl, account.did, this.log, { retries: this.retries, health: this.health })
+  }
+
   /** Drops one account's client (its password changed, or the account is gone), or every client. */
   forget(did?: string) {
     if (did) this.clients.delete(did)

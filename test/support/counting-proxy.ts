@@ -4,10 +4,11 @@ import http from 'node:http'
 /**
  * An HTTP proxy on loopback in front of a PDS that counts blob uploads by the SHA-256 of their
  * bytes (`POST /xrpc/com.atproto.repo.uploadBlob`), so a test can tell whether a writer ever sent
- * the same blob twice, whichever processes it ran in.
+ * the same blob twice, whichever processes it ran in, and logins (`createSession`) by identifier.
  */
 export async function startCountingProxy(target: string) {
   const uploads = new Map<string, number>()
+  const logins = new Map<string, number>()
   const server = http.createServer(async (req, res) => {
     const chunks: Buffer[] = []
     try {
@@ -19,6 +20,10 @@ export async function startCountingProxy(target: string) {
     if (req.method === 'POST' && req.url?.startsWith('/xrpc/com.atproto.repo.uploadBlob')) {
       const hash = createHash('sha256').update(body).digest('hex')
       uploads.set(hash, (uploads.get(hash) ?? 0) + 1)
+    }
+    if (req.method === 'POST' && req.url?.startsWith('/xrpc/com.atproto.server.createSession')) {
+      const { identifier } = JSON.parse(body.toString()) as { identifier: string }
+      logins.set(identifier, (logins.get(identifier) ?? 0) + 1)
     }
     const hopByHop = new Set(['host', 'connection', 'keep-alive', 'content-length', 'transfer-encoding'])
     const headers = Object.fromEntries(Object.entries(req.headers).filter(([k]) => !hopByHop.has(k))) as Record<string, string>
@@ -39,6 +44,8 @@ export async function startCountingProxy(target: string) {
     url: `http://127.0.0.1:${port}`,
     /** Uploads per distinct blob (by content hash). */
     uploads,
+    /** Logins per identifier (the writer logs in with the DID). */
+    logins,
     close: () =>
       new Promise<void>((r) => {
         server.close(() => r())
