@@ -58,6 +58,7 @@ import { wsUrl } from '../src/ingest/subscription.js'
 import type { CommitBody } from '../src/ingest/verify.js'
 import { createLogger } from '../src/log.js'
 import { serviceId } from '../src/redact.js'
+import { countRows } from './support/count-rows.js'
 
 const COMMITS = Number(process.env.BENCH_COMMITS ?? 50_000)
 const REPOS = Number(process.env.BENCH_REPOS ?? 50)
@@ -352,17 +353,8 @@ async function replay(
   const seconds = Number(process.hrtime.bigint() - started) / 1e9
   const result = { cpu: (await cpuSeconds(p.child.pid!)) - cpuStart, rss: await peakRssMb(p.child.pid!) }
   const db = openIndex(index.target, { poolSize: 1 })
-  const count = async (table: 'item' | 'post') =>
-    Number(
-      (
-        await db
-          .selectFrom(table)
-          .select((eb) => eb.fn.countAll<number>().as('n'))
-          .executeTakeFirstOrThrow()
-      ).n,
-    )
-  const acRecords = await count('item')
-  const acPosts = await count('post')
+  const acRecords = await countRows(db, 'item')
+  const acPosts = await countRows(db, 'post')
   await db.destroy()
   p.child.kill('SIGTERM')
   await p.exited

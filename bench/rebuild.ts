@@ -14,9 +14,9 @@ import { spawn } from 'node:child_process'
 import os from 'node:os'
 import path from 'node:path'
 import { openIndex, type Backend } from '../src/db/index.js'
-import { seedSample } from '../src/dev/sample.js'
 import { waitFor } from '../src/wait.js'
-import { startStack } from '../test/support/stack.js'
+import { seedStack, startStack } from '../test/support/stack.js'
+import { countRows } from './support/count-rows.js'
 
 const BIN = path.resolve(import.meta.dirname, '../bin/ac-appview.js')
 const scale = process.env.BENCH_SCALE === 'small' ? 'small' : 'ac'
@@ -34,16 +34,7 @@ async function backfilled(target: string): Promise<{ repos: number; items: numbe
   try {
     const run = await db.selectFrom('backfill').select('status').executeTakeFirst()
     if (run?.status !== 'done') return undefined
-    const count = async (table: 'repo' | 'item') =>
-      Number(
-        (
-          await db
-            .selectFrom(table)
-            .select((eb) => eb.fn.countAll<number>().as('n'))
-            .executeTakeFirstOrThrow()
-        ).n,
-      )
-    return { repos: await count('repo'), items: await count('item') }
+    return { repos: await countRows(db, 'repo'), items: await countRows(db, 'item') }
   } catch {
     return undefined // not migrated yet
   } finally {
@@ -57,14 +48,7 @@ async function main() {
   let pg: { url: string; stop(): Promise<void> } | undefined
   try {
     const seeded = Date.now()
-    await seedSample({
-      db: stack.mongo,
-      mediaDir: stack.mediaDir,
-      storageUrl: stack.storageUrl,
-      pdsUrl: stack.net.pdsUrl,
-      createAccount: stack.net.createAccount,
-      scale,
-    })
+    await seedStack(stack, { scale })
     await new Promise((resolve) =>
       spawn(process.execPath, [BIN, 'writer', 'backfill'], { env: { ...process.env, ...stack.env, LOG_LEVEL: 'warn' }, stdio: 'ignore' }).on('exit', resolve),
     )

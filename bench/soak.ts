@@ -29,10 +29,10 @@ import getPort from 'get-port'
 import { ObjectId, type Collection, type Db, type Document } from 'mongodb'
 import { collections } from '../src/collections/index.js'
 import { openIndex } from '../src/db/index.js'
-import { seedSample } from '../src/dev/sample.js'
 import { waitFor } from '../src/wait.js'
 import { spawnCli } from '../test/support/children.js'
-import { startStack, type Stack } from '../test/support/stack.js'
+import { seedStack, startStack, type Stack } from '../test/support/stack.js'
+import { countRows } from './support/count-rows.js'
 
 const minutes = Number(process.env.SOAK_MINUTES ?? 20)
 const minPerMinute = Number(process.env.SOAK_MIN_PER_MINUTE ?? 30)
@@ -58,14 +58,7 @@ async function main() {
   const children: ChildProcess[] = []
   try {
     const seedStarted = Date.now()
-    await seedSample({
-      db: stack.mongo,
-      mediaDir: stack.mediaDir,
-      storageUrl: stack.storageUrl,
-      pdsUrl: stack.net.pdsUrl,
-      createAccount: stack.net.createAccount,
-      scale,
-    })
+    await seedStack(stack, { scale })
     const port = await getPort()
     const url = `http://127.0.0.1:${port}`
     const writerMetricsPort = await getPort()
@@ -367,14 +360,7 @@ async function indexCount(file: string): Promise<number> {
   if (!fs.existsSync(file)) return 0
   const db = openIndex(file)
   try {
-    return Number(
-      (
-        await db
-          .selectFrom('item')
-          .select((eb) => eb.fn.countAll<number>().as('n'))
-          .executeTakeFirst()
-      )?.n ?? 0,
-    )
+    return await countRows(db, 'item')
   } catch {
     return 0
   } finally {

@@ -6,11 +6,11 @@ import { runBackfill } from '../src/services.js'
 import type { BackfillReport } from '../src/writer/backfill.js'
 import { ReadModel } from '../src/appview/read-model.js'
 import { seedSamplePosts } from '../src/dev/sample-posts.js'
-import { seedSample, type SampleSummary } from '../src/dev/sample.js'
+import type { SampleSummary } from '../src/dev/sample.js'
 import { FEEDS } from '../src/feeds/definitions.js'
 import { FeedReader } from '../src/feeds/reader.js'
 import { skeletonPage } from '../src/feeds/skeleton.js'
-import { startIndexing, startStack, waitFor, xrpc, type Stack } from './support/stack.js'
+import { seedStack, startIndexing, startStack, waitFor, xrpc, type Stack } from './support/stack.js'
 
 /**
  * Issue 2's end-to-end path: AC-shaped MongoDB → writer → real PDS → firehose → SQLite → XRPC.
@@ -85,14 +85,7 @@ describe('MongoDB to PDS to firehose to AppView', () => {
 
   beforeAll(async () => {
     stack = await startStack()
-    sample = await seedSample({
-      db: stack.mongo,
-      mediaDir: stack.mediaDir,
-      storageUrl: stack.storageUrl,
-      pdsUrl: stack.net.pdsUrl,
-      createAccount: stack.net.createAccount,
-      scale: 'small',
-    })
+    sample = await seedStack(stack, { scale: 'small' })
     for (const u of await stack.mongo
       .collection<{ _id: string; atproto?: { did: string; handle: string } }>('users')
       .find({ atproto: { $exists: true } })

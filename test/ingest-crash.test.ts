@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startNetwork, type LocalNetwork } from '../src/dev/network.js'
 import { waitFor } from '../src/wait.js'
 import { BACKENDS, testIndex, type TestIndex } from './support/backend.js'
-import { burstWriter, groundTruth, indexedVersions, readIndex, spawnIngest, writingAccounts, type WritingAccount } from './support/ingest.js'
+import { burstWriter, groundTruth, ingestEnv, indexedVersions, readIndex, spawnIngest, writingAccounts, type WritingAccount } from './support/ingest.js'
 
 /** Each round starts two processes: on a busy machine (load 8 on 2 cores) ten rounds take minutes. */
 const ROUNDS_TIMEOUT_MS = 360_000
@@ -91,15 +91,7 @@ describe.each(BACKENDS)('ingest under SIGKILL (%s)', (backend) => {
         await agent.com.atproto.repo.applyWrites({ repo: did, writes: writes as never, validate: false })
       }
     }
-    env = {
-      PDS_URL: net.pdsUrl,
-      PLC_URL: net.plcUrl,
-      HANDLE_RESOLVER_URL: net.pdsUrl,
-      ALLOW_PRIVATE_NETWORK: 'true',
-      ...idx.env,
-      INGEST_BACKFILL_CONCURRENCY: '1',
-      INGEST_BATCH_SIZE: '20',
-    }
+    env = ingestEnv(net, idx, { INGEST_BACKFILL_CONCURRENCY: '1' })
     await burst()
   })
 

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startNetwork, type LocalNetwork } from '../src/dev/network.js'
 import { waitFor } from '../src/wait.js'
 import { testIndex, withIndex, type TestIndex } from './support/backend.js'
-import { burstWriter, groundTruth, indexedVersions, spawnIngest, startProxy, writingAccounts, type WritingAccount } from './support/ingest.js'
+import { burstWriter, groundTruth, ingestEnv, indexedVersions, spawnIngest, startProxy, writingAccounts, type WritingAccount } from './support/ingest.js'
 
 const KILLS = 5
 const ACCOUNTS = 3
@@ -85,15 +85,7 @@ describe('ingest failover on PostgreSQL', () => {
     idx = await testIndex('postgres', work)
     net = await startNetwork()
     accounts = await writingAccounts(net, 'failover', ACCOUNTS)
-    env = {
-      PDS_URL: net.pdsUrl,
-      PLC_URL: net.plcUrl,
-      HANDLE_RESOLVER_URL: net.pdsUrl,
-      ALLOW_PRIVATE_NETWORK: 'true',
-      ...idx.env,
-      INGEST_FAILOVER_SECONDS: String(FAILOVER_SECONDS),
-      INGEST_BATCH_SIZE: '20',
-    }
+    env = ingestEnv(net, idx, { INGEST_FAILOVER_SECONDS: String(FAILOVER_SECONDS) })
     await burst()
   })
 

@@ -2,10 +2,9 @@ import type { ChildProcess } from 'node:child_process'
 import getPort from 'get-port'
 import { ObjectId } from 'mongodb'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { seedSample } from '../src/dev/sample.js'
 import { spawnCli } from './support/children.js'
 import { startCutProxy } from './support/cut-proxy.js'
-import { startStack, waitFor, type Stack } from './support/stack.js'
+import { seedStack, startStack, waitFor, type Stack } from './support/stack.js'
 
 const M = 'computer.aesthetic.media'
 const ADMIN = 'start-test-admin-password'
@@ -34,15 +33,7 @@ describe('ac-appview start', () => {
 
   beforeAll(async () => {
     stack = await startStack()
-    await seedSample({
-      db: stack.mongo,
-      mediaDir: stack.mediaDir,
-      storageUrl: stack.storageUrl,
-      pdsUrl: stack.net.pdsUrl,
-      createAccount: stack.net.createAccount,
-      scale: 'small',
-      seed: 5,
-    })
+    await seedStack(stack, { scale: 'small', seed: 5 })
     for (let i = 0; i < 5; i++) {
       const sub = `auth0|private${i}${new ObjectId().toHexString().slice(0, 8)}`
       const _id = new ObjectId()

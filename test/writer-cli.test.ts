@@ -1,12 +1,11 @@
 import net from 'node:net'
-import path from 'node:path'
 import { ObjectId } from 'mongodb'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { mirrored } from '../src/collections/index.js'
 import { ACTIONS } from '../src/writer/report.js'
 import { addGuest, addPainting, addUser, listRepo, pixelArt, type AcUser } from './support/ac.js'
 import { spawnCli } from './support/children.js'
-import { startStack, type Stack } from './support/stack.js'
+import { startStack, writerEnv, type Stack } from './support/stack.js'
 
 const PAINTING = 'computer.aesthetic.painting'
 
@@ -20,16 +19,7 @@ describe('writer CLI', () => {
   const cli = (args: string[], env: Record<string, string> = {}) =>
     new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
       const child = spawnCli(args, {
-        env: {
-          ...process.env,
-          MONGODB_URI: stack.cfg.MONGODB_URI,
-          MONGODB_DB: stack.cfg.MONGODB_DB,
-          PDS_URL: stack.cfg.PDS_URL,
-          AC_STORAGE_URL: stack.cfg.AC_STORAGE_URL,
-          DATA_DIR: path.join(stack.work, 'writer'),
-          LOG_LEVEL: 'warn',
-          ...env,
-        },
+        env: writerEnv(stack, env),
         stdio: ['ignore', 'pipe', 'pipe'],
       })
       let stdout = ''

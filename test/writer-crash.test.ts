@@ -1,29 +1,16 @@
 import { ObjectId } from 'mongodb'
-import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { seedSample } from '../src/dev/sample.js'
 import { runAudit } from '../src/services.js'
 import { listRepo } from './support/ac.js'
 import { spawnCli } from './support/children.js'
-import { startStack, waitFor, type Stack } from './support/stack.js'
+import { seedStack, startStack, waitFor, writerEnv, type Stack } from './support/stack.js'
 
-function writerEnv(stack: Stack) {
-  return {
-    ...process.env,
-    MONGODB_URI: stack.cfg.MONGODB_URI,
-    MONGODB_DB: stack.cfg.MONGODB_DB,
-    PDS_URL: stack.cfg.PDS_URL,
-    AC_STORAGE_URL: stack.cfg.AC_STORAGE_URL,
-    DATA_DIR: path.join(stack.work, 'writer'),
-    LOG_LEVEL: 'warn',
-    WRITER_CONCURRENCY: '4',
-    WRITER_RECONCILE_SECONDS: '0',
-  }
-}
+/** The writer's environment here: 4 repos at once, no reconcile passes. */
+const crashEnv = (stack: Stack) => writerEnv(stack, { WRITER_CONCURRENCY: '4', WRITER_RECONCILE_SECONDS: '0' })
 
 /** Runs `ac-appview writer backfill` as its own process; kills it with SIGKILL after `killAfterMs` if given. */
 function backfillProcess(stack: Stack, killAfterMs?: number): Promise<{ code: number | null; signal: string | null; stderr: string }> {
-  const env = writerEnv(stack)
+  const env = crashEnv(stack)
   return new Promise((resolve) => {
     const child = spawnCli(['writer', 'backfill', '--json'], { env, stdio: ['ignore', 'ignore', 'pipe'] })
     let stderr = ''
@@ -41,15 +28,7 @@ describe('writer crash safety', () => {
 
   beforeAll(async () => {
     stack = await startStack()
-    await seedSample({
-      db: stack.mongo,
-      mediaDir: stack.mediaDir,
-      storageUrl: stack.storageUrl,
-      pdsUrl: stack.net.pdsUrl,
-      createAccount: stack.net.createAccount,
-      scale: 'small',
-      seed: 11,
-    })
+    await seedStack(stack, { scale: 'small', seed: 11 })
   })
 
   afterAll(async () => {
@@ -86,14 +65,14 @@ describe('writer crash safety', () => {
       }
     })()
     for (let i = 0; i < 4; i++) {
-      const child = spawnCli(['writer', 'live'], { env: writerEnv(stack), stdio: 'ignore' })
+      const child = spawnCli(['writer', 'live'], { env: crashEnv(stack), stdio: 'ignore' })
       await new Promise((r) => setTimeout(r, 2500 + Math.random() * 2500))
       child.kill('SIGKILL')
       await new Promise((r) => child.once('exit', r))
     }
     writing = false
     await writer
-    const child = spawnCli(['writer', 'live'], { env: writerEnv(stack), stdio: 'ignore' })
+    const child = spawnCli(['writer', 'live'], { env: crashEnv(stack), stdio: 'ignore' })
     try {
       const mirrored = async () => {
         const records = [...(await listRepo(stack, user.atproto.did, 'computer.aesthetic.mood')).values()]

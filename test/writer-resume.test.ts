@@ -1,11 +1,10 @@
-import path from 'node:path'
 import { ObjectId } from 'mongodb'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runAudit } from '../src/services.js'
 import { addUser, listRepo, pixelArt, putMedia, type AcUser } from './support/ac.js'
 import { startCountingProxy } from './support/counting-proxy.js'
 import { spawnCli } from './support/children.js'
-import { startStack, type Stack } from './support/stack.js'
+import { startStack, writerEnv, type Stack } from './support/stack.js'
 
 const MOODS = 800
 const PAINTINGS = 150
@@ -16,16 +15,7 @@ describe('writer backfill under a crash loop', () => {
   let big: AcUser
   let proxy: Awaited<ReturnType<typeof startCountingProxy>>
 
-  const env = () => ({
-    ...process.env,
-    MONGODB_URI: stack.cfg.MONGODB_URI,
-    MONGODB_DB: stack.cfg.MONGODB_DB,
-    PDS_URL: proxy.url,
-    AC_STORAGE_URL: stack.cfg.AC_STORAGE_URL,
-    DATA_DIR: path.join(stack.work, 'writer'),
-    LOG_LEVEL: 'info',
-    WRITER_CONCURRENCY: '2',
-  })
+  const env = () => writerEnv(stack, { PDS_URL: proxy.url, LOG_LEVEL: 'info', WRITER_CONCURRENCY: '2' })
 
   /**
    * Runs the CLI; with `killAfterMs`, kills it with SIGKILL that long after it starts comparing

@@ -6,7 +6,7 @@ import { TID } from '@atproto/common-web'
 import { TestPds } from '@atproto/dev-env'
 import { collections } from '../../src/collections/index.js'
 import { isPostgresUrl, type IndexDb } from '../../src/db/index.js'
-import { withIndex } from './backend.js'
+import { withIndex, type TestIndex } from './backend.js'
 import { spawnNode, startCli, type Child } from './children.js'
 import type { LocalNetwork } from '../../src/dev/network.js'
 
@@ -196,5 +196,21 @@ export function burstWriter(opts: { updates: number; deletes: number; creates: n
   }
   return async (accounts) => {
     await Promise.all(accounts.map((a) => a.agent.com.atproto.repo.applyWrites({ repo: a.did, writes: writesOf(a) as never, validate: false })))
+  }
+}
+
+/**
+ * The environment of an ingest child process on `net` and the index `idx`: its PDS as firehose
+ * and handle resolver, its PLC, loopback allowed, commits applied 20 at a time; `over` adds or replaces any.
+ */
+export function ingestEnv(net: LocalNetwork, idx: TestIndex, over: Record<string, string> = {}): Record<string, string> {
+  return {
+    PDS_URL: net.pdsUrl,
+    PLC_URL: net.plcUrl,
+    HANDLE_RESOLVER_URL: net.pdsUrl,
+    ALLOW_PRIVATE_NETWORK: 'true',
+    ...idx.env,
+    INGEST_BATCH_SIZE: '20',
+    ...over,
   }
 }

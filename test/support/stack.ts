@@ -8,6 +8,7 @@ import { localEnv } from '../../src/dev/config.js'
 import { startMediaServer } from '../../src/dev/media-server.js'
 import { startMongo } from '../../src/dev/mongo-server.js'
 import { startNetwork, type LocalNetwork } from '../../src/dev/network.js'
+import { seedSample, type SampleOptions, type SampleSummary } from '../../src/dev/sample.js'
 import { createLogger } from '../../src/log.js'
 import type { RunningIngest } from '../../src/ingest/run.js'
 import { openMigratedIndex, runAppView, runIngest } from '../../src/services.js'
@@ -72,6 +73,35 @@ export async function startStack(opts: { rateLimits?: boolean; mediaLatencyMs?: 
       await mongo.stop()
       await fs.rm(work, { recursive: true, force: true })
     },
+  }
+}
+
+/** AC's sample data (src/dev/sample.ts) seeded into the stack: MongoDB, object storage and PDS accounts. */
+export function seedStack(stack: Stack, opts: Omit<SampleOptions, 'db' | 'mediaDir' | 'storageUrl' | 'pdsUrl' | 'createAccount'> = {}): Promise<SampleSummary> {
+  return seedSample({
+    db: stack.mongo,
+    mediaDir: stack.mediaDir,
+    storageUrl: stack.storageUrl,
+    pdsUrl: stack.net.pdsUrl,
+    createAccount: stack.net.createAccount,
+    ...opts,
+  })
+}
+
+/**
+ * The environment of `ac-appview writer …` run as a child process on the stack: its MongoDB, PDS
+ * and object storage, the ledger in `<work>/writer`, warnings only; `over` sets or replaces any.
+ */
+export function writerEnv(stack: Stack, over: Record<string, string> = {}): Record<string, string | undefined> {
+  return {
+    ...process.env,
+    MONGODB_URI: stack.cfg.MONGODB_URI,
+    MONGODB_DB: stack.cfg.MONGODB_DB,
+    PDS_URL: stack.cfg.PDS_URL,
+    AC_STORAGE_URL: stack.cfg.AC_STORAGE_URL,
+    DATA_DIR: path.join(stack.work, 'writer'),
+    LOG_LEVEL: 'warn',
+    ...over,
   }
 }
 
