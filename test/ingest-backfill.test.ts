@@ -15,13 +15,15 @@ import { createLogger } from '../src/log.js'
 import { runAppView } from '../src/services.js'
 import { waitFor } from '../src/wait.js'
 import { BACKENDS, testIndex, type TestIndex } from './support/backend.js'
+import { png } from './support/appview.js'
 import { groundTruth, indexedVersions } from './support/ingest.js'
+import { createPost, deletePost } from './support/posts.js'
 import { xrpc } from './support/stack.js'
 
 /**
  * Backfill and hosts: two PDSes on one PLC (the second with a 1 ms firehose window, so any stored
- * cursor is outdated there), records written before the ingest first starts, drift repaired by
- * `--backfill`, and the fallbacks for outdated and future cursors. On each index engine.
+ * cursor is outdated there), records and posts written before the ingest first starts, drift
+ * repaired by `--backfill`, and the fallbacks for outdated and future cursors. On each index engine.
  */
 describe.each(BACKENDS)('ingest backfill and hosts (%s)', (backend) => {
   let net: LocalNetwork
@@ -35,6 +37,9 @@ describe.each(BACKENDS)('ingest backfill and hosts (%s)', (backend) => {
   let closeApp: () => Promise<void>
   const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent')
   const accounts: Array<{ did: string; agent: AtpAgent; pdsUrl: string }> = []
+  /** Posts written before the ingest first starts: one it keeps from each PDS, and two it does not. */
+  const posts: Record<'aliceImage' | 'bobLink', string> = { aliceImage: '', bobLink: '' }
+  const postsIndexed = async () => (await db.selectFrom('post').select('uri').orderBy('uri').execute()).map((r) => r.uri)
 
   const start = async (opts: { backfill?: boolean } = {}) => {
     const identity = new Identity({ plcUrl: net.plcUrl, handleResolverUrl: net.pdsUrl, allowPrivateNetwork: true, log })
@@ -46,6 +51,7 @@ describe.each(BACKENDS)('ingest backfill and hosts (%s)', (backend) => {
       log,
       backfill: opts.backfill,
       heartbeatMs: 500,
+      postsFor: 'https://aesthetic.computer',
     })
   }
   const write = async (i: number, collection: string, record: Record<string, unknown>) =>
@@ -86,6 +92,10 @@ describe.each(BACKENDS)('ingest backfill and hosts (%s)', (backend) => {
     await write(0, 'computer.aesthetic.piece', { when: '2025-01-01T00:00:00.000Z', ref: 'no slug' }) // quarantined
     await write(1, 'computer.aesthetic.painting', painting('Shared', '2024-01-01T00:00:00.000Z')) // an earlier claim, from an untrusted PDS
     await write(1, 'computer.aesthetic.mood', { mood: 'on the second PDS', when: '2025-01-01T00:00:00.000Z', ref: 'b' })
+    posts.aliceImage = (await createPost(accounts[0], { text: 'my cat', image: await png('#fc0') })).uri // media by an account on TRUSTED_PDS
+    posts.bobLink = (await createPost(accounts[1], { text: 'look https://aesthetic.computer/#Shared' })).uri
+    await createPost(accounts[0], { text: 'nothing about AC https://example.com' })
+    await createPost(accounts[1], { text: 'my dog', image: await png('#0cf') }) // media, but not from TRUSTED_PDS
 
     idx = await testIndex(backend, work)
     indexFile = idx.target
@@ -123,6 +133,8 @@ describe.each(BACKENDS)('ingest backfill and hosts (%s)', (backend) => {
     const report = await ingestHealth(read, 60).finally(() => read.close())
     expect(report.ingest.map((h) => h.backfill?.status)).toEqual(['done', 'done'])
     expect(report.quarantined).toBe(1)
+    expect(await postsIndexed()).toEqual([posts.aliceImage, posts.bobLink].sort())
+    expect(await db.selectFrom('post_ref').select(['post', 'kind', 'key']).execute()).toEqual([{ post: posts.bobLink, kind: 'painting', key: 'Shared' }])
   })
 
   it('indexes a repo on a second PDS, but its earlier claim on a short code never resolves', async () => {
@@ -150,15 +162,20 @@ describe.each(BACKENDS)('ingest backfill and hosts (%s)', (backend) => {
       .insertInto('item')
       .values({ ...rows[1], uri: `at://${accounts[0].did}/computer.aesthetic.mood/3kgonegonegon` })
       .execute()
+    await db.deleteFrom('post').where('uri', '=', posts.aliceImage).execute()
     await db.updateTable('repo').set({ rev: '2222222222222' }).execute() // as if older snapshots were indexed
     await start({ backfill: true })
     await ingest.backfillsSettled()
     await expectIndexEqualsTruth()
+    expect(await postsIndexed()).toEqual([posts.aliceImage, posts.bobLink].sort())
   })
 
   it('falls back to a backfill when the stored cursor is older than the host keeps (OutdatedCursor)', async () => {
     await ingest.stop()
     const { uri } = await write(1, 'computer.aesthetic.mood', { mood: 'while the ingest was down', when: new Date().toISOString(), ref: 'e' })
+    // The snapshot supersedes these commits, which the host no longer streams: it must carry the posts too.
+    const bobTape = await createPost(accounts[1], { text: 'a tape https://aesthetic.computer/!tShared' })
+    await deletePost(accounts[1], posts.bobLink)
     await start()
     await waitFor(
       'the outdated-cursor backfill',
@@ -169,6 +186,8 @@ describe.each(BACKENDS)('ingest backfill and hosts (%s)', (backend) => {
     await ingest.backfillsSettled()
     expect(await isIndexed(uri)).toBe(true)
     await expectIndexEqualsTruth()
+    expect(await postsIndexed()).toEqual([posts.aliceImage, bobTape.uri].sort())
+    expect(await db.selectFrom('post_ref').select(['post', 'kind', 'key']).execute()).toEqual([{ post: bobTape.uri, kind: 'tape', key: 'tShared' }])
   })
 
   it('falls back to the live tail and a backfill when the stored cursor is in the future (FutureCursor)', async () => {

@@ -95,6 +95,7 @@ export async function startIngest(opts: IngestOptions): Promise<Ingest> {
     log: opts.log.child({ part: 'backfill' }),
     verify: opts.verify ?? true,
     concurrencyPerHost: opts.backfillConcurrency ?? 4,
+    posts,
   })
   const verifier = opts.verifier ?? createVerifyPool(opts.verifyThreads)
   const closeVerifier = () => (opts.verifier ? Promise.resolve() : verifier.close())

@@ -37,6 +37,9 @@ export interface QuarantineOp {
 
 export type RecordOp = PutOp | QuarantineOp | { type: 'delete'; uri: string; rev: string } | PostOp | PostDeleteOp
 
+/** What a verified repo snapshot holds for the index: AC records (kept or quarantined) and posts. */
+export type SnapshotOp = PutOp | QuarantineOp | PostOp
+
 /** One change to the index, collected from firehose events and committed in batches. */
 export type IndexOp =
   /** The AC record operations of one repo commit; skipped when the repo's stored rev is at or past `rev`. */
@@ -187,6 +190,8 @@ export class Indexer {
   /**
    * Replaces what the index holds for `did` with a verified repo snapshot at `rev` (backfill):
    * adds missing records, updates changed ones (by cid), deletes the ones the repo no longer has.
+   * With `posts` (the ingest indexes posts), the same for the repo's posts: `ops` then holds every
+   * post the index keeps, and a held post missing from it leaves the index.
    * @returns 'stale' and changes nothing when live commits past `rev` are already applied (the
    *   caller fetches the repo again), else the counts of changes.
    */
@@ -194,8 +199,9 @@ export class Indexer {
     did: string,
     source: string,
     rev: string,
-    ops: Array<PutOp | QuarantineOp>,
+    ops: SnapshotOp[],
     actor: IndexOp[],
+    opts: { posts: boolean } = { posts: false },
   ): Promise<'stale' | { put: number; deleted: number }> {
     const now = new Date().toISOString()
     let result: 'stale' | { put: number; deleted: number } = 'stale'
@@ -204,19 +210,21 @@ export class Indexer {
       const stored = await repoRev(trx, did)
       if (stored && stored > rev) return
       for (const op of actor) await this.applyAccountOp(trx, op, now)
-      const held = await heldVersions(trx, did)
+      const held = await heldVersions(trx, did, opts.posts)
       const changed = ops.filter((op) => held.get(op.uri) !== `${op.type}:${op.cid}`)
       await this.putItems(
         trx,
         changed.filter((op) => op.type === 'put'),
         now,
       )
-      for (const op of changed.filter((op) => op.type === 'quarantine')) await this.applyRecordOp(trx, op, now)
+      for (const op of changed.filter((op) => op.type !== 'put')) await this.applyRecordOp(trx, op, now)
       const keep = new Set(ops.map((o) => o.uri))
-      const gone = [...held.keys()].filter((uri) => !keep.has(uri))
-      for (const uri of gone) await this.applyRecordOp(trx, { type: 'delete', uri, rev }, now)
+      const gone: RecordOp[] = [...held]
+        .filter(([uri]) => !keep.has(uri))
+        .map(([uri, version]) => (version.startsWith('post:') ? { type: 'post-delete', uri, rev } : { type: 'delete', uri, rev }))
+      for (const op of gone) await this.applyRecordOp(trx, op, now)
       await upsertRepo(trx, did, source, { source, rev, state: 'done', error: null }, now)
-      applied.push(...changed, ...gone.map((uri) => ({ type: 'delete' as const, uri, rev })))
+      applied.push(...changed, ...gone)
       result = { put: changed.length, deleted: gone.length }
     })
     countApplied(applied)
@@ -397,11 +405,16 @@ async function removeRepo(trx: Trx, did: string): Promise<void> {
   await trx.deleteFrom('repo').where('did', '=', did).execute()
 }
 
-/** What the index holds for `did`: uri → `put:cid` (item) or `quarantine:cid`. */
-async function heldVersions(trx: Trx, did: string): Promise<Map<string, string>> {
+/** What the index holds for `did`: uri → `put:cid` (item), `quarantine:cid`, and with `posts` `post:cid`. */
+async function heldVersions(trx: Trx, did: string, posts: boolean): Promise<Map<string, string>> {
   const items = await trx.selectFrom('item').select(['uri', 'cid']).where('did', '=', did).execute()
   const quarantined = await trx.selectFrom('quarantine').select(['uri', 'cid']).where('did', '=', did).execute()
-  return new Map([...items.map((r) => [r.uri, `put:${r.cid}`] as const), ...quarantined.map((r) => [r.uri, `quarantine:${r.cid}`] as const)])
+  const kept = posts ? await trx.selectFrom('post').select(['uri', 'cid']).where('did', '=', did).execute() : []
+  return new Map([
+    ...items.map((r) => [r.uri, `put:${r.cid}`] as const),
+    ...quarantined.map((r) => [r.uri, `quarantine:${r.cid}`] as const),
+    ...kept.map((r) => [r.uri, `post:${r.cid}`] as const),
+  ])
 }
 
 /** Per-collection create/update/delete and quarantine counters, after a successful commit. */

@@ -1,4 +1,5 @@
-import { jsonToLex } from '@atproto/lexicon'
+import { jsonToLex, lexToJson } from '@atproto/lexicon'
+import { cborToLexRecord } from '@atproto/repo'
 import type { Transaction } from 'kysely'
 import type { IndexDb, IndexSchema, PostTable } from '../db/index.js'
 import { POST_COLLECTION } from '../feeds/definitions.js'
@@ -89,11 +90,34 @@ export class PostIndex {
       if (op.action !== 'create' && this.authors.has(body.repo)) return true
       if (op.action !== 'delete') written = true
     }
-    if (!written) return false
-    return (
-      this.links.mentioned(body.blocks) ||
-      (trustedAuthor && MEDIA_MARKERS.some((m) => Buffer.from(body.blocks.buffer, body.blocks.byteOffset, body.blocks.byteLength).includes(m)))
-    )
+    return written && this.mayKeep(body.blocks, trustedAuthor)
+  }
+
+  /** Whether raw bytes (a commit's CAR, or one record's block) may hold a post the index keeps: AC's host named, or media by a trusted author. */
+  private mayKeep(bytes: Uint8Array, trustedAuthor: boolean): boolean {
+    if (this.links.mentioned(bytes)) return true
+    const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    return trustedAuthor && MEDIA_MARKERS.some((m) => buf.includes(m))
+  }
+
+  /**
+   * The post to keep from one `app.bsky.feed.post` record of a verified repo snapshot (a backfill
+   * or resync), given its DAG-CBOR `block`, or null when the index keeps no such post. Screened
+   * like a commit ({@link wants}) before decoding; otherwise as {@link op}, with no host time
+   * (`sortAt` is `createdAt`, never later than now). Posts held but absent from the snapshot are
+   * the caller's to remove (Indexer.applySnapshot).
+   */
+  async snapshotOp(did: string, rkey: string, cid: string, rev: string, block: Uint8Array, trustedAuthor: boolean): Promise<PostOp | null> {
+    if (!this.mayKeep(block, trustedAuthor)) return null
+    let record: Record<string, unknown>
+    try {
+      record = lexToJson(cborToLexRecord(block)) as Record<string, unknown>
+    } catch (err) {
+      this.log.warn({ uri: `at://${did}/${POST_COLLECTION}/${rkey}`, reason: (err as Error).message }, 'post is not a record: not indexed')
+      return null
+    }
+    const op = await this.op(did, rkey, cid, rev, record, 'create', undefined, trustedAuthor)
+    return op?.type === 'post' ? op : null
   }
 
   /**

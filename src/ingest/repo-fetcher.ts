@@ -4,7 +4,9 @@ import { recordRepoFailure } from '../db/store.js'
 import type { Logger } from '../log.js'
 import { retry } from '../retry.js'
 import type { Identity } from '../identity.js'
-import { OWN_PDS, collectionOf, type Indexer, type PutOp, type QuarantineOp } from './indexer.js'
+import { POST_COLLECTION } from '../feeds/definitions.js'
+import { OWN_PDS, collectionOf, type Indexer, type SnapshotOp } from './indexer.js'
+import type { PostIndex } from './posts.js'
 
 export interface RepoFetcherOptions {
   indexer: Indexer
@@ -18,6 +20,8 @@ export interface RepoFetcherOptions {
   maxAttempts?: number
   /** Largest repo CAR fetched, in bytes. Default 512 MiB. */
   maxRepoBytes?: number
+  /** The post filter when the ingest indexes posts about AC: a snapshot brings the repo's posts up to date too. */
+  posts?: PostIndex
 }
 
 /** DID resolutions at once during a backfill (PLC and handle lookups, across all hosts). */
@@ -29,7 +33,9 @@ const STALE_TRIES = 3
  * Backfills one repo: resolves its DID (at most {@link RESOLVE_CONCURRENCY} at once), fetches it
  * with `com.atproto.sync.getRepo` from its own PDS (`concurrencyPerHost` at once per PDS),
  * verifies it (commit signature against the DID's signing key, MST structure and block hashes, by
- * `@atproto/repo`) and makes the index match it (Indexer.applySnapshot). A snapshot older than
+ * `@atproto/repo`) and makes the index match it (Indexer.applySnapshot): its AC records, and with
+ * `posts` the posts the post filter keeps (a snapshot supersedes the commits it contains, so a
+ * post it skipped would be lost). A snapshot older than
  * live commits already applied is fetched again; a failure is recorded on the repo's row and
  * retried with backoff until `maxAttempts`, when the repo is marked failed.
  */
@@ -87,35 +93,41 @@ export class RepoFetcher {
     const stopped = this.stopping.signal
     const actor = await this.resolving.add(async () => (stopped.aborted ? undefined : indexer.actorOps(did, { from: OWN_PDS, refresh: true }))) // fetched from that PDS below
     if (!actor) return 'ok' // stopped while queued
-    const pds = actor[0]?.type === 'actor' ? actor[0].pds : null
+    const { pds, trusted } = actor[0]?.type === 'actor' ? actor[0] : { pds: null, trusted: false }
     if (!pds) throw new Error('DID has no PDS (could not resolve it)')
     return this.queueFor(pds).add(async () => {
       if (stopped.aborted) return 'ok'
       const bytes = await fetchRepo(pds, did, this.opts.maxRepoBytes ?? 512 * 1024 * 1024)
-      const { rev, ops } = await this.verifiedRecords(did, bytes)
-      const result = await indexer.applySnapshot(did, source, rev, ops, actor)
+      const { rev, ops } = await this.verifiedRecords(did, bytes, trusted)
+      const result = await indexer.applySnapshot(did, source, rev, ops, actor, { posts: !!this.opts.posts })
       if (result !== 'stale') this.opts.log.debug({ did, rev, ...result }, 'repo backfilled')
       return result === 'stale' ? 'stale' : 'ok'
     })
   }
 
   /**
-   * Verifies a repo CAR and returns its AC records as index operations.
+   * Verifies a repo CAR and returns its AC records, and the posts the post filter keeps (`trusted`:
+   * the account is on TRUSTED_PDS), as index operations.
    * @throws RepoVerificationError when the signature (after one key refresh) or the MST is wrong.
    */
-  private async verifiedRecords(did: string, bytes: Uint8Array): Promise<{ rev: string; ops: Array<PutOp | QuarantineOp> }> {
+  private async verifiedRecords(did: string, bytes: Uint8Array, trusted: boolean): Promise<{ rev: string; ops: SnapshotOp[] }> {
     const car = await readCarWithRoot(bytes)
     const verified = this.opts.verify
       ? await this.opts.identity.withSigningKey(did, (key) => verifyRepo(car.blocks, car.root, did, key))
       : await verifyRepo(car.blocks, car.root, did)
-    const ops: Array<PutOp | QuarantineOp> = []
+    const { rev } = verified.commit
+    const ops: SnapshotOp[] = []
     for (const c of verified.creates) {
+      const block = car.blocks.get(c.cid)
+      if (!block) continue
       const col = collectionOf(c.collection)
-      const block = col && car.blocks.get(c.cid)
-      if (!col || !block) continue
-      ops.push(this.opts.indexer.recordOp(col, did, c.rkey, c.cid.toString(), verified.commit.rev, cborToLexRecord(block)))
+      if (col) ops.push(this.opts.indexer.recordOp(col, did, c.rkey, c.cid.toString(), rev, cborToLexRecord(block)))
+      else if (c.collection === POST_COLLECTION && this.opts.posts) {
+        const post = await this.opts.posts.snapshotOp(did, c.rkey, c.cid.toString(), rev, block, trusted)
+        if (post) ops.push(post)
+      }
     }
-    return { rev: verified.commit.rev, ops }
+    return { rev, ops }
   }
 
   /** The fetch queue of one PDS host (origin). */
