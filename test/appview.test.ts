@@ -289,6 +289,27 @@ describe.each(BACKENDS)('AppView (%s)', (backend) => {
     expect(res.headers.get('ratelimit-limit')).toBe(String(s.cfg.RATE_LIMIT_MAX))
   })
 
+  it('tags answers without a response cache by request and index version: 304 until the index changes', async () => {
+    const { app, url } = await sideAppView({ responseCacheSize: 0 })
+    try {
+      const get = (headers: Record<string, string> = {}) => fetch(`${url}/xrpc/${M}.getFeed?kind=mood&limit=3`, { headers })
+      const res = await get()
+      const tag = res.headers.get('etag')!
+      expect(tag).toMatch(/^W\/"v[\w-]+\.\d+\.[\w-]+"$/)
+      expect((await get()).headers.get('etag')).toBe(tag)
+      expect(res.headers.get('etag')).not.toBe((await fetch(`${url}/xrpc/${M}.getFeed?kind=mood&limit=4`)).headers.get('etag'))
+      for (const sent of [tag, tag.slice(2), `"other", ${tag}`]) expect((await get({ 'if-none-match': sent })).status, sent).toBe(304)
+      const { uri } = await publish(bob, { kind: 'mood', mood: 'a new version of the index', when: new Date().toISOString() })
+      await waitFor('the new mood indexed', () => indexed(s.index, uri), 30_000)
+      const changed = await get({ 'if-none-match': tag })
+      expect(changed.status).toBe(200)
+      expect(((await changed.json()) as any).items[0].uri).toBe(uri)
+      expect(changed.headers.get('etag')).not.toBe(tag)
+    } finally {
+      await app.close()
+    }
+  })
+
   it('limits each client to RATE_LIMIT_MAX requests per window with 429 RateLimitExceeded', async () => {
     const { app, url } = await sideAppView({ rateLimitMax: 5, rateLimitWindowMs: 60_000 })
     try {

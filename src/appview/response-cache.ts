@@ -1,7 +1,7 @@
 import crypto from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 
-/** A successful answer: JSON body (UTF-8) and its strong ETag. */
+/** A successful answer: JSON body (UTF-8) and its ETag (strong: the body's SHA-1; weak: its request and index version). */
 export interface CachedResponse {
   body: Buffer
   etag: string
@@ -10,6 +10,22 @@ export interface CachedResponse {
 /** Strong ETag of a body: SHA-1, base64url, quoted. */
 export function etagOf(body: string | Buffer): string {
   return `"${crypto.hash('sha1', body, 'base64url')}"`
+}
+
+/** This process's mark in version ETags: index versions are counted per process (and SQLite's per connection). */
+const PROCESS_MARK = crypto.randomBytes(6).toString('base64url')
+
+/**
+ * Weak ETag of the answer to request `key` at index version `version`, from this process: the
+ * answer is a function of both (the methods read nothing else that changes; only its bytes may
+ * differ, e.g. the members of a view built from its record rather than stored with its row, so
+ * the tag is weak), and hashing the request (tens of bytes) stands in for hashing the body (a
+ * feed page: tens of KB, about 35 µs). On PostgreSQL the version is as notified to this process,
+ * so for the moment a notification takes the tag may name the previous version's answer, as the
+ * cache itself may.
+ */
+function versionEtag(version: number, key: string): string {
+  return `W/"v${PROCESS_MARK}.${version}.${crypto.hash('sha1', key, 'base64url')}"`
 }
 
 /** Bytes counted per cache entry besides its body and key (ETag, bookkeeping). */
@@ -44,10 +60,15 @@ export class ResponseCache {
       this.entries = new LRUCache({ max: maxEntries, maxSize: maxBytes, sizeCalculation: (v, k) => v.body.length + k.length + ENTRY_OVERHEAD_BYTES })
   }
 
-  /** The answer for `key()`, from the cache or from `build` (whose errors propagate, uncached). */
+  /**
+   * The answer for `key()`, from the cache or from `build` (whose errors propagate, uncached).
+   * Without the cache, its ETag names the request and the index version when the version is
+   * known and did not change while the answer was built, else the body's SHA-1.
+   */
   async get(key: () => string, build: () => Promise<Buffer>): Promise<CachedResponse> {
-    const version = this.entries && this.dataVersion()
-    if (!this.entries || version === undefined) return withEtag(await build())
+    if (!this.entries) return this.uncached(key, build)
+    const version = this.dataVersion()
+    if (version === undefined) return withEtag(await build())
     if (version !== this.version) {
       this.entries.clear()
       this.computing.clear()
@@ -65,6 +86,12 @@ export class ResponseCache {
     } finally {
       if (this.computing.get(k) === computed) this.computing.delete(k)
     }
+  }
+
+  private async uncached(key: () => string, build: () => Promise<Buffer>): Promise<CachedResponse> {
+    const version = this.dataVersion()
+    const body = await build()
+    return { body, etag: version !== undefined && this.dataVersion() === version ? versionEtag(version, key()) : etagOf(body) }
   }
 
   /** Answers held and their size as counted against `maxBytes`. */

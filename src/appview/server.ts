@@ -143,8 +143,8 @@ export async function createAppView(opts: AppViewOptions): Promise<FastifyInstan
 }
 
 /**
- * ETags on successful GET/HEAD answers: the route's own (query methods, from the response
- * cache) or a SHA-1 of the body ({@link etagOf}); 304 with no body when `If-None-Match` lists it.
+ * ETags on successful GET/HEAD answers: the route's own (query methods: see ResponseCache.get)
+ * or a SHA-1 of the body ({@link etagOf}); 304 with no body when `If-None-Match` lists it.
  */
 async function etag(req: FastifyRequest, reply: FastifyReply, payload: unknown) {
   if (reply.statusCode !== 200 || !(typeof payload === 'string' || Buffer.isBuffer(payload)) || (req.method !== 'GET' && req.method !== 'HEAD')) {
@@ -154,7 +154,8 @@ async function etag(req: FastifyRequest, reply: FastifyReply, payload: unknown) 
   const tag = (reply.getHeader('etag') as string | undefined) ?? etagOf(payload)
   reply.header('etag', tag)
   const match = req.headers['if-none-match']
-  if (match && (match === '*' || match.split(',').some((t) => t.trim().replace(/^W\//, '') === tag))) {
+  const opaque = tag.replace(/^W\//, '') // If-None-Match compares weakly (RFC 9110, 13.1.2)
+  if (match && (match === '*' || match.split(',').some((t) => t.trim().replace(/^W\//, '') === opaque))) {
     reply.code(304)
     return ''
   }
