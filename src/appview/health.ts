@@ -30,7 +30,7 @@ export interface HealthReport {
   ingest: HostHealth[]
   quarantined: number
   /**
-   * The index version this process's answers reflect (bumped by every ingest transaction; see
+   * The index version this process's answers reflect (bumped by every ingest transaction that changes answers; see
    * ReadModel.answeredVersion): equal across AppView processes that answer alike; lower on one
    * reading a lagging replica. Null while unknown.
    */

@@ -239,7 +239,7 @@ export class ReadModel {
   }
 
   /**
-   * The `index_version` (bumped by every ingest transaction) this process's answers reflect: on
+   * The `index_version` (bumped by every ingest transaction that changes answers) this process's answers reflect: on
    * SQLite the row itself (answers always see the latest commit); on PostgreSQL the version its
    * caches were last told of and its reads have reached (null while unknown). AppView processes
    * showing the same number answer alike; one behind the primary's row reads a lagging replica.

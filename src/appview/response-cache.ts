@@ -12,20 +12,19 @@ export function etagOf(body: string | Buffer): string {
   return `"${crypto.hash('sha1', body, 'base64url')}"`
 }
 
-/** This process's mark in version ETags: index versions are counted per process (and SQLite's per connection). */
-const PROCESS_MARK = crypto.randomBytes(6).toString('base64url')
-
 /**
- * Weak ETag of the answer to request `key` at index version `version`, from this process: the
- * answer is a function of both (the methods read nothing else that changes; only its bytes may
- * differ, e.g. the members of a view built from its record rather than stored with its row, so
- * the tag is weak), and hashing the request (tens of bytes) stands in for hashing the body (a
- * feed page: tens of KB, about 35 µs). On PostgreSQL the version is as notified to this process,
- * so for the moment a notification takes the tag may name the previous version's answer, as the
- * cache itself may.
+ * Weak ETag of the answer to request `key` at index version `version`, from the AppView whose
+ * random `mark` it carries (a new one per start, so a tag never outlives the process's view of
+ * the index, e.g. an index rebuilt from scratch counting versions from 0 again). The answer is a
+ * function of both (the methods read nothing else that changes, and the version moves only with
+ * changes readers can see; only its bytes may differ, e.g. the members of a view built from its
+ * record rather than stored with its row, so the tag is weak), and hashing the request (tens of
+ * bytes) stands in for hashing the body (a feed page: tens of KB, about 35 µs). On PostgreSQL the
+ * version is as notified to this process, so for the moment a notification takes the tag may name
+ * the previous version's answer, as the cache itself may.
  */
-function versionEtag(version: number, key: string): string {
-  return `W/"v${PROCESS_MARK}.${version}.${crypto.hash('sha1', key, 'base64url')}"`
+function versionEtag(mark: string, version: number, key: string): string {
+  return `W/"v${mark}.${version}.${crypto.hash('sha1', key, 'base64url')}"`
 }
 
 /** Bytes counted per cache entry besides its body and key (ETag, bookkeeping). */
@@ -34,10 +33,11 @@ const ENTRY_OVERHEAD_BYTES = 128
 /**
  * Whole answers of the query methods by request (NSID and decoded params), never stale: every
  * entry is dropped as soon as the index changes. `dataVersion` is the read model's version
- * (src/db/statements.ts): on SQLite `PRAGMA data_version` of the read connection, which changes
- * whenever another connection (the ingest) commits, and costs a microsecond to read; on
- * PostgreSQL the `index_version` row as notified to this process (src/db/version.ts), undefined
- * while it cannot be known, and then nothing is cached. So between two ingest commits a popular
+ * (src/db/statements.ts): the `index_version` row, which the ingest bumps with every change
+ * readers can see (not with batches that only move its cursor): on SQLite read again when
+ * `PRAGMA data_version` of the read connection moves (a microsecond per request); on PostgreSQL
+ * as notified to this process (src/db/version.ts), undefined while it cannot be known, and then
+ * nothing is cached. So between two ingest commits a popular
  * request (a feed's first page, a code AC's frontend resolves on every visit) is answered from
  * memory, ETag included; after a commit it is recomputed once: concurrent requests for the same
  * answer share one computation, and an answer whose computation overlapped a change of version is
@@ -49,6 +49,8 @@ export class ResponseCache {
   /** Answers being computed, by key, for the current version. */
   private readonly computing = new Map<string, Promise<CachedResponse>>()
   private version: number | undefined
+  /** This cache's mark in version ETags (see versionEtag). */
+  private readonly mark = crypto.randomBytes(6).toString('base64url')
 
   /** @param maxEntries answers kept; @param maxBytes bytes kept (UTF-8 bodies and keys); 0 for either disables the cache. */
   constructor(
@@ -91,7 +93,7 @@ export class ResponseCache {
   private async uncached(key: () => string, build: () => Promise<Buffer>): Promise<CachedResponse> {
     const version = this.dataVersion()
     const body = await build()
-    return { body, etag: version !== undefined && this.dataVersion() === version ? versionEtag(version, key()) : etagOf(body) }
+    return { body, etag: version !== undefined && this.dataVersion() === version ? versionEtag(this.mark, version, key()) : etagOf(body) }
   }
 
   /** Answers held and their size as counted against `maxBytes`. */

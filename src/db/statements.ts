@@ -45,7 +45,8 @@ export interface StatementOptions {
 /**
  * {@link Statements} on the index at `target` (a SQLite path, which must exist, or a PostgreSQL
  * URL; see openIndex): on SQLite a read-only connection of its own (WAL: reads never wait for the
- * ingest) with better-sqlite3 statements and `PRAGMA data_version` as the version; on PostgreSQL
+ * ingest) with better-sqlite3 statements and the `index_version` row as the version (read again
+ * only when `PRAGMA data_version` says another connection committed); on PostgreSQL
  * a `pg` pool on `readUrl` or `target`, named prepared statements (parsed once per connection),
  * and the version from a {@link VersionWatcher} listening on `target`.
  */
@@ -80,12 +81,15 @@ class SqliteStatements implements Statements {
   readonly db: IndexDb
   private readonly sqlite: SqliteDb.Database
   private readonly prepared = new Map<string, { stmt: SqliteDb.Statement; binds: Compiled['binds'] }>()
-  private readonly versionStmt: SqliteDb.Statement
+  private readonly dataVersionStmt: SqliteDb.Statement
+  private indexVersionStmt?: SqliteDb.Statement
+  /** The last `PRAGMA data_version` seen, and the `index_version` row read then. */
+  private seen?: { dataVersion: number; version: number | undefined }
 
   constructor(file: string) {
     this.sqlite = new SqliteDb(file, { readonly: true, fileMustExist: true })
     this.db = new Kysely<IndexSchema>({ dialect: new SqliteDialect({ database: this.sqlite }) })
-    this.versionStmt = this.sqlite.prepare('pragma data_version').pluck()
+    this.dataVersionStmt = this.sqlite.prepare('pragma data_version').pluck()
   }
 
   async all<T>(key: string, build: (p: Param) => Compilable, values: Record<string, unknown>): Promise<T[]> {
@@ -98,9 +102,26 @@ class SqliteStatements implements Statements {
     return stmt.get(...bindValues(binds, values)) as T | undefined
   }
 
-  /** SQLite's `PRAGMA data_version` on this connection: changes whenever another connection commits. */
-  version(): number {
-    return this.versionStmt.get() as number
+  /**
+   * The `index_version` row, which the ingest bumps only with changes readers can see. It is read
+   * again only when `PRAGMA data_version` (a microsecond) moved: that changes whenever another
+   * connection commits, cursor-only batches and heartbeats included. The row is read after the
+   * pragma, so a commit between the two is seen now or on the next call, never missed.
+   */
+  version(): number | undefined {
+    const dataVersion = this.dataVersionStmt.get() as number
+    if (this.seen?.dataVersion !== dataVersion) this.seen = { dataVersion, version: this.indexVersion() }
+    return this.seen.version
+  }
+
+  /** The `index_version` row; undefined on an index not yet migrated to 006 (then nothing is cached). */
+  private indexVersion(): number | undefined {
+    try {
+      this.indexVersionStmt ??= this.sqlite.prepare('select version from index_version where id = 1').pluck()
+    } catch {
+      return undefined
+    }
+    return this.indexVersionStmt.get() as number | undefined
   }
 
   async ready(): Promise<void> {}

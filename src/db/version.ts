@@ -22,7 +22,7 @@ const PROBE_MS = 5000
 
 /**
  * The index version as an AppView on PostgreSQL sees it, for caches that must never be stale
- * across processes (the PostgreSQL counterpart of SQLite's `PRAGMA data_version`). The ingest
+ * across processes (on SQLite the row is read when `PRAGMA data_version` moves). The ingest
  * bumps `index_version` in every transaction that changes answers and notifies
  * {@link VERSION_CHANNEL} with the new version (src/db/store.ts, bumpVersion); this watcher
  * LISTENs on the primary (`listenUrl`), and on each notification reads the version from the

@@ -156,12 +156,14 @@ export class Indexer {
 
   /**
    * Runs `apply` in one transaction of the index and bumps the index version with it, so
-   * AppViews on other machines drop their cached answers when it commits.
+   * AppViews drop their cached answers when it commits; `changed` says from `apply`'s result
+   * whether anything they answer changed (default: yes). A firehose batch that only moves the
+   * cursor (on a relay, nearly all of them) leaves the version, and their caches, alone.
    */
-  async write<T>(apply: (trx: Trx) => Promise<T>): Promise<T> {
+  async write<T>(apply: (trx: Trx) => Promise<T>, changed: (result: T) => boolean = () => true): Promise<T> {
     return this.opts.db.transaction().execute(async (trx) => {
       const result = await apply(trx)
-      await bumpVersion(trx)
+      if (changed(result)) await bumpVersion(trx)
       return result
     })
   }
@@ -174,15 +176,23 @@ export class Indexer {
     const now = new Date().toISOString()
     const applied: RecordOp[] = []
     const resync: string[] = []
-    await this.write(async (trx) => {
-      for (const op of ops) {
-        if (op.type === 'commit') {
-          if (await this.applyCommit(trx, op, service, now)) applied.push(...op.ops)
-        } else if (op.type === 'resync') resync.push(op.did)
-        else await this.applyAccountOp(trx, op, now)
-      }
-      await saveCursor(trx, service, seq, eventTime, now)
-    })
+    await this.write(
+      async (trx) => {
+        let accountOps = 0
+        for (const op of ops) {
+          if (op.type === 'commit') {
+            if (await this.applyCommit(trx, op, service, now)) applied.push(...op.ops)
+          } else if (op.type === 'resync') resync.push(op.did)
+          else {
+            await this.applyAccountOp(trx, op, now)
+            accountOps++
+          }
+        }
+        await saveCursor(trx, service, seq, eventTime, now)
+        return applied.length + accountOps
+      },
+      (changes) => changes > 0,
+    )
     countApplied(applied)
     return resync
   }

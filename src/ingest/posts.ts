@@ -72,6 +72,15 @@ export class PostIndex {
     return this.trusted.has(did)
   }
 
+  /**
+   * Counts `did` among the authors whose post updates and deletes are decoded, before its repo is
+   * fetched (RepoFetcher): a post the snapshot brings in may be edited or deleted while the fetch
+   * runs, and that commit must reach the index after the snapshot.
+   */
+  expectAuthor(did: string): void {
+    this.authors.add(did)
+  }
+
   /** Records an actor's trust as the ingest resolved it (Indexer.actorOps). */
   noteActor(did: string, trusted: boolean): void {
     if (trusted) this.trusted.add(did)

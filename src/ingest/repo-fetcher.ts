@@ -97,6 +97,7 @@ export class RepoFetcher {
     if (!pds) throw new Error('DID has no PDS (could not resolve it)')
     return this.queueFor(pds).add(async () => {
       if (stopped.aborted) return 'ok'
+      this.opts.posts?.expectAuthor(did)
       const bytes = await fetchRepo(pds, did, this.opts.maxRepoBytes ?? 512 * 1024 * 1024)
       const { rev, ops } = await this.verifiedRecords(did, bytes, trusted)
       const result = await indexer.applySnapshot(did, source, rev, ops, actor, { posts: !!this.opts.posts })
