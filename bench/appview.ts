@@ -22,11 +22,18 @@
  *    afresh every time (as when each request misses the response cache), alone with 4
  *    connections on a thread of their own; then `resolveCode` (production route) while those 4
  *    run, whose p99 must stay under 20 ms.
- * 5. Ends with one `BENCH_RESULT <json>` line: every row in `results: [{ backend, method, route,
+ * 5. A relay's commits: getFeed (limit 50) and resolveCode (every code) on the production route while the index takes
+ *    {@link RELAY_COMMITS_PER_S} transactions a second that only move a cursor, as an ingest
+ *    following a relay commits other people's events: as the ingest writes them now (the index
+ *    version stays, and with it every response cache) and as it wrote them before (each bumped
+ *    the version, and on SQLite the AppView keyed its caches on `PRAGMA data_version`, which
+ *    every commit moves: either way each commit emptied every cache).
+ * 6. Ends with one `BENCH_RESULT <json>` line: every row in `results: [{ backend, method, route,
  *    rps, p50Ms, p99Ms, errors, target?, met? }]` (`backend` `sqlite` or `postgres`; `method` the
  *    bare method name, `route` as in the table), the abuse figures of SQLite at the top level as before (`hugePageBytes`,
- *    `hugePageRps`, `hugePageP99Ms`, `resolveCodeUnderAbuseRps`, `resolveCodeUnderAbuseP99Ms`) and
- *    every engine's in `abuse: [{ backend, … }]`.
+ *    `hugePageRps`, `hugePageP99Ms`, `resolveCodeUnderAbuseRps`, `resolveCodeUnderAbuseP99Ms`),
+ *    every engine's in `abuse: [{ backend, … }]`, and `relay: [{ backend, method, rps, p99Ms,
+ *    rpsBefore, p99MsBefore }]`.
  *
  * Env: BENCH_BACKENDS (`sqlite,postgres`, or one of them), BENCH_POSTGRES_URL, BENCH_SECONDS (per
  * run, default 7), BENCH_CONNECTIONS (default 10), BENCH_ONLY (a substring of the method names
@@ -45,6 +52,7 @@ import { createAppView } from '../src/appview/server.js'
 import type { MethodDef } from '../src/appview/methods.js'
 import { writeHugeKidlisp, writeSyntheticIndex, type SyntheticIndex } from '../src/appview/synthetic.js'
 import { migrateIndex, openIndex, type Backend } from '../src/db/index.js'
+import { bumpVersion, saveCursor } from '../src/db/store.js'
 import { refreshAllViews } from '../src/db/views.js'
 import { StoredViews, type ViewConfig } from '../src/item-view.js'
 import { FEEDS, feedUri } from '../src/feeds/definitions.js'
@@ -57,6 +65,8 @@ const WARMUP_SECONDS = 2
 const ABUSERS = 4
 /** Target of issue 15: resolveCode's p99 while {@link ABUSERS} huge pages are being computed. */
 const UNDER_ABUSE_P99_MS = 20
+/** Transactions a second that only move a cursor during the relay runs (an ingest on a relay commits each batch of other people's events). */
+const RELAY_COMMITS_PER_S = 50
 
 /** A throughput and latency target: at least `rps` requests/s with p99 under `p99` ms (undefined: no bound). */
 interface Target {
@@ -197,13 +207,79 @@ async function measure(backend: Backend, urls: Servers, s: Scenario, route: Rout
   return { backend, scenario: s, route, rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, bad: r.non2xx + r.errors + r.timeouts }
 }
 
+/** An autocannon run's headline figures. */
+interface Figures {
+  rps: number
+  p50: number
+  p99: number
+  bad: number
+}
+
+function figures(r: autocannon.Result): Figures {
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, bad: r.non2xx + r.errors + r.timeouts }
+}
+
 interface Abuse {
   backend: Backend
   path: string
   /** Size of one answer. */
   bytes: number
-  alone: { rps: number; p50: number; p99: number; bad: number }
-  resolveCode: { rps: number; p50: number; p99: number; bad: number }
+  alone: Figures
+  resolveCode: Figures
+}
+
+interface Relay {
+  backend: Backend
+  /** The method measured (a {@link Scenario}'s name). */
+  method: string
+  /** Cursor-only commits as the ingest writes them now: the index version stays. */
+  now: Figures
+  /** The same commits each bumping the index version, as the ingest wrote them before. */
+  before: Figures
+}
+
+/** Methods measured during a relay's commits: AC's front page, and code lookups over every code (many distinct answers). */
+const RELAY_SCENARIOS = ['getFeed (limit 50)', 'resolveCode']
+
+/** `s` on the production route while the index at `target` takes a relay's cursor-only commits (step 5 above), now and before. */
+async function measureRelay(backend: Backend, urls: Servers, target: string, data: SyntheticIndex, s: Scenario): Promise<Relay> {
+  const paths = pathsFor(s, data).map((p) => `/xrpc/${s.nsid}${p}`)
+  const run = async (bump: boolean) => {
+    const db = openIndex(target)
+    const stopped = new AbortController()
+    const commits = (async () => {
+      for (let seq = 1; !stopped.signal.aborted; seq++) {
+        const now = new Date().toISOString()
+        await db.transaction().execute(async (trx) => {
+          await saveCursor(trx, 'wss://relay.bench.invalid', seq, now, now)
+          if (bump) await bumpVersion(trx)
+        })
+        await new Promise((r) => setTimeout(r, 1000 / RELAY_COMMITS_PER_S))
+      }
+    })()
+    try {
+      await load(urls.cached, paths, WARMUP_SECONDS)
+      return figures(await load(urls.cached, paths, SECONDS))
+    } finally {
+      stopped.abort()
+      await commits
+      await db.destroy()
+    }
+  }
+  return { backend, method: s.name, now: await run(false), before: await run(true) }
+}
+
+function relayTable(relays: Relay[]) {
+  const rows = [[`production route, ${RELAY_COMMITS_PER_S} cursor-only commits/s (a relay's)`, 'req/s', 'p50 ms', 'p99 ms', 'errors']]
+  for (const r of relays)
+    for (const [label, f] of [
+      [`${r.method}, ${r.backend}: version kept (now)`, r.now],
+      [`${r.method}, ${r.backend}: version bumped (before)`, r.before],
+    ] as const)
+      rows.push([label, Math.round(f.rps).toLocaleString('en'), String(f.p50), String(f.p99), String(f.bad)])
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)))
+  const line = (r: string[]) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')
+  process.stdout.write(['', line(rows[0]), line(widths.map((w) => '-'.repeat(w))), ...rows.slice(1).map(line)].join('\n') + '\n')
 }
 
 /**
@@ -224,7 +300,6 @@ async function measureAbuse(backend: Backend, urls: Servers, data: SyntheticInde
   const codes = pathsFor(SCENARIOS[0], data).map((p) => `/xrpc/${SCENARIOS[0].nsid}${p}`)
   await load(urls.cached, codes, WARMUP_SECONDS)
   const [, resolve] = await Promise.all([abuse(SECONDS), load(urls.cached, codes, SECONDS)])
-  const figures = (r: autocannon.Result) => ({ rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, bad: r.non2xx + r.errors + r.timeouts })
   return { backend, path, bytes, alone: figures(alone), resolveCode: figures(resolve) }
 }
 
@@ -263,6 +338,19 @@ function abuseResult(a: Abuse): Record<string, number> {
     hugePageP99Ms: a.alone.p99,
     resolveCodeUnderAbuseRps: round(a.resolveCode.rps),
     resolveCodeUnderAbuseP99Ms: a.resolveCode.p99,
+  }
+}
+
+/** The relay figures of one engine and method for the `BENCH_RESULT` line. */
+function relayResult(r: Relay) {
+  const round = (n: number) => Math.round(n * 10) / 10
+  return {
+    backend: r.backend,
+    method: r.method.split(' ')[0],
+    rps: round(r.now.rps),
+    p99Ms: r.now.p99,
+    rpsBefore: round(r.before.rps),
+    p99MsBefore: r.before.p99,
   }
 }
 
@@ -354,6 +442,8 @@ async function emptyIndex(backend: Backend, dir: string): Promise<{ target: stri
 /** One engine's index and AppView server, ready to measure. */
 interface Engine {
   backend: Backend
+  /** Where its index is (a SQLite path or a PostgreSQL URL). */
+  target: string
   urls: Servers
   data: SyntheticIndex
   hostile: string
@@ -382,6 +472,7 @@ async function startEngine(backend: Backend, dir: string): Promise<Engine> {
     const { child, urls } = await startServer(index.target)
     return {
       backend,
+      target: index.target,
       urls,
       data,
       hostile,
@@ -406,6 +497,7 @@ async function main() {
     const engines: Engine[] = []
     const runs: Run[] = []
     const abuses: Abuse[] = []
+    const relays: Relay[] = []
     const loadBefore = os.loadavg()
     try {
       for (const backend of backends) engines.push(await startEngine(backend, dir))
@@ -414,6 +506,9 @@ async function main() {
       for (const s of SCENARIOS.filter((x) => x.name.includes(only)))
         for (const route of ROUTES) for (const e of engines) runs.push(await measure(e.backend, e.urls, s, route, e.data))
       if ('abuse'.includes(only)) for (const e of engines) abuses.push(await measureAbuse(e.backend, e.urls, e.data, e.hostile))
+      if ('relay'.includes(only))
+        for (const s of SCENARIOS.filter((x) => RELAY_SCENARIOS.includes(x.name)))
+          for (const e of engines) relays.push(await measureRelay(e.backend, e.urls, e.target, e.data, s))
     } finally {
       for (const e of engines) await e.stop()
     }
@@ -438,6 +533,7 @@ async function main() {
       'total time': `${Math.round((Date.now() - started) / 1000)} s`,
     })
     for (const r of results) if (r.abuse) abuseTable(r.abuse)
+    if (relays.length) relayTable(relays)
     const rows = runs.map((r) => {
       const t = targetOf(r)
       return {
@@ -454,7 +550,7 @@ async function main() {
     const sqliteAbuse = results.find((r) => r.backend === 'sqlite')?.abuse
     const abuse = results.filter((r) => r.abuse).map((r) => ({ backend: r.backend, ...abuseResult(r.abuse!) }))
     process.stdout.write(
-      `BENCH_RESULT ${JSON.stringify({ bench: 'appview', machine, node: process.version, load: { before: loadBefore[0], after: loadAfter[0] }, limit: 50, results: rows, ...(sqliteAbuse ? abuseResult(sqliteAbuse) : {}), abuse })}\n`,
+      `BENCH_RESULT ${JSON.stringify({ bench: 'appview', machine, node: process.version, load: { before: loadBefore[0], after: loadAfter[0] }, limit: 50, results: rows, ...(sqliteAbuse ? abuseResult(sqliteAbuse) : {}), abuse, relay: relays.map(relayResult) })}\n`,
     )
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
