@@ -33,7 +33,7 @@
  *    bare method name, `route` as in the table), the abuse figures of SQLite at the top level as before (`hugePageBytes`,
  *    `hugePageRps`, `hugePageP99Ms`, `resolveCodeUnderAbuseRps`, `resolveCodeUnderAbuseP99Ms`),
  *    every engine's in `abuse: [{ backend, … }]`, and `relay: [{ backend, method, rps, p99Ms,
- *    rpsBefore, p99MsBefore }]`.
+ *    errors, rpsBefore, p99MsBefore, errorsBefore }]`.
  *
  * Env: BENCH_BACKENDS (`sqlite,postgres`, or one of them), BENCH_POSTGRES_URL, BENCH_SECONDS (per
  * run, default 7), BENCH_CONNECTIONS (default 10), BENCH_ONLY (a substring of the method names
@@ -349,8 +349,10 @@ function relayResult(r: Relay) {
     method: r.method.split(' ')[0],
     rps: round(r.now.rps),
     p99Ms: r.now.p99,
+    errors: r.now.bad,
     rpsBefore: round(r.before.rps),
     p99MsBefore: r.before.p99,
+    errorsBefore: r.before.bad,
   }
 }
 

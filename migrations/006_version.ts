@@ -5,7 +5,8 @@ import type { Kysely } from 'kysely'
  * every transaction that changes what the AppView answers. AppView processes on PostgreSQL keep
  * their response caches until it moves (src/db/version.ts); on a read replica the row arrives with
  * the rows of the same transaction, so a replica's version never runs ahead of its data. (SQLite
- * readers watch `PRAGMA data_version` instead, which is free; the row is kept there too.)
+ * readers watched `PRAGMA data_version` instead at first; since cursor-only commits stopped
+ * bumping the row, they read it when that pragma moves.)
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema

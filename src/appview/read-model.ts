@@ -312,8 +312,8 @@ export class ReadModel {
   }
 
   /**
-   * A number that changes whenever the ingest commits; undefined while unknown (then nothing may
-   * be cached). See Statements.version.
+   * The index version: it changes whenever the ingest commits a change readers can see; undefined
+   * while unknown (then nothing may be cached). See Statements.version.
    */
   dataVersion(): number | undefined {
     return this.statements.version()

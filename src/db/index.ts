@@ -7,6 +7,7 @@ import { Migrator } from 'kysely/migration'
 import pg from 'pg'
 import { migrations } from '../../migrations/index.js'
 import { stripUserinfo } from '../redact.js'
+import { bumpVersion } from './store.js'
 
 /** Index schema (see migrations/). Times are ISO 8601 UTC strings. */
 export interface ActorTable {
@@ -252,7 +253,9 @@ export function postgresPool(url: string, max?: number): pg.Pool {
 }
 
 /**
- * Applies every pending migration in migrations/.
+ * Applies every pending migration in migrations/, and bumps the index version when any ran (a
+ * migration may change rows AppViews already serve from their caches).
+ * @returns the names of the migrations applied.
  * @throws the failing migration's error, naming it.
  */
 export async function migrateIndex(db: IndexDb): Promise<string[]> {
@@ -260,7 +263,9 @@ export async function migrateIndex(db: IndexDb): Promise<string[]> {
   const { error, results } = await migrator.migrateToLatest()
   const failed = results?.find((r) => r.status === 'Error')
   if (error) throw new Error(`index migration ${failed?.migrationName ?? ''} failed: ${String(error)}`)
-  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName)
+  const applied = (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName)
+  if (applied.length) await bumpVersion(db)
+  return applied
 }
 
 /** Names of the migrations in migrations/ not yet applied to `db` (empty when current). */

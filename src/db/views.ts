@@ -1,6 +1,7 @@
 import { sql, type Kysely } from 'kysely'
 import { StoredViews, viewStamp } from '../item-view.js'
 import type { IndexSchema } from './index.js'
+import { bumpVersion } from './store.js'
 
 /** Rows rebuilt per statement batch by {@link refreshViews}. */
 const REFRESH_BATCH = 500
@@ -54,7 +55,8 @@ export async function refreshViews(
 
 /**
  * Rebuilds every stale stored view under `views` ({@link refreshViews}), one transaction per
- * batch, without bumping the index version: for an index no ingest is writing (benchmarks, tools).
+ * batch, then bumps the index version once if any was: for an index no ingest is writing
+ * (benchmarks, tools).
  * @returns the rows rebuilt.
  */
 export async function refreshAllViews(db: Kysely<IndexSchema>, views: StoredViews): Promise<number> {
@@ -62,7 +64,10 @@ export async function refreshAllViews(db: Kysely<IndexSchema>, views: StoredView
   for (let after: string | undefined; ;) {
     const batch = await db.transaction().execute((trx) => refreshViews(trx, views, { after }))
     total += batch.rows
-    if (!batch.last) return total
-    after = batch.last
+    if (batch.last) after = batch.last
+    else {
+      if (total > 0) await bumpVersion(db)
+      return total
+    }
   }
 }

@@ -178,18 +178,20 @@ export class Indexer {
     const resync: string[] = []
     await this.write(
       async (trx) => {
-        let accountOps = 0
+        let seen = 0
         for (const op of ops) {
           if (op.type === 'commit') {
-            if (await this.applyCommit(trx, op, service, now)) applied.push(...op.ops)
+            const result = await this.applyCommit(trx, op, service, now)
+            if (result !== 'skipped') applied.push(...op.ops)
+            if (result === 'applied') seen++
           } else if (op.type === 'resync') resync.push(op.did)
           else {
             await this.applyAccountOp(trx, op, now)
-            accountOps++
+            seen++
           }
         }
         await saveCursor(trx, service, seq, eventTime, now)
-        return applied.length + accountOps
+        return seen
       },
       (changes) => changes > 0,
     )
@@ -214,29 +216,31 @@ export class Indexer {
     opts: { posts: boolean } = { posts: false },
   ): Promise<'stale' | { put: number; deleted: number }> {
     const now = new Date().toISOString()
-    let result: 'stale' | { put: number; deleted: number } = 'stale'
     const applied: RecordOp[] = []
-    await this.write(async (trx) => {
-      const stored = await repoRev(trx, did)
-      if (stored && stored > rev) return
-      for (const op of actor) await this.applyAccountOp(trx, op, now)
-      const held = await heldVersions(trx, did, opts.posts)
-      const changed = ops.filter((op) => held.get(op.uri) !== `${op.type}:${op.cid}`)
-      await this.putItems(
-        trx,
-        changed.filter((op) => op.type === 'put'),
-        now,
-      )
-      for (const op of changed.filter((op) => op.type !== 'put')) await this.applyRecordOp(trx, op, now)
-      const keep = new Set(ops.map((o) => o.uri))
-      const gone: RecordOp[] = [...held]
-        .filter(([uri]) => !keep.has(uri))
-        .map(([uri, version]) => (version.startsWith('post:') ? { type: 'post-delete', uri, rev } : { type: 'delete', uri, rev }))
-      for (const op of gone) await this.applyRecordOp(trx, op, now)
-      await upsertRepo(trx, did, source, { source, rev, state: 'done', error: null }, now)
-      applied.push(...changed, ...gone)
-      result = { put: changed.length, deleted: gone.length }
-    })
+    const result = await this.write(
+      async (trx): Promise<'stale' | { put: number; deleted: number }> => {
+        const stored = await repoRev(trx, did)
+        if (stored && stored > rev) return 'stale'
+        for (const op of actor) await this.applyAccountOp(trx, op, now)
+        const held = await heldVersions(trx, did, opts.posts)
+        const changed = ops.filter((op) => held.get(op.uri) !== `${op.type}:${op.cid}`)
+        await this.putItems(
+          trx,
+          changed.filter((op) => op.type === 'put'),
+          now,
+        )
+        for (const op of changed.filter((op) => op.type !== 'put')) await this.applyRecordOp(trx, op, now)
+        const keep = new Set(ops.map((o) => o.uri))
+        const gone: RecordOp[] = [...held]
+          .filter(([uri]) => !keep.has(uri))
+          .map(([uri, version]) => (version.startsWith('post:') ? { type: 'post-delete', uri, rev } : { type: 'delete', uri, rev }))
+        for (const op of gone) await this.applyRecordOp(trx, op, now)
+        await upsertRepo(trx, did, source, { source, rev, state: 'done', error: null }, now)
+        applied.push(...changed, ...gone)
+        return { put: changed.length, deleted: gone.length }
+      },
+      (r) => r !== 'stale',
+    )
     countApplied(applied)
     return result
   }
@@ -260,18 +264,24 @@ export class Indexer {
 
   /**
    * Applies one commit's record ops unless the repo already reflects `rev`, or its account was
-   * deleted (deletion is final; a replay of older events must not bring records back); true when applied.
+   * deleted (deletion is final; a replay of older events must not bring records back).
+   * @returns 'skipped', 'applied', or 'unseen' when applied but nothing readers see changed (the
+   *   removal of posts the index does not hold).
    */
-  private async applyCommit(trx: Trx, op: Extract<IndexOp, { type: 'commit' }>, service: string, now: string): Promise<boolean> {
+  private async applyCommit(trx: Trx, op: Extract<IndexOp, { type: 'commit' }>, service: string, now: string): Promise<'skipped' | 'applied' | 'unseen'> {
     const { rev: stored, status } = await repoAndStatus(trx, op.did)
-    if ((stored && stored >= op.rev) || status === 'deleted') return false
-    for (const rop of op.ops) await this.applyRecordOp(trx, rop, now)
+    if ((stored && stored >= op.rev) || status === 'deleted') return 'skipped'
+    let seen = false
+    for (const rop of op.ops) if (await this.applyRecordOp(trx, rop, now)) seen = true
     await upsertRepo(trx, op.did, service, { rev: op.rev }, now)
-    return true
+    return seen ? 'applied' : 'unseen'
   }
 
-  /** One record version or deletion; idempotent by uri and guarded by `item.rev`. */
-  async applyRecordOp(trx: Trx, op: RecordOp, now: string): Promise<void> {
+  /**
+   * One record version or deletion; idempotent by uri and guarded by `item.rev`.
+   * @returns false when it surely changed nothing readers see (see applyPostOp), else true.
+   */
+  async applyRecordOp(trx: Trx, op: RecordOp, now: string): Promise<boolean> {
     switch (op.type) {
       case 'put':
         await this.putItems(trx, [op], now)
@@ -295,9 +305,9 @@ export class Indexer {
         break
       case 'post':
       case 'post-delete':
-        await applyPostOp(trx, op, now)
-        break
+        return applyPostOp(trx, op, now)
     }
+    return true
   }
 
   /**

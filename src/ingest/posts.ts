@@ -220,14 +220,16 @@ type Trx = Transaction<IndexSchema>
 /**
  * Writes or removes one post and its refs; a version older than the stored one (by repo rev) is
  * ignored, so replays change nothing.
+ * @returns whether the index changed (false for a stale version, or the removal of a post it does
+ *   not hold: an author's posts about other things, updated or deleted).
  */
-export async function applyPostOp(trx: Trx, op: PostOp | PostDeleteOp, now: string): Promise<void> {
+export async function applyPostOp(trx: Trx, op: PostOp | PostDeleteOp, now: string): Promise<boolean> {
   const stored = await trx.selectFrom('post').select('rev').where('uri', '=', op.uri).executeTakeFirst()
-  if (stored && stored.rev > op.rev) return
+  if (stored && stored.rev > op.rev) return false
   if (stored) await trx.deleteFrom('post_ref').where('post', '=', op.uri).execute() // a post's refs exist only with it
   if (op.type === 'post-delete') {
     if (stored) await trx.deleteFrom('post').where('uri', '=', op.uri).execute()
-    return
+    return !!stored
   }
   const { type: _, action: __, refs, ...row } = op
   await trx
@@ -240,6 +242,7 @@ export async function applyPostOp(trx: Trx, op: PostOp | PostDeleteOp, now: stri
       .insertInto('post_ref')
       .values(refs.map((r) => ({ post: op.uri, kind: r.kind, via: r.via, key: r.key, sortAt: row.sortAt, did: row.did })))
       .execute()
+  return true
 }
 
 /** Removes every post of `did` and their refs (the account was deleted). */
