@@ -4,8 +4,11 @@ import path from 'node:path'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { migrations } from '../migrations/index.js'
+import { ReadModel } from '../src/appview/read-model.js'
 import { migrateIndex, openIndex, pendingMigrations, type IndexDb } from '../src/db/index.js'
 import { saveCursor, storedCursor } from '../src/db/store.js'
+import { createLogger } from '../src/log.js'
+import { waitFor } from '../src/wait.js'
 import { BACKENDS, INDEX_PASSWORD, testIndex, type Backend, type TestIndex } from './support/backend.js'
 import { startCli } from './support/children.js'
 
@@ -79,6 +82,24 @@ describe('the index on SQLite and PostgreSQL', () => {
     expect(pg).toEqual(lite)
     expect(Object.keys(lite.columns).sort()).toEqual(['actor', 'backfill', 'cursor', 'index_version', 'item', 'post', 'post_ref', 'quarantine', 'repo'])
     expect(Object.keys(migrations).length).toBeGreaterThanOrEqual(6)
+  })
+
+  it('closes every PostgreSQL connection of a read model when it is closed', async () => {
+    const others = async () =>
+      Number(
+        (
+          await sql<{ n: string }>`select count(*) as n from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()`.execute(
+            dbs.postgres,
+          )
+        ).rows[0].n,
+      )
+    const before = await others()
+    const read = ReadModel.open(indexes.postgres.target, { log: createLogger('silent') })
+    await read.ready()
+    expect(await read.findActor('did:plc:nobody')).toBeUndefined() // a prepared statement on the pool
+    expect(await others()).toBeGreaterThan(before)
+    await read.close()
+    await waitFor('the read model’s connections to end', async () => (await others()) === before, 5000) // pg's idle timeout is 10 s
   })
 
   it('sorts text byte by byte on both engines, whatever the locale', async () => {

@@ -173,7 +173,10 @@ class PostgresStatements implements Statements {
 
   async close(): Promise<void> {
     await this.watcher.close()
-    await this.db.destroy() // ends the pool
+    await this.db.destroy() // ends the pool, if kysely ever used it
+    // Prepared statements run on the pool itself: kysely, never used, leaves it open, and its idle
+    // connections would keep the process alive for pg's idle timeout (10 s) after a SIGTERM.
+    if (!this.pool.ended) await this.pool.end()
   }
 
   private statement(key: string, build: (p: Param) => Compilable): Compiled {
