@@ -64,10 +64,9 @@ export async function refreshAllViews(db: Kysely<IndexSchema>, views: StoredView
   for (let after: string | undefined; ;) {
     const batch = await db.transaction().execute((trx) => refreshViews(trx, views, { after }))
     total += batch.rows
-    if (batch.last) after = batch.last
-    else {
-      if (total > 0) await bumpVersion(db)
-      return total
-    }
+    if (!batch.last) break
+    after = batch.last
   }
+  if (total > 0) await bumpVersion(db)
+  return total
 }

@@ -178,22 +178,22 @@ export class Indexer {
     const resync: string[] = []
     await this.write(
       async (trx) => {
-        let seen = 0
+        let seen = false // anything readers see changed: the index version moves only then
         for (const op of ops) {
           if (op.type === 'commit') {
             const result = await this.applyCommit(trx, op, service, now)
             if (result !== 'skipped') applied.push(...op.ops)
-            if (result === 'applied') seen++
+            if (result === 'applied') seen = true
           } else if (op.type === 'resync') resync.push(op.did)
           else {
             await this.applyAccountOp(trx, op, now)
-            seen++
+            seen = true
           }
         }
         await saveCursor(trx, service, seq, eventTime, now)
         return seen
       },
-      (changes) => changes > 0,
+      (seen) => seen,
     )
     countApplied(applied)
     return resync

@@ -10,7 +10,7 @@ import { lexicons } from '../lexicon/lexicons.js'
 import type { Logger } from '../log.js'
 import type { Account } from './accounts.js'
 import type { Ledger } from './ledger.js'
-import { backrefUpdate, idOf, type Planned } from './plan.js'
+import { backrefUpdate, idOf, writesToPds, type Planned } from './plan.js'
 import { isTransient } from './errors.js'
 import { MAX_WRITES_PER_CALL, type RepoClient, type RepoWrite, type WriteResult } from './repo.js'
 import type { Action, Outcome, RunRecorder } from './report.js'
@@ -77,7 +77,7 @@ class RepoApplier {
       if (p.finding === 'not-ready') this.outcome(p, 'skipped', { reason: p.detail })
       if (p.finding === 'unbuildable') this.outcome(p, 'failed', { reason: p.detail })
     }
-    const changing = planned.filter((p) => p.action === 'create' || p.action === 'update' || p.action === 'delete')
+    const changing = planned.filter(writesToPds)
     if (this.opts.dryRun) {
       for (const p of changing) this.outcome(p, p.action as Action, { uri: `at://${this.account.did}/${p.col.nsid}/${p.rkey}`, reason: p.detail })
       for (const p of planned.filter((p) => p.action === 'unchanged')) this.outcome(p, 'unchanged')

@@ -5,7 +5,7 @@ import type { Logger } from '../log.js'
 import { loadAccounts, type Account } from './accounts.js'
 import { applyPlan, type ApplyOptions } from './apply.js'
 import type { Ledger } from './ledger.js'
-import { planRepo, type Planned } from './plan.js'
+import { planRepo, writesToPds, type Planned } from './plan.js'
 import { pdsFailure, type RepoClient, type RepoRecord } from './repo.js'
 import { RunRecorder, type BackfillReport } from './report.js'
 import { Sessions } from './sessions.js'
@@ -204,8 +204,7 @@ async function openRepo(opts: WriterOptions, sessions: Sessions, job: RepoJob): 
  * @throws when the PDS refuses the login (the repo fails as a whole, as {@link forEachRepo} reports).
  */
 export async function clientFor(repo: OpenRepo, planned: Planned[], dryRun?: boolean): Promise<RepoClient> {
-  const writes = planned.some((p) => p.action === 'create' || p.action === 'update' || p.action === 'delete')
-  return writes && !dryRun ? repo.login() : repo.reader
+  return planned.some(writesToPds) && !dryRun ? repo.login() : repo.reader
 }
 
 /** Every record of `kinds` in the repo, by collection and rkey (`describeRepo` first: empty collections cost nothing). */

@@ -25,6 +25,11 @@ export interface Planned {
   detail?: string
 }
 
+/** Whether carrying out `p` writes to the PDS (a create, update or delete), as opposed to MongoDB back-references only or nothing. */
+export function writesToPds(p: Planned): boolean {
+  return p.action === 'create' || p.action === 'update' || p.action === 'delete'
+}
+
 /**
  * Compares the items of one repo's owner with the records the repo holds, kind by kind.
  * - A live item's record lives at its back-reference when that record exists, else at the
