@@ -2,7 +2,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import SqliteDb from 'better-sqlite3'
 import { createHash } from 'node:crypto'
-import { Kysely, PostgresDialect, SqliteDialect, type Generated, type PostgresPool, type PostgresPoolClient } from 'kysely'
+import { Kysely, PostgresDialect, SqliteDialect, type Generated, type PostgresPool, type PostgresPoolClient, type SqliteDatabase } from 'kysely'
+import { LRUCache } from 'lru-cache'
 import { Migrator } from 'kysely/migration'
 import pg from 'pg'
 import { migrations } from '../../migrations/index.js'
@@ -201,7 +202,31 @@ export function openIndex(target: string, opts: OpenOptions = {}): IndexDb {
   sqlite.pragma('journal_mode = WAL')
   sqlite.pragma('synchronous = NORMAL')
   sqlite.pragma('busy_timeout = 5000')
-  return new Kysely<IndexSchema>({ dialect: new SqliteDialect({ database: sqlite }) })
+  return new Kysely<IndexSchema>({ dialect: new SqliteDialect({ database: preparingDatabase(sqlite) }) })
+}
+
+/** SQL texts kept prepared per SQLite connection (the ingest's writes are a few dozen shapes). */
+const SQLITE_PREPARED_MAX = 256
+
+/**
+ * `sqlite` as kysely's database, each SQL text of at most {@link PREPARE_MAX_SQL} characters
+ * prepared once and reused: kysely's driver prepares every query it runs afresh, which cost the
+ * ingest's per-record writes more than running them. The SQLite counterpart of
+ * {@link preparedQuery}. Reusing a statement is safe because kysely runs one query at a time on a
+ * connection (a stream holds it until it ends), and SQLite re-prepares a statement by itself after
+ * a schema change.
+ */
+function preparingDatabase(sqlite: SqliteDb.Database): SqliteDatabase {
+  const prepared = new LRUCache<string, SqliteDb.Statement>({ max: SQLITE_PREPARED_MAX })
+  return {
+    close: () => sqlite.close(),
+    prepare(text) {
+      if (text.length > PREPARE_MAX_SQL) return sqlite.prepare(text)
+      let stmt = prepared.get(text)
+      if (!stmt) prepared.set(text, (stmt = sqlite.prepare(text)))
+      return stmt
+    },
+  }
 }
 
 /** Kysely over one PostgreSQL session that the caller holds (the ingest leader's, src/ingest/leader.ts). */
