@@ -1,10 +1,28 @@
 import crypto from 'node:crypto'
+import { createRequire } from 'node:module'
 import { P256_JWT_ALG, SECP256K1_JWT_ALG, parseDidKey, verifySignature } from '@atproto/crypto'
 
 /**
- * ATProto signatures checked with Node's native crypto: commit signatures (the ingest) and
- * service-auth JWTs (the feed generator). About 20 times faster than the pure-JS check.
+ * ATProto signatures checked natively: commit signatures (the ingest) and service-auth JWTs (the
+ * feed generator). secp256k1 keys (what a PDS gives its accounts) by libsecp256k1, Bitcoin Core's
+ * library, through the `secp256k1` package's prebuilt binding: about 60 µs a signature, where
+ * OpenSSL's generic curve code (node:crypto) takes about 380 µs and the pure-JS check of
+ * @atproto/crypto more still. P-256 keys by node:crypto (about 170 µs).
  */
+
+/** libsecp256k1's ECDSA verification: `sig` r‖s (low-S only), `msg32` the SHA-256 digest, `pubkey` a 33- or 65-byte point. */
+interface Libsecp256k1 {
+  ecdsaVerify(sig: Uint8Array, msg32: Uint8Array, pubkey: Uint8Array): boolean
+}
+
+/** The binding, or undefined where it has no build for the platform (node:crypto checks secp256k1 then). */
+const libsecp256k1 = ((): Libsecp256k1 | undefined => {
+  try {
+    return createRequire(import.meta.url)('secp256k1/bindings.js') as Libsecp256k1
+  } catch {
+    return undefined
+  }
+})()
 
 /** SPKI DER prefixes for an uncompressed (65-byte) EC point of each curve ATProto signs with. */
 const SPKI_PREFIX: Record<string, Buffer> = {
@@ -18,7 +36,14 @@ const ORDER: Record<string, bigint> = {
   [P256_JWT_ALG]: 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n,
 }
 
-const keyCache = new Map<string, { alg: string; key: crypto.KeyObject }>()
+interface NativeKey {
+  alg: string
+  key: crypto.KeyObject
+  /** The uncompressed point (65 bytes). */
+  point: Uint8Array
+}
+
+const keyCache = new Map<string, NativeKey>()
 
 /**
  * ECDSA over SHA-256 of `data` with the `did:key` `didKey` (secp256k1 or P-256), signature as
@@ -37,17 +62,28 @@ export async function verifySig(
   if (!parsed) return verifySignature(didKey, data, sig, opts)
   if (sig.length !== 64 || (opts.jwtAlg !== undefined && opts.jwtAlg !== parsed.alg)) return false
   const s = BigInt('0x' + Buffer.from(sig.subarray(32)).toString('hex'))
-  if (s === 0n || (!opts.allowMalleableSig && s > ORDER[parsed.alg] / 2n)) return false
+  const highS = s > ORDER[parsed.alg] / 2n
+  if (s === 0n || (!opts.allowMalleableSig && highS)) return false
+  if (parsed.alg === SECP256K1_JWT_ALG && libsecp256k1 && !highS) return verifySecp256k1(libsecp256k1, parsed.point, data, sig)
   return crypto.verify('sha256', data, { key: parsed.key, dsaEncoding: 'ieee-p1363' }, sig)
 }
 
-function nativeKey(didKey: string): { alg: string; key: crypto.KeyObject } | undefined {
+/** libsecp256k1's check of `sig` over SHA-256 of `data`; false for a signature it cannot parse (r or s not below the group order). */
+function verifySecp256k1(lib: Libsecp256k1, point: Uint8Array, data: Uint8Array, sig: Uint8Array): boolean {
+  try {
+    return lib.ecdsaVerify(sig, crypto.createHash('sha256').update(data).digest(), point)
+  } catch {
+    return false
+  }
+}
+
+function nativeKey(didKey: string): NativeKey | undefined {
   let cached = keyCache.get(didKey)
   if (cached) return cached
   const { jwtAlg, keyBytes } = parseDidKey(didKey) // the point, decompressed
   const prefix = SPKI_PREFIX[jwtAlg]
   if (!prefix || keyBytes.length !== 65) return undefined
-  cached = { alg: jwtAlg, key: crypto.createPublicKey({ key: Buffer.concat([prefix, keyBytes]), format: 'der', type: 'spki' }) }
+  cached = { alg: jwtAlg, point: keyBytes, key: crypto.createPublicKey({ key: Buffer.concat([prefix, keyBytes]), format: 'der', type: 'spki' }) }
   if (keyCache.size > 100_000) keyCache.clear()
   keyCache.set(didKey, cached)
   return cached

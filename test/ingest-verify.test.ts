@@ -1,5 +1,6 @@
 import { P256Keypair, Secp256k1Keypair, verifySignature } from '@atproto/crypto'
 import { MemoryBlockstore, Repo, WriteOpAction, blocksToCarFile, BlockMap } from '@atproto/repo'
+import { createRequire } from 'node:module'
 import { describe, expect, it } from 'vitest'
 import { verifyCommit } from '../src/ingest/verify.js'
 import { verifySig } from '../src/signature.js'
@@ -78,6 +79,26 @@ describe('commit verification (native crypto)', () => {
       const high = Uint8Array.from([...sig.subarray(0, 32), ...Buffer.from((n - s).toString(16).padStart(64, '0'), 'hex')])
       expect(await verifySig(keypair.did(), data, high)).toBe(false)
       expect(await verifySignature(keypair.did(), data, high)).toBe(false)
+      // service-auth JWTs accept it (allowMalleableSig), as @atproto/crypto does
+      expect(await verifySig(keypair.did(), data, high, { allowMalleableSig: true })).toBe(true)
+      expect(await verifySignature(keypair.did(), data, high, { allowMalleableSig: true })).toBe(true)
+      // r or s at or past the group order: no valid signature
+      const overflow = Uint8Array.from([...sig.subarray(0, 32), ...Buffer.from(n.toString(16).padStart(64, '0'), 'hex')])
+      expect(await verifySig(keypair.did(), data, overflow, { allowMalleableSig: true })).toBe(false)
+      expect(await verifySig(keypair.did(), data, Uint8Array.from([...Buffer.alloc(32, 0xff), ...sig.subarray(32)]))).toBe(false)
+    }
+  })
+
+  it('checks secp256k1 with libsecp256k1 (its binding loads here), agreeing with @atproto/crypto over 200 signatures', async () => {
+    expect(() => createRequire(import.meta.url)('secp256k1/bindings.js')).not.toThrow()
+    const keypair = await Secp256k1Keypair.create()
+    const other = await Secp256k1Keypair.create()
+    for (let i = 0; i < 200; i++) {
+      const data = crypto.getRandomValues(new Uint8Array(1 + (i % 300)))
+      const sig = await keypair.sign(data)
+      if (i % 3 === 1) sig[i % 64] ^= 1 << (i % 8)
+      const did = i % 5 === 4 ? other.did() : keypair.did()
+      expect(await verifySig(did, data, sig), `signature ${i}`).toBe(await verifySignature(did, data, sig))
     }
   })
 })
