@@ -24,6 +24,9 @@ const libsecp256k1 = ((): Libsecp256k1 | undefined => {
   }
 })()
 
+/** What checks secp256k1 signatures in this process: `libsecp256k1`, or `node:crypto` where the binding has no build (the ingest logs it at start). */
+export const SECP256K1_VERIFIER = libsecp256k1 ? 'libsecp256k1' : 'node:crypto'
+
 /** SPKI DER prefixes for an uncompressed (65-byte) EC point of each curve ATProto signs with. */
 const SPKI_PREFIX: Record<string, Buffer> = {
   [SECP256K1_JWT_ALG]: Buffer.from('3056301006072a8648ce3d020106052b8104000a034200', 'hex'),

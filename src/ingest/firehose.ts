@@ -15,6 +15,7 @@ import { PostIndex } from './posts.js'
 import { countQuarantine, recheckQuarantine } from './quarantine.js'
 import { FirehoseErrorFrame, subscribeRepos, wsUrl, type FirehoseMessage } from './subscription.js'
 import { createVerifyPool, type CommitVerifier } from './verify-pool.js'
+import { SECP256K1_VERIFIER } from '../signature.js'
 
 export interface IngestOptions {
   db: IndexDb
@@ -182,7 +183,10 @@ class HostStream {
     const stored = await storedCursor(this.indexer.db, this.service)
     this.committed = this.opts.startCursor ?? stored
     const backfill = await this.handOver.atStart({ requested: !!this.opts.backfill, startCursor: this.opts.startCursor, storedSeq: stored })
-    this.log.info({ cursor: this.committed ?? 'live tail', backfill, verify: this.opts.verify ?? true, verifyThreads: this.decoder.threads }, 'ingest starting')
+    this.log.info(
+      { cursor: this.committed ?? 'live tail', backfill, verify: this.opts.verify ?? true, verifyThreads: this.decoder.threads, secp256k1: SECP256K1_VERIFIER },
+      'ingest starting',
+    )
     const heartbeat = setInterval(() => void this.heartbeat(), this.opts.heartbeatMs ?? 10_000)
     heartbeat.unref()
     return { done: this.loop().finally(() => clearInterval(heartbeat)) }
