@@ -71,13 +71,11 @@ export async function verifySig(
   return crypto.verify('sha256', data, { key: parsed.key, dsaEncoding: 'ieee-p1363' }, sig)
 }
 
-/** libsecp256k1's check of `sig` over SHA-256 of `data`; false for a signature it cannot parse (r or s not below the group order). */
+/** libsecp256k1's check of `sig` over SHA-256 of `data` (s already below half the group order); an r of 0 or not below the order is invalid, as the binding would refuse to parse it. */
 function verifySecp256k1(lib: Libsecp256k1, point: Uint8Array, data: Uint8Array, sig: Uint8Array): boolean {
-  try {
-    return lib.ecdsaVerify(sig, crypto.createHash('sha256').update(data).digest(), point)
-  } catch {
-    return false
-  }
+  const r = BigInt('0x' + Buffer.from(sig.subarray(0, 32)).toString('hex'))
+  if (r === 0n || r >= ORDER[SECP256K1_JWT_ALG]) return false
+  return lib.ecdsaVerify(sig, crypto.createHash('sha256').update(data).digest(), point)
 }
 
 function nativeKey(didKey: string): NativeKey | undefined {
