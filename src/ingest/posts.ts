@@ -4,6 +4,7 @@ import type { Transaction } from 'kysely'
 import type { IndexDb, IndexSchema, PostTable } from '../db/index.js'
 import { POST_COLLECTION } from '../feeds/definitions.js'
 import { acLinks, type AcLinks, type AcTarget } from '../feeds/links.js'
+import { loadBskyApi } from '../bsky-api.js'
 import type { Logger } from '../log.js'
 import { metrics } from './metrics.js'
 import type { CommitBody } from './verify.js'
@@ -33,13 +34,6 @@ const RECORD_WITH_MEDIA = 'app.bsky.embed.recordWithMedia'
 /** Embed types that make a post's media, and what the `media` column calls them. */
 const MEDIA: Record<string, 'image' | 'video'> = { 'app.bsky.embed.images': 'image', 'app.bsky.embed.video': 'video' }
 const MEDIA_MARKERS = Object.keys(MEDIA).map((t) => Buffer.from(t))
-
-/**
- * `@atproto/api` (Bluesky's lexicons, RichText) costs about a second to load: it is loaded with
- * the first post to decode, so an ingest that meets none (and every restart) starts without it.
- */
-let bskyApi: Promise<typeof import('@atproto/api')> | undefined
-const loadBskyApi = () => (bskyApi ??= import('@atproto/api'))
 
 /**
  * Which `app.bsky.feed.post` records the ingest keeps, on every firehose it follows: posts that

@@ -1,6 +1,6 @@
-import { lexicons } from '@atproto/api'
 import { XRPCError, XrpcClient } from '@atproto/xrpc'
 import { LRUCache } from 'lru-cache'
+import { loadBskyApi } from '../bsky-api.js'
 import type { Logger } from '../log.js'
 import type { Identity } from '../identity.js'
 
@@ -85,6 +85,7 @@ export class Provenance {
     if (cached) return cached
     let answer: ConfirmedStatus | 'absent'
     try {
+      const { lexicons } = await loadBskyApi()
       const client = new XrpcClient(
         { service: pds, fetch: (input, init) => fetch(input, { ...init, redirect: 'error', signal: AbortSignal.timeout(CONFIRMATION_TIMEOUT_MS) }) },
         lexicons,
