@@ -2,11 +2,10 @@ import { ConfigError, type Config } from './config.js'
 import pRetry from 'p-retry'
 import { describeIndex, migrateIndex, openIndex, type IndexDb } from './db/index.js'
 import { cursorKey } from './appview/cursor.js'
-import { createAppView, type AppViewOptions } from './appview/server.js'
-import { publishFeeds, type PublishedFeed } from './feeds/publish.js'
+import type { AppViewOptions } from './appview/server.js'
+import type { PublishedFeed } from './feeds/publish.js'
 import { configuredIdentity } from './identity.js'
 import type { Logger } from './log.js'
-import { bskyAccount } from './writer/bsky-account.js'
 import type { WriterStatus } from './writer/status.js'
 
 /**
@@ -28,7 +27,23 @@ export async function openMigratedIndex(cfg: Config, log: Logger): Promise<Index
   }
 }
 
-export { runAudit, runBackfill, runLive, runShare, runWipe } from './writer/commands.js'
+/*
+ * The AppView, the writer and feed publishing are loaded when a command starts them: each loads
+ * @atproto/api (about a second of CPU), which an ingest alone (`ingest`, `start --only ingest`,
+ * a standby taking over) does without.
+ */
+type WriterCommands = typeof import('./writer/commands.js')
+const writerCommands = () => import('./writer/commands.js')
+/** `writer audit` (src/writer/commands.ts). */
+export const runAudit: WriterCommands['runAudit'] = async (...args) => (await writerCommands()).runAudit(...args)
+/** `writer backfill` (src/writer/commands.ts). */
+export const runBackfill: WriterCommands['runBackfill'] = async (...args) => (await writerCommands()).runBackfill(...args)
+/** `writer live` (src/writer/commands.ts). */
+export const runLive: WriterCommands['runLive'] = async (...args) => (await writerCommands()).runLive(...args)
+/** `writer share` (src/writer/commands.ts). */
+export const runShare: WriterCommands['runShare'] = async (...args) => (await writerCommands()).runShare(...args)
+/** `writer wipe` (src/writer/commands.ts). */
+export const runWipe: WriterCommands['runWipe'] = async (...args) => (await writerCommands()).runWipe(...args)
 export { parseKinds } from './usage.js'
 
 /** Starts the ingest (src/ingest/run.ts); here so every command finds its service in one place. */
@@ -46,6 +61,7 @@ export async function runAppView(
   log: Logger,
   opts: { operatorOpen?: boolean; parts?: AppViewOptions['parts']; writerStatus?: AppViewOptions['writerStatus'] } = {},
 ) {
+  const { createAppView } = await import('./appview/server.js')
   const app = await createAppView({
     parts: opts.parts,
     operator: { password: cfg.ADMIN_PASSWORD, open: opts.operatorOpen },
@@ -107,5 +123,6 @@ export async function fetchWriterStatus(url: string, password: string | undefine
  */
 export async function runPublishFeeds(cfg: Config, log: Logger): Promise<PublishedFeed[]> {
   if (!cfg.feedgen) throw new ConfigError('missing configuration: FEEDGEN_HOSTNAME or FEEDGEN_SERVICE_DID must be set (the service the feed records point at)')
+  const [{ publishFeeds }, { bskyAccount }] = await Promise.all([import('./feeds/publish.js'), import('./writer/bsky-account.js')])
   return publishFeeds({ account: await bskyAccount(cfg, log), serviceDid: cfg.feedgen.serviceDid, log: log.child({ component: 'feeds' }) })
 }

@@ -50,10 +50,13 @@ const keyCache = new Map<string, NativeKey>()
 
 /**
  * ECDSA over SHA-256 of `data` with the `did:key` `didKey` (secp256k1 or P-256), signature as
- * 64 bytes r‖s, low-S required, as @atproto/crypto's verifySignature; checked with node:crypto.
- * Falls back to @atproto/crypto for any other key type. The options are verifySignature's:
- * `jwtAlg` (`ES256K`, `ES256`) must be the key's algorithm; `allowMalleableSig` accepts high-S
- * signatures too (service-auth JWTs, as @atproto/xrpc-server's verifyJwt checks them).
+ * 64 bytes r‖s, low-S required (ATProto cryptography spec), as @atproto/crypto's verifySignature.
+ * secp256k1 is checked by libsecp256k1 when its binding loads (low-S signatures); P-256, high-S
+ * signatures accepted with `allowMalleableSig`, and secp256k1 without the binding by node:crypto;
+ * any other key type by @atproto/crypto. The options are verifySignature's: `jwtAlg` (`ES256K`,
+ * `ES256`) must be the key's algorithm; `allowMalleableSig` accepts high-S signatures too
+ * (service-auth JWTs, as @atproto/xrpc-server's verifyJwt checks them).
+ * @throws Error when `didKey` is not a did:key (@atproto/crypto's parseDidKey).
  */
 export async function verifySig(
   didKey: string,
@@ -71,7 +74,7 @@ export async function verifySig(
   return crypto.verify('sha256', data, { key: parsed.key, dsaEncoding: 'ieee-p1363' }, sig)
 }
 
-/** libsecp256k1's check of `sig` over SHA-256 of `data` (s already below half the group order); an r of 0 or not below the order is invalid, as the binding would refuse to parse it. */
+/** libsecp256k1's check of `sig` over SHA-256 of `data` (s already below half the group order). An r at or past the group order would make the binding throw; it and an r of 0 are invalid signatures. */
 function verifySecp256k1(lib: Libsecp256k1, point: Uint8Array, data: Uint8Array, sig: Uint8Array): boolean {
   const r = BigInt('0x' + Buffer.from(sig.subarray(0, 32)).toString('hex'))
   if (r === 0n || r >= ORDER[SECP256K1_JWT_ALG]) return false

@@ -1,4 +1,5 @@
-import fs from 'node:fs'
+import { createRequire } from 'node:module'
+import path from 'node:path'
 import { P256Keypair, Secp256k1Keypair, verifySignature } from '@atproto/crypto'
 import { MemoryBlockstore, Repo, WriteOpAction, blocksToCarFile, BlockMap } from '@atproto/repo'
 import { describe, expect, it } from 'vitest'
@@ -86,12 +87,19 @@ describe('commit verification (native crypto)', () => {
       const overflow = Uint8Array.from([...sig.subarray(0, 32), ...Buffer.from(n.toString(16).padStart(64, '0'), 'hex')])
       expect(await verifySig(keypair.did(), data, overflow, { allowMalleableSig: true })).toBe(false)
       expect(await verifySig(keypair.did(), data, Uint8Array.from([...Buffer.alloc(32, 0xff), ...sig.subarray(32)]))).toBe(false)
+      expect(await verifySig(keypair.did(), data, Uint8Array.from([...Buffer.alloc(32, 0), ...sig.subarray(32)]))).toBe(false)
     }
   })
 
   it('checks secp256k1 with libsecp256k1 where it has a build, agreeing with @atproto/crypto over 200 signatures', async () => {
-    // the secp256k1 package ships builds for some platforms only; elsewhere node:crypto checks them
-    const built = fs.existsSync(new URL(`../node_modules/secp256k1/prebuilds/${process.platform}-${process.arch}`, import.meta.url))
+    // the secp256k1 package has a build for some platforms only (shipped, or compiled at install); elsewhere node:crypto checks them
+    const require = createRequire(import.meta.url)
+    let built = true
+    try {
+      require('node-gyp-build').path(path.dirname(require.resolve('secp256k1/package.json')))
+    } catch {
+      built = false
+    }
     expect(SECP256K1_VERIFIER).toBe(built ? 'libsecp256k1' : 'node:crypto')
     const keypair = await Secp256k1Keypair.create()
     const other = await Secp256k1Keypair.create()
