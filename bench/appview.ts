@@ -204,7 +204,7 @@ async function measure(backend: Backend, urls: Servers, s: Scenario, route: Rout
   const base = route === 'xrpc' ? urls.cached : route === 'xrpc cold' ? urls.cold : urls.uncached
   await load(base, paths, WARMUP_SECONDS)
   const r = await load(base, paths, SECONDS)
-  return { backend, scenario: s, route, rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, bad: r.non2xx + r.errors + r.timeouts }
+  return { backend, scenario: s, route, ...figures(r) }
 }
 
 /** An autocannon run's headline figures. */
@@ -277,9 +277,19 @@ function relayTable(relays: Relay[]) {
       [`${r.method}, ${r.backend}: version bumped (before)`, r.before],
     ] as const)
       rows.push([label, Math.round(f.rps).toLocaleString('en'), String(f.p50), String(f.p99), String(f.bad)])
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)))
-  const line = (r: string[]) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')
-  process.stdout.write(['', line(rows[0]), line(widths.map((w) => '-'.repeat(w))), ...rows.slice(1).map(line)].join('\n') + '\n')
+  process.stdout.write(['', ...textTable(rows, (c) => c === 0)].join('\n') + '\n')
+}
+
+/**
+ * Lines of a plain-text table whose first row is its header, a rule under it: columns two spaces
+ * apart, `leftAligned` ones padded on the right, the figures on the left. `groups`, when given, is
+ * a row above the header (an engine's name over its columns), left-aligned throughout.
+ */
+function textTable(rows: string[][], leftAligned: (column: number) => boolean, groups?: string[]): string[] {
+  const all = groups ? [groups, ...rows] : rows
+  const widths = rows[0].map((_, c) => Math.max(...all.map((r) => r[c].length)))
+  const line = (r: string[], left = leftAligned) => r.map((cell, c) => (left(c) ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')
+  return [...(groups ? [line(groups, () => true)] : []), line(rows[0]), line(widths.map((w) => '-'.repeat(w))), ...rows.slice(1).map((r) => line(r))]
 }
 
 /**
@@ -324,9 +334,7 @@ function abuseTable(a: Abuse) {
       `${met} (p99 <${UNDER_ABUSE_P99_MS})`,
     ],
   ]
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)))
-  const line = (r: string[]) => r.map((cell, c) => (c === 0 || c === 5 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')
-  process.stdout.write(['', `huge page: GET ${a.path}`, line(rows[0]), line(widths.map((w) => '-'.repeat(w))), ...rows.slice(1).map(line)].join('\n') + '\n')
+  process.stdout.write(['', `huge page: GET ${a.path}`, ...textTable(rows, (c) => c === 0 || c === 5)].join('\n') + '\n')
 }
 
 /** The abuse figures for the `BENCH_RESULT` line: req/s rounded to 0.1, latencies in ms. */
@@ -380,10 +388,7 @@ function table(runs: Run[], backends: Backend[], setup: Record<string, string>) 
       t ? `${met(run, t) ? 'met' : 'MISSED'} (≥${t.rps}${t.p99 ? `, p99 <${t.p99}` : ''})` : '',
     ]
   }
-  const rows = [
-    ['', '', ...backends.flatMap((b) => [b, '', '', '', '', ''])],
-    ['method', 'route', ...backends.flatMap(() => ['req/s', 'p50 ms', 'p99 ms', 'errors', 'vs plain', 'target'])],
-  ]
+  const rows = [['method', 'route', ...backends.flatMap(() => ['req/s', 'p50 ms', 'p99 ms', 'errors', 'vs plain', 'target'])]]
   for (const s of SCENARIOS) {
     for (const route of ROUTES) {
       const byBackend = backends.map((b) => runs.find((r) => r.backend === b && r.scenario === s && r.route === route))
@@ -391,17 +396,8 @@ function table(runs: Run[], backends: Backend[], setup: Record<string, string>) 
       rows.push([s.name, route, ...byBackend.flatMap(cells)])
     }
   }
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)))
-  const leftAligned = (c: number) => c < 2 || (c - 2) % 6 === 5
-  const line = (r: string[], header = false) => r.map((cell, c) => (header || leftAligned(c) ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')
-  const out = [
-    ...Object.entries(setup).map(([k, v]) => `${k}: ${v}`),
-    '',
-    line(rows[0], true),
-    line(rows[1]),
-    line(widths.map((w) => '-'.repeat(w))),
-    ...rows.slice(2).map((r) => line(r)),
-  ]
+  const groups = ['', '', ...backends.flatMap((b) => [b, '', '', '', '', ''])]
+  const out = [...Object.entries(setup).map(([k, v]) => `${k}: ${v}`), '', ...textTable(rows, (c) => c < 2 || (c - 2) % 6 === 5, groups)]
   process.stdout.write(out.join('\n') + '\n')
 }
 

@@ -202,6 +202,11 @@ export function openIndex(target: string, opts: OpenOptions = {}): IndexDb {
   sqlite.pragma('journal_mode = WAL')
   sqlite.pragma('synchronous = NORMAL')
   sqlite.pragma('busy_timeout = 5000')
+  return onSqlite(sqlite)
+}
+
+/** Kysely over an open better-sqlite3 connection, its statements prepared once ({@link preparingDatabase}). */
+export function onSqlite(sqlite: SqliteDb.Database): IndexDb {
   return new Kysely<IndexSchema>({ dialect: new SqliteDialect({ database: preparingDatabase(sqlite) }) })
 }
 

@@ -1,8 +1,8 @@
 import SqliteDb from 'better-sqlite3'
-import { Kysely, SqliteDialect, type Compilable } from 'kysely'
+import type { Compilable } from 'kysely'
 import type pg from 'pg'
 import type { Logger } from '../log.js'
-import { isPostgresUrl, openSession, postgresPool, type Backend, type IndexDb, type IndexSchema } from './index.js'
+import { isPostgresUrl, onSqlite, openSession, postgresPool, type Backend, type IndexDb } from './index.js'
 import { VersionWatcher } from './version.js'
 
 /** Named placeholder of a prepared statement: `p('kind')` stands for `values.kind` at run time. */
@@ -88,7 +88,7 @@ class SqliteStatements implements Statements {
 
   constructor(file: string) {
     this.sqlite = new SqliteDb(file, { readonly: true, fileMustExist: true })
-    this.db = new Kysely<IndexSchema>({ dialect: new SqliteDialect({ database: this.sqlite }) })
+    this.db = onSqlite(this.sqlite)
     this.dataVersionStmt = this.sqlite.prepare('pragma data_version').pluck()
   }
 
